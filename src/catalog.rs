@@ -1,0 +1,136 @@
+//! The catalog: which files are served, and the one function that turns a
+//! client-supplied name into a path that is guaranteed to be inside the root.
+
+use std::fs::Metadata;
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// A served file, as `GET /api/files` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Path relative to the root, `/`-separated.
+    pub name: String,
+    pub size: u64,
+    /// RFC 3339, UTC, whole seconds.
+    pub modified: String,
+}
+
+/// A name that passed every check: the canonical path inside the root and
+/// the metadata read while checking it.
+#[derive(Debug)]
+pub struct Resolved {
+    pub name: String,
+    pub path: PathBuf,
+    pub meta: Metadata,
+}
+
+/// The served directory. `root` is canonical, so a canonical candidate path
+/// is inside it exactly when it starts with `root`.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    root: PathBuf,
+}
+
+/// Longest name we look at; longer ones cannot exist on common file systems.
+const MAX_NAME_LEN: usize = 4096;
+
+impl Catalog {
+    pub fn new(root: PathBuf) -> std::io::Result<Self> {
+        Ok(Catalog { root: root.canonicalize()? })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves a client-supplied, already percent-decoded name.
+    ///
+    /// The name is checked as text first (no empty, `.`, `..` or hidden
+    /// components, no absolute path, no backslash, no NUL), then the joined
+    /// path is canonicalized so symlinks are followed, and the result must
+    /// still be a regular, non-hidden file under the root. Every failure is
+    /// the same `NotFound`, so a probe cannot tell "exists outside" from
+    /// "does not exist".
+    pub fn resolve(&self, name: &str) -> Result<Resolved, ApiError> {
+        if !is_safe_name(name) {
+            return Err(ApiError::NotFound);
+        }
+        let path = self.root.join(name).canonicalize().map_err(|_| ApiError::NotFound)?;
+        let rel = path.strip_prefix(&self.root).map_err(|_| ApiError::NotFound)?;
+        if rel.components().any(|c| is_hidden(c.as_os_str().to_str())) {
+            return Err(ApiError::NotFound);
+        }
+        let meta = std::fs::metadata(&path).map_err(|_| ApiError::NotFound)?;
+        if !meta.is_file() {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Resolved { name: name.to_owned(), path, meta })
+    }
+
+    /// Every servable file under the root, sorted by name. Walks the tree with
+    /// the same rules as [`Catalog::resolve`]: hidden entries are skipped,
+    /// symlinks are followed only while they stay inside the root, and a
+    /// directory reached twice (a symlink loop) is walked once.
+    pub fn list(&self) -> std::io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut seen_dirs = vec![self.root.clone()];
+        let mut stack = vec![(self.root.clone(), String::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            for item in std::fs::read_dir(&dir)? {
+                let Ok(item) = item else { continue };
+                let Some(file_name) = item.file_name().to_str().map(str::to_owned) else {
+                    continue; // not representable as a JSON string name
+                };
+                if is_hidden(Some(&file_name)) {
+                    continue;
+                }
+                let name = format!("{prefix}{file_name}");
+                let Ok(real) = item.path().canonicalize() else { continue };
+                if !real.starts_with(&self.root) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&real) else { continue };
+                if meta.is_dir() {
+                    if !seen_dirs.contains(&real) {
+                        seen_dirs.push(real.clone());
+                        stack.push((real, format!("{name}/")));
+                    }
+                } else if meta.is_file() && self.resolve(&name).is_ok() {
+                    out.push(Entry { modified: rfc3339(&meta), size: meta.len(), name });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// The textual half of the name check; see [`Catalog::resolve`].
+pub fn is_safe_name(name: &str) -> bool {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(['\0', '\\']) {
+        return false;
+    }
+    if name.starts_with('/') {
+        return false;
+    }
+    name.split('/').all(|part| {
+        let mut comps = Path::new(part).components();
+        !part.is_empty()
+            && !is_hidden(Some(part))
+            && matches!(comps.next(), Some(Component::Normal(_)))
+            && comps.next().is_none()
+    })
+}
+
+fn is_hidden(component: Option<&str>) -> bool {
+    component.is_none_or(|c| c.starts_with('.'))
+}
+
+fn rfc3339(meta: &Metadata) -> String {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_seconds(modified).to_string()
+}

@@ -1,0 +1,131 @@
+//! Command-line arguments (clap derive). `main` parses them and dispatches;
+//! server flags become a checked [`crate::config::Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "chunkcast", version, about = "Resumable, SHA-256-verified file transfer over Server-Sent Events")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a directory (with no subcommand at all: `fixtures/` on 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Download a file through the event stream, verifying every chunk.
+    Get(GetArgs),
+    /// Precompute the index of every file under a directory.
+    Index(IndexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory to serve [default: fixtures]
+    #[arg(long, env = "CHUNKCAST_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CHUNKCAST_BIND")]
+    pub bind: SocketAddr,
+    /// Chunk size in bytes; K/M suffixes (binary) allowed. 4K..16M.
+    #[arg(long, default_value = "256K", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Where indexes persist across restarts [default: the user's cache dir]
+    #[arg(long, env = "CHUNKCAST_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Keep indexes in memory only.
+    #[arg(long, conflicts_with = "index_dir")]
+    pub no_index_dir: bool,
+    /// Most chunks one `/events/chunk/<start>/<end>` request may ask for.
+    #[arg(long, default_value_t = 256)]
+    pub max_range: u64,
+    /// Base reconnection delay announced with `retry:` (ms, jittered up to +50%).
+    #[arg(long, default_value_t = 1000)]
+    pub retry_ms: u64,
+    /// Seconds of silence after which a paced stream sends a keep-alive comment.
+    #[arg(long, default_value_t = 15)]
+    pub keep_alive: u64,
+    /// Serve the web client from this directory [default: web]
+    #[arg(long)]
+    pub web_dir: Option<PathBuf>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs::parse_from(["serve"])
+    }
+}
+
+impl ServeArgs {
+    /// Parses server flags alone, as the `serve` subcommand would.
+    pub fn parse_from<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Only::parse_from(args).args
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8080
+    pub url: String,
+    /// File name as listed by /api/files.
+    pub name: String,
+    /// Output path [default: the file's base name]
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Ask the server to pace the stream to this many payload bytes per second.
+    #[arg(long, value_parser = parse_size)]
+    pub rate: Option<u64>,
+    /// Seconds without any byte from the server before the stream is reopened.
+    #[arg(long, default_value_t = 30)]
+    pub stall_timeout: u64,
+    /// Give up after this many reconnects in a row that brought no new chunk.
+    #[arg(long, default_value_t = 10)]
+    pub retries: u32,
+    /// Range requests in flight when refilling missing or bad chunks.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// No progress bar or summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// Directory whose files to index.
+    pub dir: PathBuf,
+    /// Chunk size, as for `serve`.
+    #[arg(long, default_value = "256K", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Where to write the indexes [default: the user's cache dir]
+    #[arg(long)]
+    pub index_dir: Option<PathBuf>,
+}
+
+/// `4096`, `256K`, `256KiB`, `1M`, `16MiB`: binary units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?} (use K, M or G)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}

@@ -1,0 +1,639 @@
+//! `chunkcast get`: downloads a file through the event stream.
+//!
+//! 1. Fetch the manifest; open (or resume) `OUT.part`.
+//! 2. Stream what is missing from `/events` (`from=` for one tail, `need=`
+//!    for scattered gaps). Every chunk is checked against the manifest's
+//!    digest (never only the one in the event) before it is written.
+//! 3. A dropped or stalled stream is reopened with `Last-Event-ID`, after an
+//!    exponential backoff with full jitter.
+//! 4. Chunks that failed verification are refilled through
+//!    `/events/chunk/<start>/<end>`, several requests in flight.
+//! 5. Once every chunk is verified, the digests must hash to `root` and the
+//!    bytes to `sha256`; only then is `OUT.part` renamed to `OUT`.
+
+mod state;
+
+use std::borrow::Cow;
+use std::io::BufReader;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::cli::GetArgs;
+use crate::events::Parser;
+use crate::index::{self, parse_hex, Hash, Kind};
+use crate::params::{format_need, MAX_NEED_LEN};
+use state::{PartFile, Resumed};
+
+/// The manifest as `GET /api/manifest` returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub size: u64,
+    pub kind: Kind,
+    pub chunk_size: u32,
+    pub chunks: u64,
+    pub version: String,
+    pub sha256: String,
+    pub root: String,
+    pub hashes: Vec<String>,
+    #[serde(default)]
+    pub offsets: Option<Vec<u64>>,
+    #[serde(skip)]
+    digests: Vec<Hash>,
+}
+
+impl Manifest {
+    /// Parses and checks internal consistency: one digest per chunk, offsets
+    /// that tile the file, and digests that hash to `root`.
+    fn parse(body: &[u8]) -> Result<Manifest, ClientError> {
+        let mut m: Manifest = serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("bad manifest: {e}")))?;
+        let bad = |why: &str| ClientError::Protocol(format!("inconsistent manifest: {why}"));
+        m.digests = m.hashes.iter().map(|h| parse_hex(h)).collect::<Option<_>>().ok_or_else(|| bad("bad digest"))?;
+        if m.digests.len() as u64 != m.chunks {
+            return Err(bad("digest count differs from chunk count"));
+        }
+        if index::hex(&index::root_of(&m.digests)) != m.root {
+            return Err(bad("digests do not hash to root"));
+        }
+        if m.chunk_size == 0 {
+            return Err(bad("zero chunk size"));
+        }
+        match &m.offsets {
+            Some(o) => {
+                let ok = o.len() as u64 == m.chunks
+                    && o.first().is_none_or(|&f| f == 0)
+                    && o.windows(2).all(|w| w[0] < w[1] && w[1] - w[0] <= m.chunk_size as u64)
+                    && o.last().is_none_or(|&l| l < m.size && m.size - l <= m.chunk_size as u64);
+                if !ok {
+                    return Err(bad("offsets do not tile the file"));
+                }
+            }
+            None if m.chunks != m.size.div_ceil(m.chunk_size as u64) => return Err(bad("chunk count")),
+            None => {}
+        }
+        Ok(m)
+    }
+
+    pub fn span(&self, i: u64) -> (u64, usize) {
+        let c = self.chunk_size as u64;
+        let (start, end) = match &self.offsets {
+            Some(o) => (o[i as usize], o.get(i as usize + 1).copied().unwrap_or(self.size)),
+            None => (i * c, ((i + 1) * c).min(self.size)),
+        };
+        (start, (end - start) as usize)
+    }
+
+    pub fn hash(&self, i: u64) -> Hash {
+        self.digests[i as usize]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the server has no file named {0:?}")]
+    NotFound(String),
+    #[error("{0} changed on the server during the download; run again to fetch the new version")]
+    Changed(String),
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    #[error("server error: {0}")]
+    Server(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("gave up after {0} attempts without progress: {1}")]
+    GaveUp(u32, String),
+    #[error("verification failed: {0}")]
+    Verify(String),
+    #[error("local file error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a finished download reports.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Chunks found intact in a part file and not downloaded again.
+    pub resumed_chunks: u64,
+    pub reconnects: u64,
+    pub corrupt_chunks: u64,
+    pub refilled_chunks: u64,
+    /// Payload bytes received beyond one copy of each chunk.
+    pub bytes_resent: u64,
+    pub seconds: f64,
+}
+
+/// Downloads `args.name` from `args.url`; see the module docs for the steps.
+pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_per_read(Some(Duration::from_secs(args.stall_timeout.max(1))))
+        .build()
+        .into();
+    let base = args.url.trim_end_matches('/').to_owned();
+    let mut dl = Download { agent, base, args, retry_ms: None };
+    let manifest = dl.with_retries(|dl| dl.manifest())?;
+    let out = args.output.clone().unwrap_or_else(|| {
+        PathBuf::from(manifest.name.rsplit('/').next().unwrap_or(&manifest.name))
+    });
+    let (part, resumed) = PartFile::open(&out, &manifest)?;
+    let have = match resumed {
+        Resumed::Resumed { have } => have,
+        Resumed::Discarded { old_version } => {
+            if !args.quiet {
+                eprintln!("{}: server has a new version ({old_version} -> {}); starting over", manifest.name, manifest.version);
+            }
+            vec![false; manifest.chunks as usize]
+        }
+        Resumed::Fresh => vec![false; manifest.chunks as usize],
+    };
+    let mut sink = Sink::new(&manifest, part, have, args.quiet);
+    let resumed_chunks = sink.have_count;
+    dl.fill(&manifest, &mut sink)?;
+    let mut summary = sink.finish(&manifest, &out)?;
+    summary.resumed_chunks = resumed_chunks;
+    summary.seconds = started.elapsed().as_secs_f64();
+    if !args.quiet {
+        eprintln!(
+            "{}: {} bytes verified (sha256 {}) in {:.2}s, {:.1} MB/s; {} reconnects, {} corrupt chunks refilled, {} resumed from disk",
+            summary.path.display(), summary.bytes, summary.sha256, summary.seconds,
+            summary.bytes as f64 / summary.seconds.max(1e-9) / 1e6, summary.reconnects, summary.refilled_chunks, resumed_chunks
+        );
+    }
+    Ok(summary)
+}
+
+struct Download<'a> {
+    agent: ureq::Agent,
+    base: String,
+    args: &'a GetArgs,
+    /// The server's last `retry:`, used as the backoff's base.
+    retry_ms: Option<u64>,
+}
+
+/// How one streaming request ended.
+enum Ended {
+    /// `event: end`, or 204: the server has nothing more for this request.
+    Complete,
+    /// The connection dropped or stalled after these many new chunks.
+    Dropped { new_chunks: u64, why: String },
+}
+
+impl Download<'_> {
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!("{}{path}", self.base);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&encode(v));
+        }
+        url
+    }
+
+    fn manifest(&mut self) -> Result<Manifest, ClientError> {
+        let url = self.url("/api/manifest", &[("file", &self.args.name)]);
+        let mut res = self.agent.get(&url).call().map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let status = res.status().as_u16();
+        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        match status {
+            200 => Manifest::parse(&body),
+            404 => Err(ClientError::NotFound(self.args.name.clone())),
+            s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
+            s => Err(ClientError::Protocol(error_message(s, &body))),
+        }
+    }
+
+    /// Retries transient failures (server unreachable or 5xx) with backoff.
+    fn with_retries<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                Err(e @ (ClientError::Unreachable(_) | ClientError::Server(_))) => {
+                    attempt += 1;
+                    if attempt > self.args.retries {
+                        return Err(ClientError::GaveUp(attempt, e.to_string()));
+                    }
+                    self.backoff(attempt);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Full jitter: sleep a uniform random time in [0, min(cap, base·2^n)].
+    fn backoff(&self, attempt: u32) {
+        let base = self.retry_ms.unwrap_or(250).clamp(50, 5_000);
+        let ceiling = base.saturating_mul(1 << attempt.min(10)).min(15_000);
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..=ceiling)));
+    }
+
+    /// Streams and refills until every chunk is verified.
+    fn fill(&mut self, m: &Manifest, sink: &mut Sink) -> Result<(), ClientError> {
+        let mut fruitless = 0;
+        while sink.have_count < m.chunks {
+            let missing = sink.missing();
+            // Few scattered chunks: fetch by range. Otherwise one stream.
+            let progressed = if sink.stream_rounds > 0 && missing_chunks(&missing) <= 256 * self.args.parallel as u64 {
+                self.refill(m, sink, &missing)?
+            } else {
+                self.stream(m, sink, &missing)?
+            };
+            if progressed {
+                fruitless = 0;
+            } else {
+                fruitless += 1;
+                if fruitless > self.args.retries {
+                    return Err(ClientError::GaveUp(fruitless, "no new chunks arrived".into()));
+                }
+                self.backoff(fruitless);
+            }
+        }
+        Ok(())
+    }
+
+    /// One `/events` request for `missing`, reconnecting with `Last-Event-ID`
+    /// after drops, until the server says `end` (or 204). Returns whether any
+    /// new chunk was verified.
+    fn stream(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
+        sink.stream_rounds += 1;
+        let from = missing[0].start.to_string();
+        let need = fitting_need(missing);
+        let rate = self.args.rate.map(|r| r.to_string());
+        let mut query = vec![("file", self.args.name.as_str()), ("v", m.version.as_str())];
+        match &need {
+            Some(need) => query.push(("need", need)),
+            None => query.push(("from", &from)),
+        }
+        if let Some(rate) = &rate {
+            query.push(("rate", rate));
+        }
+        let url = self.url("/events", &query);
+        let before = sink.have_count;
+        let mut last_id: Option<u64> = None;
+        let mut drops = 0;
+        loop {
+            match self.read_stream(&url, last_id, m, sink, true)? {
+                (Ended::Complete, _) => return Ok(sink.have_count > before),
+                (Ended::Dropped { new_chunks, why }, id) => {
+                    last_id = id.or(last_id);
+                    sink.reconnects += 1;
+                    drops = if new_chunks > 0 { 0 } else { drops + 1 };
+                    if drops > self.args.retries {
+                        return Err(ClientError::GaveUp(drops, why));
+                    }
+                    self.backoff(drops.max(1));
+                }
+            }
+        }
+    }
+
+    /// Refills scattered chunks through the range endpoint, `parallel`
+    /// requests in flight, each at most 256 chunks (the server's default
+    /// `--max-range`).
+    fn refill(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
+        let batches: Vec<Range<u64>> = missing
+            .iter()
+            .flat_map(|r| (r.start..r.end).step_by(256).map(move |s| s..(s + 256).min(r.end)))
+            .collect();
+        let before = sink.have_count;
+        let queue = Mutex::new(batches.into_iter());
+        let shared = Mutex::new(&mut *sink);
+        let this = &*self;
+        let result: Result<(), ClientError> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..this.args.parallel.max(1))
+                .map(|_| {
+                    scope.spawn(|| -> Result<(), ClientError> {
+                        while let Some(batch) = { let next = queue.lock().unwrap().next(); next } {
+                            let url = this.url(
+                                &format!("/events/chunk/{}/{}", batch.start, batch.end),
+                                &[("file", &this.args.name), ("v", &m.version)],
+                            );
+                            let mut local = LockedSink(&shared);
+                            let (ended, _) = this.read_stream_into(&url, None, m, &mut local, false)?;
+                            if let Ended::Dropped { .. } = ended {
+                                local.with(|s| s.reconnects += 1);
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
+        });
+        result?;
+        let sink = shared.into_inner().unwrap();
+        sink.refilled += sink.have_count - before;
+        Ok(sink.have_count > before)
+    }
+
+    fn read_stream(&mut self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut Sink, with_meta: bool)
+        -> Result<(Ended, Option<u64>), ClientError> {
+        let shared = Mutex::new(sink);
+        let mut local = LockedSink(&shared);
+        let (ended, id, retry) = self.read_stream_inner(url, last_id, m, &mut local, with_meta)?;
+        if retry.is_some() {
+            self.retry_ms = retry;
+        }
+        Ok((ended, id))
+    }
+
+    fn read_stream_into(&self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut LockedSink, with_meta: bool)
+        -> Result<(Ended, Option<u64>), ClientError> {
+        self.read_stream_inner(url, last_id, m, sink, with_meta).map(|(e, id, _)| (e, id))
+    }
+
+    /// One HTTP request on a stream endpoint, read to its end or its failure.
+    /// Returns how it ended, the last event id seen and the server's `retry`.
+    fn read_stream_inner(&self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut LockedSink, with_meta: bool)
+        -> Result<(Ended, Option<u64>, Option<u64>), ClientError> {
+        let mut req = self.agent.get(url).header("Accept", "text/event-stream");
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let dropped = |why: String, id| Ok((Ended::Dropped { new_chunks: 0, why }, id, None));
+        let mut res = match req.call() {
+            Ok(res) => res,
+            Err(e) => return dropped(e.to_string(), last_id),
+        };
+        match res.status().as_u16() {
+            200 => {}
+            204 => return Ok((Ended::Complete, last_id, None)),
+            412 => return Err(ClientError::Changed(m.name.clone())),
+            404 => return Err(ClientError::NotFound(m.name.clone())),
+            s @ (503 | 500..) => {
+                let body = res.body_mut().read_to_vec().unwrap_or_default();
+                return dropped(error_message(s, &body), last_id);
+            }
+            s => {
+                let body = res.body_mut().read_to_vec().unwrap_or_default();
+                return Err(ClientError::Protocol(error_message(s, &body)));
+            }
+        }
+        let mut reader = BufReader::with_capacity(256 * 1024, res.body_mut().as_reader());
+        let mut parser = Parser::new();
+        let mut new_chunks = 0;
+        let mut id = last_id;
+        let mut scratch = Vec::new();
+        loop {
+            let event = match parser.next_event(&mut reader) {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    return Ok((Ended::Dropped { new_chunks, why: "stream ended before `end`".into() }, id, parser.retry_ms))
+                }
+                Err(e) => return Ok((Ended::Dropped { new_chunks, why: e.to_string() }, id, parser.retry_ms)),
+            };
+            match event.event.as_str() {
+                "chunk" => {
+                    if sink.with(|s| s.chunk(m, &event.data, &mut scratch))? {
+                        new_chunks += 1;
+                    }
+                    id = event.id.as_deref().and_then(|s| s.parse().ok()).or(id);
+                }
+                "meta" if with_meta => {
+                    let meta: serde_json::Value = serde_json::from_str(&event.data)
+                        .map_err(|e| ClientError::Protocol(format!("bad meta event: {e}")))?;
+                    if meta["version"] != m.version.as_str() {
+                        return Err(ClientError::Changed(m.name.clone()));
+                    }
+                }
+                "end" => {
+                    let end: serde_json::Value = serde_json::from_str(&event.data)
+                        .map_err(|e| ClientError::Protocol(format!("bad end event: {e}")))?;
+                    if end["root"] != m.root.as_str() {
+                        return Err(ClientError::Changed(m.name.clone()));
+                    }
+                    return Ok((Ended::Complete, id, parser.retry_ms));
+                }
+                "error" => {
+                    let err: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+                    if err["code"] == "changed" {
+                        return Err(ClientError::Changed(m.name.clone()));
+                    }
+                    let why = err["error"].as_str().unwrap_or("server error").to_owned();
+                    return Ok((Ended::Dropped { new_chunks, why }, id, parser.retry_ms));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `Sink` shared between refill workers: decoding and hashing happen outside
+/// the lock would be nicer, but writes must be serialized with the bitmap, and
+/// the lock is only held for one chunk at a time.
+struct LockedSink<'a, 'b>(&'a Mutex<&'b mut Sink>);
+
+impl LockedSink<'_, '_> {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Sink) -> T) -> T {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// The receiving end: verifies chunks, writes them to the part file, tracks
+/// which are verified and hashes the whole file as its prefix completes.
+struct Sink {
+    part: PartFile,
+    have: Vec<bool>,
+    have_count: u64,
+    bytes_verified: u64,
+    /// SHA-256 of bytes `[0, whole_pos)`, extended as the prefix completes.
+    whole: Sha256,
+    whole_pos: u64,
+    reconnects: u64,
+    corrupt: u64,
+    refilled: u64,
+    resent: u64,
+    stream_rounds: u64,
+    progress: indicatif::ProgressBar,
+    manifest_chunks: u64,
+}
+
+#[derive(Deserialize)]
+struct ChunkMsg<'a> {
+    i: u64,
+    off: u64,
+    len: u64,
+    #[serde(borrow, default)]
+    b64: Option<&'a str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+impl Sink {
+    fn new(m: &Manifest, part: PartFile, have: Vec<bool>, quiet: bool) -> Sink {
+        let progress = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let bar = indicatif::ProgressBar::with_draw_target(Some(m.size), indicatif::ProgressDrawTarget::stderr());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(m.name.clone());
+            bar
+        };
+        let have_count = have.iter().filter(|&&h| h).count() as u64;
+        let bytes_verified = (0..m.chunks).filter(|&i| have[i as usize]).map(|i| m.span(i).1 as u64).sum();
+        progress.set_position(bytes_verified);
+        Sink {
+            part,
+            have,
+            have_count,
+            bytes_verified,
+            whole: Sha256::new(),
+            whole_pos: 0,
+            reconnects: 0,
+            corrupt: 0,
+            refilled: 0,
+            resent: 0,
+            stream_rounds: 0,
+            progress,
+            manifest_chunks: m.chunks,
+        }
+    }
+
+    fn missing(&self) -> Vec<Range<u64>> {
+        let mut out: Vec<Range<u64>> = Vec::new();
+        for i in (0..self.manifest_chunks).filter(|&i| !self.have[i as usize]) {
+            match out.last_mut() {
+                Some(r) if r.end == i => r.end += 1,
+                _ => out.push(i..i + 1),
+            }
+        }
+        out
+    }
+
+    /// Verifies and stores one chunk event. Returns whether it was new.
+    fn chunk(&mut self, m: &Manifest, data: &str, scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
+        let msg: ChunkMsg = serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
+        if msg.i >= m.chunks {
+            return Err(ClientError::Protocol(format!("chunk {} is past the end", msg.i)));
+        }
+        let (off, len) = m.span(msg.i);
+        let bytes: &[u8] = match (&msg.b64, &msg.text) {
+            (Some(b64), _) => {
+                scratch.resize(b64.len() / 4 * 3 + 3, 0);
+                match base64::engine::general_purpose::STANDARD.decode_slice(b64, scratch) {
+                    Ok(n) => &scratch[..n],
+                    Err(_) => &[],
+                }
+            }
+            (None, Some(text)) => text.as_bytes(),
+            (None, None) => &[],
+        };
+        if self.have[msg.i as usize] {
+            self.resent += bytes.len() as u64;
+            return Ok(false);
+        }
+        // Only the manifest's digest counts: the one in the event travelled
+        // with the (possibly corrupted) payload.
+        if msg.off != off || msg.len != len as u64 || bytes.len() != len || index::sha256(bytes) != m.hash(msg.i) {
+            self.corrupt += 1;
+            return Ok(false);
+        }
+        self.part.file.write_all_at(bytes, off)?;
+        self.have[msg.i as usize] = true;
+        self.have_count += 1;
+        self.bytes_verified += len as u64;
+        self.progress.set_position(self.bytes_verified);
+        if off == self.whole_pos {
+            self.whole.update(bytes);
+            self.whole_pos += len as u64;
+        }
+        Ok(true)
+    }
+
+    /// Final proof: every chunk verified, digests hash to `root`, and the
+    /// bytes on disk hash to `sha256` (reading back whatever part of the file
+    /// did not arrive in order).
+    fn finish(mut self, m: &Manifest, out: &std::path::Path) -> Result<Summary, ClientError> {
+        self.progress.finish_and_clear();
+        if self.have_count != m.chunks {
+            return Err(ClientError::Verify(format!("{} of {} chunks verified", self.have_count, m.chunks)));
+        }
+        // Each chunk matched its manifest digest, so these are the digests of
+        // the bytes on disk; they must hash to the root the server announced.
+        if index::hex(&index::root_of(&m.digests)) != m.root {
+            return Err(ClientError::Verify("chunk digests do not hash to the manifest's root".into()));
+        }
+        let size = self.part.file.metadata()?.len();
+        if size != m.size {
+            return Err(ClientError::Verify(format!("assembled {size} bytes, expected {}", m.size)));
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        while self.whole_pos < size {
+            let n = (size - self.whole_pos).min(buf.len() as u64) as usize;
+            self.part.file.read_exact_at(&mut buf[..n], self.whole_pos)?;
+            self.whole.update(&buf[..n]);
+            self.whole_pos += n as u64;
+        }
+        let sha = index::hex(&self.whole.finalize());
+        if sha != m.sha256 {
+            return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
+        }
+        self.part.finish(out)?;
+        let summary = Summary {
+            path: out.to_owned(),
+            bytes: size,
+            sha256: sha,
+            reconnects: self.reconnects,
+            corrupt_chunks: self.corrupt,
+            refilled_chunks: self.refilled,
+            bytes_resent: self.resent,
+            ..Summary::default()
+        };
+        Ok(summary)
+    }
+}
+
+/// The `need` parameter for `missing`, or `None` when a plain `from=` says
+/// the same (one tail) or the list would be too long (then the stream asks
+/// for the tail from the first gap and skips what it already has).
+fn fitting_need(missing: &[Range<u64>]) -> Option<String> {
+    if missing.len() <= 1 {
+        return None;
+    }
+    let need = format_need(missing);
+    (need.len() <= MAX_NEED_LEN).then_some(need)
+}
+
+fn missing_chunks(missing: &[Range<u64>]) -> u64 {
+    missing.iter().map(|r| r.end - r.start).sum()
+}
+
+fn error_message(status: u16, body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(|v| v["error"].as_str()) {
+        Some(msg) => format!("{status}: {msg}"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters and `/`).
+fn encode(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}

@@ -1,0 +1,99 @@
+//! The API's error type: every failure a request can meet, mapped to an HTTP
+//! status and a JSON body `{"error": "<human message>", "code": "<snake_case>"}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+/// Everything a request can fail with. Handlers return `Result<_, ApiError>`
+/// and never build error responses by hand, so the mapping below is the one
+/// place that decides statuses and codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unknown, hidden or out-of-root names all look the same from outside:
+    /// the message never says which, so probing reveals nothing.
+    #[error("no such file")]
+    NotFound,
+
+    #[error("missing query parameter `{0}`")]
+    MissingParam(&'static str),
+
+    #[error("invalid `{name}`: {reason}")]
+    BadParam { name: &'static str, reason: String },
+
+    #[error("the `need` list is longer than {max} characters")]
+    NeedTooLong { max: usize },
+
+    #[error("version {requested} does not match the file's current version {current}")]
+    VersionMismatch { requested: String, current: String },
+
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+
+    #[error("method not allowed: use GET or HEAD")]
+    MethodNotAllowed,
+
+    #[error("server busy: {0} streams are open, try again shortly")]
+    Busy(usize),
+
+    #[error("could not read the file")]
+    Io(#[from] std::io::Error),
+
+    #[error("could not index the file")]
+    Index(#[source] std::io::Error),
+}
+
+impl ApiError {
+    /// The stable, machine-readable code in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::MissingParam(_) => "missing_parameter",
+            ApiError::BadParam { .. } => "bad_parameter",
+            ApiError::NeedTooLong { .. } => "need_too_long",
+            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Busy(_) => "busy",
+            ApiError::Io(_) => "io_error",
+            ApiError::Index(_) => "index_error",
+        }
+    }
+
+    /// A helper for the many "this parameter is malformed" cases.
+    pub fn bad(name: &'static str, reason: impl Into<String>) -> Self {
+        ApiError::BadParam { name, reason: reason.into() }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MissingParam(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NeedTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Io(_) | ApiError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?std::error::Error::source(self), "request failed");
+        }
+        let mut res = HttpResponse::build(status);
+        match self {
+            ApiError::MethodNotAllowed => {
+                res.insert_header((header::ALLOW, "GET, HEAD"));
+            }
+            ApiError::Busy(_) => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        res.json(serde_json::json!({ "error": self.to_string(), "code": self.code() }))
+    }
+}

@@ -1,0 +1,246 @@
+//! Server-Sent Events on the wire: the framing the server writes, and the
+//! streaming parser the Rust client reads it with.
+//!
+//! Every event the server sends is one of:
+//! ```text
+//! retry: <ms>\n\n
+//! event: meta\ndata: {...}\n\n
+//! id: <i>\nevent: chunk\ndata: {"i":..,"off":..,"len":..,"sha256":"..","b64":".."}\n\n
+//! event: end\ndata: {"chunks":N,"root":".."}\n\n
+//! event: error\ndata: {"code":"changed","error":".."}\n\n
+//! : keep-alive\n\n
+//! ```
+//! `data` is always a single line of JSON (serde_json escapes newlines), so no
+//! event needs multi-line `data:` framing.
+
+use std::io::{self, BufRead};
+
+use base64::Engine as _;
+
+use crate::index::{hex, Hash};
+
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+pub fn retry(ms: u64) -> Vec<u8> {
+    format!("retry: {ms}\n\n").into_bytes()
+}
+
+/// A named event without an id. `data` must not contain a newline.
+pub fn named(event: &str, data: &str) -> Vec<u8> {
+    debug_assert!(!data.contains(['\n', '\r']));
+    format!("event: {event}\ndata: {data}\n\n").into_bytes()
+}
+
+/// The payload of a chunk event: raw bytes (sent as base64) or UTF-8 text
+/// (sent as a JSON string, so a page can show it without decoding).
+pub enum Payload<'a> {
+    Binary(&'a [u8]),
+    Text(&'a str),
+}
+
+/// Appends one `chunk` event to `out`.
+///
+/// The JSON is written by hand: the base64 alphabet needs no escaping, so the
+/// payload is encoded straight into the output buffer instead of being built
+/// as a `String` and scanned again by `serde_json`.
+pub fn chunk(out: &mut Vec<u8>, i: u64, off: u64, hash: &Hash, payload: Payload<'_>) {
+    use std::io::Write as _;
+    let len = match payload {
+        Payload::Binary(b) => b.len(),
+        Payload::Text(t) => t.len(),
+    };
+    let _ = write!(
+        out,
+        "id: {i}\nevent: chunk\ndata: {{\"i\":{i},\"off\":{off},\"len\":{len},\"sha256\":\"{}\",",
+        hex(hash)
+    );
+    match payload {
+        Payload::Binary(bytes) => {
+            out.extend_from_slice(b"\"b64\":\"");
+            let start = out.len();
+            out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+            let written = base64::engine::general_purpose::STANDARD
+                .encode_slice(bytes, &mut out[start..])
+                .expect("buffer sized by encoded_len");
+            out.truncate(start + written);
+            out.push(b'"');
+        }
+        Payload::Text(text) => {
+            out.extend_from_slice(b"\"text\":");
+            serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+        }
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
+/// One dispatched event, as an `EventSource` would deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The last event id seen so far on this stream (ids persist across events).
+    pub id: Option<String>,
+    /// The event type; `message` when the event had no `event:` field.
+    pub event: String,
+    pub data: String,
+}
+
+/// A streaming SSE parser following the HTML standard's rules: lines end in
+/// CRLF, LF or CR; `:` starts a comment; an event is dispatched at a blank
+/// line, and only if it has data.
+#[derive(Debug, Default)]
+pub struct Parser {
+    last_id: Option<String>,
+    event: String,
+    data: Vec<u8>,
+    has_data: bool,
+    /// The last `retry:` value the server sent, in milliseconds.
+    pub retry_ms: Option<u64>,
+    line: Vec<u8>,
+    skip_lf: bool,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads until the next dispatched event; `Ok(None)` at a clean end of
+    /// stream. A partial event at the end is discarded, as browsers do.
+    pub fn next_event(&mut self, r: &mut impl BufRead) -> io::Result<Option<Event>> {
+        loop {
+            if !self.read_line(r)? {
+                return Ok(None);
+            }
+            let line = std::mem::take(&mut self.line);
+            let dispatched = self.process_line(&line);
+            self.line = line;
+            self.line.clear();
+            if let Some(event) = dispatched {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Reads one line into `self.line` (without its terminator). Returns
+    /// false at end of stream with no terminated line pending.
+    fn read_line(&mut self, r: &mut impl BufRead) -> io::Result<bool> {
+        loop {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            let mut start = 0;
+            if self.skip_lf {
+                self.skip_lf = false;
+                if buf[0] == b'\n' {
+                    start = 1;
+                }
+            }
+            match buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(pos) => {
+                    let end = start + pos;
+                    self.line.extend_from_slice(&buf[start..end]);
+                    self.skip_lf = buf[end] == b'\r';
+                    r.consume(end + 1);
+                    return Ok(true);
+                }
+                None => {
+                    self.line.extend_from_slice(&buf[start..]);
+                    let n = buf.len();
+                    r.consume(n);
+                }
+            }
+        }
+    }
+
+    fn process_line(&mut self, line: &[u8]) -> Option<Event> {
+        if line.is_empty() {
+            let event = std::mem::take(&mut self.event);
+            if !std::mem::take(&mut self.has_data) {
+                return None;
+            }
+            let data = String::from_utf8_lossy(&self.data).into_owned();
+            self.data.clear();
+            let event = if event.is_empty() { "message".to_owned() } else { event };
+            return Some(Event { id: self.last_id.clone(), event, data });
+        }
+        if line[0] == b':' {
+            return None;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(p) => {
+                let v = &line[p + 1..];
+                (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"id" if !value.contains(&0) => self.last_id = Some(String::from_utf8_lossy(value).into_owned()),
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_is_byte_exact() {
+        assert_eq!(retry(1500), b"retry: 1500\n\n");
+        assert_eq!(named("end", r#"{"chunks":2}"#), b"event: end\ndata: {\"chunks\":2}\n\n");
+        let mut out = Vec::new();
+        chunk(&mut out, 7, 28, &[0xab; 32], Payload::Binary(b"hi!"));
+        let want = format!(
+            "id: 7\nevent: chunk\ndata: {{\"i\":7,\"off\":28,\"len\":3,\"sha256\":\"{}\",\"b64\":\"aGkh\"}}\n\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn text_payload_is_a_json_string() {
+        let mut out = Vec::new();
+        chunk(&mut out, 0, 0, &[0; 32], Payload::Text("a\"b\n中😀"));
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with(",\"text\":\"a\\\"b\\n中😀\"}\n\n"), "{s}");
+        assert_eq!(s.matches('\n').count(), 4);
+    }
+
+    #[test]
+    fn parser_handles_every_line_ending_comments_and_multiline_data() {
+        let wire = b": hello\r\nretry: 300\n\nid: 4\r\nevent: chunk\rdata: a\ndata: b\n\ndata: c\n\nid: 9\nevent: x\n";
+        let mut r = io::BufReader::with_capacity(3, &wire[..]);
+        let mut p = Parser::new();
+        let e1 = p.next_event(&mut r).unwrap().unwrap();
+        assert_eq!(e1, Event { id: Some("4".into()), event: "chunk".into(), data: "a\nb".into() });
+        let e2 = p.next_event(&mut r).unwrap().unwrap();
+        assert_eq!(e2, Event { id: Some("4".into()), event: "message".into(), data: "c".into() });
+        assert_eq!(p.next_event(&mut r).unwrap(), None, "a partial event is dropped");
+        assert_eq!(p.retry_ms, Some(300));
+    }
+
+    #[test]
+    fn parser_reads_what_the_framing_writes() {
+        let mut wire = retry(10);
+        chunk(&mut wire, 3, 0, &[1; 32], Payload::Binary(&[0, 255, 7]));
+        wire.extend(named("end", "{}"));
+        let mut r = io::BufReader::new(&wire[..]);
+        let mut p = Parser::new();
+        let e = p.next_event(&mut r).unwrap().unwrap();
+        assert_eq!((e.id.as_deref(), e.event.as_str()), (Some("3"), "chunk"));
+        assert!(e.data.contains("\"b64\":\"AP8H\""));
+        assert_eq!(p.next_event(&mut r).unwrap().unwrap().event, "end");
+    }
+}

@@ -1,0 +1,275 @@
+//! HTTP routes: the one place that wires every endpoint, used by the binary
+//! and the tests alike. Handlers validate input in the protocol's order
+//! (404 name, 400 malformed, 412 version, then 416 or 204) and hand streams
+//! to [`crate::stream`].
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Resolved};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::index::{hex, FileIndex, Kind};
+use crate::params;
+use crate::store::IndexStore;
+use crate::stream::{self, Plan};
+use crate::files;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub config: Config,
+    pub catalog: Catalog,
+    pub store: Arc<IndexStore>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let catalog = Catalog::new(config.root.clone())?;
+        let store = Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()));
+        Ok(AppState { config, catalog, store })
+    }
+}
+
+type State = web::Data<AppState>;
+
+/// Registers every route. `state` must also be registered as app data.
+pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad("query", e.to_string()).into()))
+        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad("path", e.to_string()).into()))
+        .service(read_only("/healthz").to(healthz))
+        .service(read_only("/api/files").to(list_files))
+        .service(read_only("/api/manifest").to(manifest))
+        .service(read_only("/events").to(events))
+        .service(read_only("/events/chunk/{start}/{end}").to(range))
+        .service(read_only("/files/{name:.*}").to(files::serve));
+    if let Some(dir) = web_dir {
+        cfg.service(
+            actix_files::Files::new("/", dir)
+                .index_file("index.html")
+                .default_handler(web::to(not_found)),
+        );
+    }
+    cfg.default_service(web::to(fallback));
+}
+
+/// A resource answering GET and HEAD, and 405 with a JSON body otherwise.
+fn read_only(path: &str) -> ReadOnly {
+    ReadOnly(path.to_owned())
+}
+
+struct ReadOnly(String);
+
+impl ReadOnly {
+    fn to<F, Args>(self, handler: F) -> Resource
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(self.0)
+            .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(handler))
+            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    match *req.method() {
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD => Err(ApiError::NotFound),
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn list_files(state: State) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.clone();
+    let entries = web::block(move || catalog.list()).await.map_err(|e| ApiError::Io(std::io::Error::other(e)))??;
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+/// Query parameters of the stream endpoints. Every field is a raw string so
+/// our parsers, not serde, decide what is malformed; unknown parameters are
+/// ignored (cache-busters, polyfills).
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    file: Option<String>,
+    from: Option<String>,
+    v: Option<String>,
+    rate: Option<String>,
+    need: Option<String>,
+    /// Polyfills (and Mercure) send the last id as a query parameter.
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// The manifest; `hashes`/`offsets` are left out of the `meta` event.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    name: &'a str,
+    size: u64,
+    kind: Kind,
+    chunk_size: u32,
+    chunks: u64,
+    version: String,
+    sha256: String,
+    root: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hashes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offsets: Option<&'a [u64]>,
+}
+
+impl<'a> Manifest<'a> {
+    fn new(name: &'a str, index: &'a FileIndex, full: bool) -> Self {
+        Manifest {
+            name,
+            size: index.size(),
+            kind: index.kind,
+            chunk_size: index.chunk_size,
+            chunks: index.chunks(),
+            version: index.version(),
+            sha256: hex(&index.sha256),
+            root: hex(&index.root),
+            hashes: full.then(|| index.hashes.iter().map(|h| hex(h)).collect()),
+            offsets: (full && index.kind == Kind::Text).then_some(&index.offsets[..]),
+        }
+    }
+}
+
+async fn manifest(state: State, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
+    let (file, index) = file_and_index(&state, &q).await?;
+    Ok(HttpResponse::Ok().json(Manifest::new(&file.name, &index, true)))
+}
+
+/// A stream request that passed every check but the 416/204 ones.
+struct Checked {
+    file: Resolved,
+    index: Arc<FileIndex>,
+    /// Chunk after the client's last event id, if it sent one.
+    resume: Option<u64>,
+    rate: Option<u64>,
+}
+
+/// Step 404: the `file` parameter names a servable file.
+fn resolve(state: &AppState, q: &StreamQuery) -> Result<Resolved, ApiError> {
+    let name = q.file.as_deref().ok_or(ApiError::MissingParam("file"))?;
+    state.catalog.resolve(name)
+}
+
+async fn file_and_index(state: &AppState, q: &StreamQuery) -> Result<(Resolved, Arc<FileIndex>), ApiError> {
+    let file = resolve(state, q)?;
+    let index = state.store.get(&file).await?;
+    Ok((file, index))
+}
+
+/// Steps 400 (shared parameters), index and 412, for an already resolved file.
+async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resolved) -> Result<Checked, ApiError> {
+    // The header wins over the query parameter when both are present.
+    let last_id = match req.headers().get("Last-Event-ID") {
+        Some(h) => Some(params::last_event_id(h.as_bytes())?),
+        None => q.last_event_id.as_deref().map(|s| params::chunk_number("lastEventId", s)).transpose()?,
+    };
+    let rate = q.rate.as_deref().map(params::rate).transpose()?;
+    let version = q.v.as_deref().map(params::version).transpose()?;
+    let index = state.store.get(&file).await?;
+    if let Some(v) = version {
+        let current = index.version();
+        if v != current {
+            return Err(ApiError::VersionMismatch { requested: v.to_owned(), current });
+        }
+    }
+    // u64::MAX + 1 is past any file's end, which the caller answers with 416.
+    let resume = last_id.map(|id| id.saturating_add(1));
+    Ok(Checked { file, index, resume, rate })
+}
+
+/// `GET /events?file=NAME[&from=N][&need=RANGES][&v=VERSION][&rate=BPS]`
+async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
+    let file = resolve(&state, &q)?;
+    let from = q.from.as_deref().map(|s| params::chunk_number("from", s)).transpose()?;
+    let need = q.need.as_deref().map(params::need).transpose()?;
+    let c = check(&state, &req, &q, file).await?;
+    let chunks = c.index.chunks();
+    let start = c.resume.or(from).unwrap_or(0);
+    if start > chunks {
+        return Err(ApiError::RangeNotSatisfiable(format!("chunk {start} is past the end ({chunks} chunks)")));
+    }
+    let list = match need {
+        Some(need) => {
+            if need.last().is_some_and(|r| r.end > chunks) {
+                return Err(ApiError::RangeNotSatisfiable(format!("`need` names chunks past the end ({chunks} chunks)")));
+            }
+            clip(&need, start..chunks)
+        }
+        None => vec![start..chunks],
+    };
+    let meta = serde_json::to_string(&Manifest::new(&c.file.name, &c.index, false)).map_err(std::io::Error::other)?;
+    Ok(start_stream(&state, c, list, Some(meta)))
+}
+
+/// `GET /events/chunk/<start>/<end>?file=NAME[&v=VERSION]`
+async fn range(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    q: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let file = resolve(&state, &q)?;
+    let start = params::chunk_number("start", &path.0)?;
+    let end = params::chunk_number("end", &path.1)?;
+    let c = check(&state, &req, &q, file).await?;
+    let chunks = c.index.chunks();
+    let max = state.config.max_range;
+    if start >= end {
+        return Err(ApiError::RangeNotSatisfiable(format!("empty range {start}..{end}: start must be below end")));
+    }
+    if end > chunks {
+        return Err(ApiError::RangeNotSatisfiable(format!("end {end} is past the end ({chunks} chunks)")));
+    }
+    if end - start > max {
+        return Err(ApiError::RangeNotSatisfiable(format!("{} chunks asked, at most {max} per request", end - start)));
+    }
+    let from = c.resume.unwrap_or(start);
+    if from < start || from > end {
+        return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
+    }
+    Ok(start_stream(&state, c, vec![from..end], None))
+}
+
+/// 204 when nothing is left (which stops a browser's EventSource), else the stream.
+fn start_stream(state: &AppState, c: Checked, list: Vec<Range<u64>>, meta: Option<String>) -> HttpResponse {
+    let list: Vec<_> = list.into_iter().filter(|r| !r.is_empty()).collect();
+    if list.is_empty() {
+        return HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish();
+    }
+    let plan = Plan {
+        name: c.file.name,
+        path: c.file.path,
+        index: c.index,
+        chunks: list,
+        meta,
+        rate: c.rate,
+        retry_ms: state.config.retry_ms,
+        keep_alive: state.config.keep_alive,
+    };
+    stream::respond(plan, state.store.clone())
+}
+
+/// The part of `ranges` inside `within`.
+fn clip(ranges: &[Range<u64>], within: Range<u64>) -> Vec<Range<u64>> {
+    ranges
+        .iter()
+        .map(|r| r.start.max(within.start)..r.end.min(within.end))
+        .filter(|r| !r.is_empty())
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The index store: computes each file's index once and keeps it, in memory
+//! and under the index directory, so neither a second request nor a restart
+//! rehashes the file.
+//!
+//! Entries are keyed by canonical path and checked against the file's stamp
+//! (size, mtime) and the chunk size on every lookup. Concurrent first
+//! requests for one file share a single computation through a `OnceCell`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::catalog::Resolved;
+use crate::error::ApiError;
+use crate::index::{self, FileIndex, Stamp};
+
+/// Bumped whenever the persisted layout or the chunking rules change, so old
+/// files in the index directory are ignored rather than misread.
+const FORMAT: u32 = 1;
+
+pub struct IndexStore {
+    chunk_size: u32,
+    dir: Option<PathBuf>,
+    entries: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+}
+
+struct Slot {
+    stamp: Stamp,
+    cell: OnceCell<Arc<FileIndex>>,
+}
+
+/// What goes to disk: the index plus what it was computed for.
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    format: u32,
+    path: PathBuf,
+    index: FileIndex,
+}
+
+impl IndexStore {
+    /// `dir` is where indexes persist. If it cannot be created or written, the
+    /// store says so once, here, and keeps indexes in memory only.
+    pub fn new(chunk_size: u32, dir: Option<PathBuf>) -> Self {
+        let dir = dir.and_then(|dir| match probe_writable(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "index directory is not writable; indexes are kept in memory only");
+                None
+            }
+        });
+        IndexStore { chunk_size, dir, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// The index of a resolved file, computing it at most once per version.
+    pub async fn get(&self, file: &Resolved) -> Result<Arc<FileIndex>, ApiError> {
+        let stamp = Stamp::of(&file.meta);
+        let slot = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = entries
+                .entry(file.path.clone())
+                .or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
+            if slot.stamp != stamp {
+                *slot = Arc::new(Slot { stamp, cell: OnceCell::new() });
+            }
+            slot.clone()
+        };
+        let index = slot
+            .cell
+            .get_or_try_init(|| self.load_or_build(file.path.clone(), stamp))
+            .await?;
+        Ok(index.clone())
+    }
+
+    /// Forgets a file's index, e.g. after a chunk no longer matched it while
+    /// its stamp did (content rewritten within one mtime tick).
+    pub fn evict(&self, path: &Path) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+        if let Some(file) = self.disk_path(path) {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    async fn load_or_build(&self, path: PathBuf, stamp: Stamp) -> Result<Arc<FileIndex>, ApiError> {
+        let chunk_size = self.chunk_size;
+        let disk = self.disk_path(&path);
+        let index = tokio::task::spawn_blocking(move || -> std::io::Result<FileIndex> {
+            if let Some(index) = disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size)) {
+                tracing::debug!(path = %path.display(), "index loaded from disk");
+                return Ok(index);
+            }
+            let started = std::time::Instant::now();
+            let index = index::build(&path, chunk_size)?;
+            tracing::info!(path = %path.display(), size = index.size(), chunks = index.chunks(),
+                ms = started.elapsed().as_millis() as u64, "indexed");
+            if let Some(disk) = disk {
+                if let Err(e) = write_persisted(&disk, &path, &index) {
+                    tracing::warn!(error = %e, "could not persist index");
+                }
+            }
+            Ok(index)
+        })
+        .await
+        .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
+        .map_err(ApiError::Index)?;
+        Ok(Arc::new(index))
+    }
+
+    /// One file per (path, chunk size), named by a digest of both so any path
+    /// maps to a safe file name.
+    fn disk_path(&self, path: &Path) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let key = format!("{}\0{}\0{}", FORMAT, self.chunk_size, path.display());
+        Some(dir.join(format!("{}.json", &index::hex(&index::sha256(key.as_bytes()))[..32])))
+    }
+}
+
+fn read_persisted(disk: &Path, path: &Path, stamp: Stamp, chunk_size: u32) -> Option<FileIndex> {
+    let bytes = std::fs::read(disk).ok()?;
+    let p: Persisted = serde_json::from_slice(&bytes).ok()?;
+    let ok = p.format == FORMAT
+        && p.path == path
+        && p.index.stamp == stamp
+        && p.index.chunk_size == chunk_size
+        && p.index.offsets.len() == p.index.hashes.len()
+        && p.index.root == index::root_of(&p.index.hashes);
+    ok.then_some(p.index)
+}
+
+/// Writes to a temporary name and renames, so a crash never leaves a torn
+/// index behind.
+fn write_persisted(disk: &Path, path: &Path, index: &FileIndex) -> std::io::Result<()> {
+    let tmp = disk.with_extension(format!("tmp{}", std::process::id()));
+    let body = serde_json::to_vec(&Persisted { format: FORMAT, path: path.to_owned(), index: index.clone() })?;
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, disk)
+}
+
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".probe{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}
