@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub struct IndexStore {
     chunk_size: u32,
     dir: Option<PathBuf>,
     entries: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+    /// Files hashed so far (not loaded from disk): shows the cache working.
+    builds: AtomicU64,
 }
 
 struct Slot {
@@ -33,7 +36,7 @@ struct Slot {
 }
 
 /// What goes to disk: the index plus what it was computed for.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Persisted {
     format: u32,
     path: PathBuf,
@@ -52,11 +55,16 @@ impl IndexStore {
                 None
             }
         });
-        IndexStore { chunk_size, dir, entries: Mutex::new(HashMap::new()) }
+        IndexStore { chunk_size, dir, entries: Mutex::new(HashMap::new()), builds: AtomicU64::new(0) }
     }
 
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
+    }
+
+    /// How many indexes this store computed by hashing a file.
+    pub fn builds(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
     }
 
     /// The index of a resolved file, computing it at most once per version.
@@ -91,11 +99,18 @@ impl IndexStore {
     async fn load_or_build(&self, path: PathBuf, stamp: Stamp) -> Result<Arc<FileIndex>, ApiError> {
         let chunk_size = self.chunk_size;
         let disk = self.disk_path(&path);
+        let loaded = {
+            let (disk, path) = (disk.clone(), path.clone());
+            tokio::task::spawn_blocking(move || disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size)))
+                .await
+                .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
+        };
+        if let Some(index) = loaded {
+            tracing::debug!(path = %path.display(), "index loaded from disk");
+            return Ok(Arc::new(index));
+        }
+        self.builds.fetch_add(1, Ordering::Relaxed);
         let index = tokio::task::spawn_blocking(move || -> std::io::Result<FileIndex> {
-            if let Some(index) = disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size)) {
-                tracing::debug!(path = %path.display(), "index loaded from disk");
-                return Ok(index);
-            }
             let started = std::time::Instant::now();
             let index = index::build(&path, chunk_size)?;
             tracing::info!(path = %path.display(), size = index.size(), chunks = index.chunks(),
@@ -122,6 +137,14 @@ impl IndexStore {
     }
 }
 
+/// The borrowed twin of [`Persisted`], so writing needs no copy of the index.
+#[derive(Serialize)]
+struct PersistedRef<'a> {
+    format: u32,
+    path: &'a Path,
+    index: &'a FileIndex,
+}
+
 fn read_persisted(disk: &Path, path: &Path, stamp: Stamp, chunk_size: u32) -> Option<FileIndex> {
     let bytes = std::fs::read(disk).ok()?;
     let p: Persisted = serde_json::from_slice(&bytes).ok()?;
@@ -138,7 +161,7 @@ fn read_persisted(disk: &Path, path: &Path, stamp: Stamp, chunk_size: u32) -> Op
 /// index behind.
 fn write_persisted(disk: &Path, path: &Path, index: &FileIndex) -> std::io::Result<()> {
     let tmp = disk.with_extension(format!("tmp{}", std::process::id()));
-    let body = serde_json::to_vec(&Persisted { format: FORMAT, path: path.to_owned(), index: index.clone() })?;
+    let body = serde_json::to_vec(&PersistedRef { format: FORMAT, path, index })?;
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, disk)
 }
