@@ -56,11 +56,7 @@ impl TryFrom<ServeArgs> for Config {
         if args.max_range == 0 {
             return Err(ConfigError::MaxRange);
         }
-        let index_dir = if args.no_index_dir {
-            None
-        } else {
-            args.index_dir.or_else(default_index_dir)
-        };
+        let index_dir = if args.no_index_dir { None } else { args.index_dir.or_else(default_index_dir) };
         if let Some(dir) = &index_dir {
             if absolute(dir).starts_with(&root) {
                 return Err(ConfigError::IndexInsideRoot(dir.clone()));

@@ -42,11 +42,7 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn of(meta: &Metadata) -> Stamp {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         Stamp { size: meta.len(), mtime_ns }
     }
 }
@@ -139,8 +135,7 @@ pub fn build(path: &Path, chunk_size: u32) -> io::Result<FileIndex> {
             Some(index) => index,
             None => {
                 let mut file = File::open(path)?;
-                build_pass(&mut file, chunk_size, before, true)?
-                    .expect("a binary pass never restarts")
+                build_pass(&mut file, chunk_size, before, true)?.expect("a binary pass never restarts")
             }
         };
         if Stamp::of(&std::fs::metadata(path)?) == before && index.size() == before.size {
@@ -152,12 +147,7 @@ pub fn build(path: &Path, chunk_size: u32) -> io::Result<FileIndex> {
 
 /// One pass. Returns `None` when the file turned out not to be text after a
 /// text chunk had been cut short, meaning the caller must redo it as binary.
-fn build_pass(
-    file: &mut File,
-    chunk_size: u32,
-    stamp: Stamp,
-    force_binary: bool,
-) -> io::Result<Option<FileIndex>> {
+fn build_pass(file: &mut File, chunk_size: u32, stamp: Stamp, force_binary: bool) -> io::Result<Option<FileIndex>> {
     let c = chunk_size as usize;
     let mut text = !force_binary;
     let mut diverged = false; // a text chunk was cut short of C
@@ -224,15 +214,7 @@ fn build_pass(
     let Some(sha256) = result else { return Ok(None) };
     let root = root_of(&hashes);
     let kind = if text { Kind::Text } else { Kind::Binary };
-    Ok(Some(FileIndex {
-        stamp: Stamp { size: offset, ..stamp },
-        kind,
-        chunk_size,
-        offsets,
-        hashes,
-        sha256,
-        root,
-    }))
+    Ok(Some(FileIndex { stamp: Stamp { size: offset, ..stamp }, kind, chunk_size, offsets, hashes, sha256, root }))
 }
 
 /// Where a text chunk of at most `cut` bytes ends: at `cut`, or up to three

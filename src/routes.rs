@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, Resolved};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::files;
 use crate::index::{hex, FileIndex, Kind};
 use crate::params;
 use crate::store::IndexStore;
 use crate::stream::{self, Plan};
-use crate::files;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -47,11 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         .service(read_only("/events/chunk/{start}/{end}").to(range))
         .service(read_only("/files/{name:.*}").to(files::serve));
     if let Some(dir) = web_dir {
-        cfg.service(
-            actix_files::Files::new("/", dir)
-                .index_file("index.html")
-                .default_handler(web::to(not_found)),
-        );
+        cfg.service(actix_files::Files::new("/", dir).index_file("index.html").default_handler(web::to(not_found)));
     }
     cfg.default_service(web::to(fallback));
 }
@@ -207,11 +203,13 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
     let list = match need {
         Some(need) => {
             if need.last().is_some_and(|r| r.end > chunks) {
-                return Err(ApiError::RangeNotSatisfiable(format!("`need` names chunks past the end ({chunks} chunks)")));
+                return Err(ApiError::RangeNotSatisfiable(format!(
+                    "`need` names chunks past the end ({chunks} chunks)"
+                )));
             }
             clip(&need, start..chunks)
         }
-        None => vec![start..chunks],
+        None => std::iter::once(start..chunks).collect(),
     };
     let meta = serde_json::to_string(&Manifest::new(&c.file.name, &c.index, false)).map_err(std::io::Error::other)?;
     Ok(start_stream(&state, c, list, Some(meta)))
@@ -243,7 +241,7 @@ async fn range(
     if from < start || from > end {
         return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
     }
-    Ok(start_stream(&state, c, vec![from..end], None))
+    Ok(start_stream(&state, c, std::iter::once(from..end).collect(), None))
 }
 
 /// 204 when nothing is left (which stops a browser's EventSource), else the stream.
@@ -267,9 +265,5 @@ fn start_stream(state: &AppState, c: Checked, list: Vec<Range<u64>>, meta: Optio
 
 /// The part of `ranges` inside `within`.
 fn clip(ranges: &[Range<u64>], within: Range<u64>) -> Vec<Range<u64>> {
-    ranges
-        .iter()
-        .map(|r| r.start.max(within.start)..r.end.min(within.end))
-        .filter(|r| !r.is_empty())
-        .collect()
+    ranges.iter().map(|r| r.start.max(within.start)..r.end.min(within.end)).filter(|r| !r.is_empty()).collect()
 }

@@ -72,18 +72,14 @@ impl IndexStore {
         let stamp = Stamp::of(&file.meta);
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = entries
-                .entry(file.path.clone())
-                .or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
+            let slot =
+                entries.entry(file.path.clone()).or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
             if slot.stamp != stamp {
                 *slot = Arc::new(Slot { stamp, cell: OnceCell::new() });
             }
             slot.clone()
         };
-        let index = slot
-            .cell
-            .get_or_try_init(|| self.load_or_build(file.path.clone(), stamp))
-            .await?;
+        let index = slot.cell.get_or_try_init(|| self.load_or_build(file.path.clone(), stamp)).await?;
         Ok(index.clone())
     }
 
@@ -101,9 +97,11 @@ impl IndexStore {
         let disk = self.disk_path(&path);
         let loaded = {
             let (disk, path) = (disk.clone(), path.clone());
-            tokio::task::spawn_blocking(move || disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size)))
-                .await
-                .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
+            tokio::task::spawn_blocking(move || {
+                disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size))
+            })
+            .await
+            .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
         };
         if let Some(index) = loaded {
             tracing::debug!(path = %path.display(), "index loaded from disk");

@@ -54,9 +54,8 @@ enum Stop {
 pub fn respond(plan: Plan, store: Arc<IndexStore>) -> HttpResponse {
     let (tx, mut rx) = mpsc::channel::<Bytes>(1);
     tokio::spawn(produce(plan, store, tx));
-    let body = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>))
-    });
+    let body =
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
@@ -114,9 +113,8 @@ async fn run(plan: &Plan, tx: &mpsc::Sender<Bytes>, sent: &mut Sent) -> Result<(
     }
 
     let path = plan.path.clone();
-    let file = Arc::new(
-        tokio::task::spawn_blocking(move || File::open(path)).await.map_err(join_error)?.map_err(Stop::Io)?,
-    );
+    let file =
+        Arc::new(tokio::task::spawn_blocking(move || File::open(path)).await.map_err(join_error)?.map_err(Stop::Io)?);
     let mut order = plan.chunks.iter().flat_map(|r| r.clone());
     let prepare = |i: u64| {
         let (file, index, path) = (file.clone(), plan.index.clone(), plan.path.clone());

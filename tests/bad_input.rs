@@ -67,7 +67,9 @@ fn names_that_leave_the_root_or_are_hidden_are_404_everywhere() {
         assert!(!body.contains("root:"), "/files/{name} leaked /etc/passwd");
     }
     // Raw, unencoded traversal in the request target.
-    for target in ["/files/../../../../etc/passwd", "/files/..\\..\\etc\\passwd", "/../../etc/passwd", "/files//etc/passwd"] {
+    for target in
+        ["/files/../../../../etc/passwd", "/files/..\\..\\etc\\passwd", "/../../etc/passwd", "/files//etc/passwd"]
+    {
         let (status, body) = server.raw_get(target);
         assert!(status == 404 || status == 400, "{target}: {status}");
         assert!(!body.contains("root:"), "{target} leaked");
@@ -97,10 +99,14 @@ fn malformed_numbers_are_400_with_the_parameter_named() {
         res.assert_error(400, "bad_parameter");
         assert!(res.json()["error"].as_str().unwrap().contains("from"));
         // HTTP strips spaces around a header value, so the header case puts one inside.
-        server.get_with(&format!("/events?{f}"), &[("Last-Event-ID", &bad.replace("%2B", "+").replace("%20", "1 "))])
+        server
+            .get_with(&format!("/events?{f}"), &[("Last-Event-ID", &bad.replace("%2B", "+").replace("%20", "1 "))])
             .assert_error(400, "bad_parameter");
         server.get(&format!("/events?{f}&lastEventId={bad}")).assert_error(400, "bad_parameter");
-        server.get(&format!("/events/chunk/{bad}/1?{f}")).assert_error(if bad.is_empty() { 404 } else { 400 }, if bad.is_empty() { "not_found" } else { "bad_parameter" });
+        server.get(&format!("/events/chunk/{bad}/1?{f}")).assert_error(
+            if bad.is_empty() { 404 } else { 400 },
+            if bad.is_empty() { "not_found" } else { "bad_parameter" },
+        );
         server.get(&format!("/events/chunk/0/{bad}x?{f}")).assert_error(400, "bad_parameter");
     }
     server.get(&format!("/events?{f}&rate=0")).assert_error(400, "bad_parameter");
@@ -118,7 +124,8 @@ fn ranges_past_the_end_empty_or_over_the_limit_are_416() {
         server.get(&format!("/events/chunk/{start}/{end}?{f}")).assert_error(416, "range_not_satisfiable");
     }
     assert_eq!(server.get(&format!("/events/chunk/5/8?{f}")).status, 200);
-    server.get_with(&format!("/events?{f}"), &[("Last-Event-ID", "18446744073709551615")])
+    server
+        .get_with(&format!("/events?{f}"), &[("Last-Event-ID", "18446744073709551615")])
         .assert_error(416, "range_not_satisfiable");
     server.get(&format!("/events?{f}&from=18446744073709551615")).assert_error(416, "range_not_satisfiable");
 }
@@ -145,8 +152,18 @@ fn other_methods_are_405_and_unknown_parameters_are_ignored() {
     let root = fixture_root();
     let server = TestServer::start(root.path(), &[]);
     for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
-        for path in ["/api/files", "/api/manifest?file=one-byte.txt", "/events?file=one-byte.txt", "/events/chunk/0/1?file=one-byte.txt", "/files/one-byte.txt", "/healthz"] {
-            let (status, body) = server.raw(format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+        for path in [
+            "/api/files",
+            "/api/manifest?file=one-byte.txt",
+            "/events?file=one-byte.txt",
+            "/events/chunk/0/1?file=one-byte.txt",
+            "/files/one-byte.txt",
+            "/healthz",
+        ] {
+            let (status, body) = server.raw(
+                format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
             assert_eq!(status, 405, "{method} {path}: {body}");
             assert!(body.contains("\"code\":\"method_not_allowed\""), "{method} {path}: {body}");
         }

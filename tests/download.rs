@@ -83,7 +83,10 @@ fn manifest_digests_match_the_bytes() {
         assert_eq!(m["chunk_size"], 4096);
         assert_eq!(m["sha256"], sha256_hex(&bytes), "{name}: whole-file digest");
         let hashes: Vec<_> = m["hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
-        let raw: Vec<u8> = hashes.iter().flat_map(|h| (0..32).map(move |i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())).collect();
+        let raw: Vec<u8> = hashes
+            .iter()
+            .flat_map(|h| (0..32).map(move |i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()))
+            .collect();
         assert_eq!(m["root"], sha256_hex(&raw), "{name}: root");
         assert_eq!(m["version"], &m["root"].as_str().unwrap()[..16]);
         let kind = if std::str::from_utf8(&bytes).is_ok() { "text" } else { "binary" };

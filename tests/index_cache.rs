@@ -89,7 +89,8 @@ fn concurrent_first_requests_share_one_computation() {
 #[test]
 fn an_unwritable_index_dir_falls_back_to_memory() {
     let root = fixture_root();
-    let server = TestServer::start_with(root.path(), &["serve", "--chunk-size", "4K", "--index-dir", "/dev/null/not-a-dir"]);
+    let server =
+        TestServer::start_with(root.path(), &["serve", "--chunk-size", "4K", "--index-dir", "/dev/null/not-a-dir"]);
     let m = server.get("/api/manifest?file=all-bytes.bin").json();
     assert_eq!(m["chunks"], 2);
     assert_eq!(server.get("/events?file=all-bytes.bin").status, 200);
@@ -99,7 +100,13 @@ fn an_unwritable_index_dir_falls_back_to_memory() {
 fn an_index_dir_inside_the_root_is_refused() {
     let root = fixture_root();
     let inside = root.path().join("idx");
-    let args = chunkcast::cli::ServeArgs::parse_from(["serve", "--root", root.path().to_str().unwrap(), "--index-dir", inside.to_str().unwrap()]);
+    let args = chunkcast::cli::ServeArgs::parse_from([
+        "serve",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--index-dir",
+        inside.to_str().unwrap(),
+    ]);
     let err = chunkcast::Config::try_from(args).unwrap_err();
     assert!(err.to_string().contains("inside the served root"), "{err}");
 }

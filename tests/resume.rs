@@ -87,8 +87,12 @@ fn range_endpoint_honours_last_event_id_within_its_bounds() {
     let end: serde_json::Value = serde_json::from_str(&res.events().last().unwrap().data).unwrap();
     assert_eq!(end["chunks"], 10, "end carries the file's chunk count");
     assert_eq!(server.get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "5")]).status, 204);
-    server.get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "6")]).assert_error(416, "range_not_satisfiable");
-    server.get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "0")]).assert_error(416, "range_not_satisfiable");
+    server
+        .get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "6")])
+        .assert_error(416, "range_not_satisfiable");
+    server
+        .get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "0")])
+        .assert_error(416, "range_not_satisfiable");
     let res = server.get_with("/events/chunk/2/6?file=ten.bin", &[("Last-Event-ID", "1")]);
     assert_eq!(chunk_ids(&res), vec![2, 3, 4, 5], "Last-Event-ID = start - 1 is the whole range");
 }

@@ -53,7 +53,8 @@ impl Manifest {
     /// Parses and checks internal consistency: one digest per chunk, offsets
     /// that tile the file, and digests that hash to `root`.
     fn parse(body: &[u8]) -> Result<Manifest, ClientError> {
-        let mut m: Manifest = serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("bad manifest: {e}")))?;
+        let mut m: Manifest =
+            serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("bad manifest: {e}")))?;
         let bad = |why: &str| ClientError::Protocol(format!("inconsistent manifest: {why}"));
         m.digests = m.hashes.iter().map(|h| parse_hex(h)).collect::<Option<_>>().ok_or_else(|| bad("bad digest"))?;
         if m.digests.len() as u64 != m.chunks {
@@ -143,15 +144,19 @@ pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let base = args.url.trim_end_matches('/').to_owned();
     let mut dl = Download { agent, base, args, retry_ms: None };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
-    let out = args.output.clone().unwrap_or_else(|| {
-        PathBuf::from(manifest.name.rsplit('/').next().unwrap_or(&manifest.name))
-    });
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(manifest.name.rsplit('/').next().unwrap_or(&manifest.name)));
     let (part, resumed) = PartFile::open(&out, &manifest)?;
     let have = match resumed {
-        Resumed::Resumed { have } => have,
+        Resumed::Found { have } => have,
         Resumed::Discarded { old_version } => {
             if !args.quiet {
-                eprintln!("{}: server has a new version ({old_version} -> {}); starting over", manifest.name, manifest.version);
+                eprintln!(
+                    "{}: server has a new version ({old_version} -> {}); starting over",
+                    manifest.name, manifest.version
+                );
             }
             vec![false; manifest.chunks as usize]
         }
@@ -205,7 +210,12 @@ impl Download<'_> {
         let url = self.url("/api/manifest", &[("file", &self.args.name)]);
         let mut res = self.agent.get(&url).call().map_err(|e| ClientError::Unreachable(e.to_string()))?;
         let status = res.status().as_u16();
-        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let body = res
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         match status {
             200 => Manifest::parse(&body),
             404 => Err(ClientError::NotFound(self.args.name.clone())),
@@ -302,10 +312,8 @@ impl Download<'_> {
     /// requests in flight, each at most 256 chunks (the server's default
     /// `--max-range`).
     fn refill(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
-        let batches: Vec<Range<u64>> = missing
-            .iter()
-            .flat_map(|r| (r.start..r.end).step_by(256).map(move |s| s..(s + 256).min(r.end)))
-            .collect();
+        let batches: Vec<Range<u64>> =
+            missing.iter().flat_map(|r| (r.start..r.end).step_by(256).map(move |s| s..(s + 256).min(r.end))).collect();
         let before = sink.have_count;
         let queue = Mutex::new(batches.into_iter());
         let shared = Mutex::new(&mut *sink);
@@ -314,7 +322,10 @@ impl Download<'_> {
             let workers: Vec<_> = (0..this.args.parallel.max(1))
                 .map(|_| {
                     scope.spawn(|| -> Result<(), ClientError> {
-                        while let Some(batch) = { let next = queue.lock().unwrap().next(); next } {
+                        while let Some(batch) = {
+                            let next = queue.lock().unwrap().next();
+                            next
+                        } {
                             let url = this.url(
                                 &format!("/events/chunk/{}/{}", batch.start, batch.end),
                                 &[("file", &this.args.name), ("v", &m.version)],
@@ -329,7 +340,9 @@ impl Download<'_> {
                     })
                 })
                 .collect();
-            workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
         });
         result?;
         let sink = shared.into_inner().unwrap();
@@ -337,8 +350,14 @@ impl Download<'_> {
         Ok(sink.have_count > before)
     }
 
-    fn read_stream(&mut self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut Sink, with_meta: bool)
-        -> Result<(Ended, Option<u64>), ClientError> {
+    fn read_stream(
+        &mut self,
+        url: &str,
+        last_id: Option<u64>,
+        m: &Manifest,
+        sink: &mut Sink,
+        with_meta: bool,
+    ) -> Result<(Ended, Option<u64>), ClientError> {
         let shared = Mutex::new(sink);
         let mut local = LockedSink(&shared);
         let (ended, id, retry) = self.read_stream_inner(url, last_id, m, &mut local, with_meta)?;
@@ -348,15 +367,27 @@ impl Download<'_> {
         Ok((ended, id))
     }
 
-    fn read_stream_into(&self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut LockedSink, with_meta: bool)
-        -> Result<(Ended, Option<u64>), ClientError> {
+    fn read_stream_into(
+        &self,
+        url: &str,
+        last_id: Option<u64>,
+        m: &Manifest,
+        sink: &mut LockedSink,
+        with_meta: bool,
+    ) -> Result<(Ended, Option<u64>), ClientError> {
         self.read_stream_inner(url, last_id, m, sink, with_meta).map(|(e, id, _)| (e, id))
     }
 
     /// One HTTP request on a stream endpoint, read to its end or its failure.
     /// Returns how it ended, the last event id seen and the server's `retry`.
-    fn read_stream_inner(&self, url: &str, last_id: Option<u64>, m: &Manifest, sink: &mut LockedSink, with_meta: bool)
-        -> Result<(Ended, Option<u64>, Option<u64>), ClientError> {
+    fn read_stream_inner(
+        &self,
+        url: &str,
+        last_id: Option<u64>,
+        m: &Manifest,
+        sink: &mut LockedSink,
+        with_meta: bool,
+    ) -> Result<(Ended, Option<u64>, Option<u64>), ClientError> {
         let mut req = self.agent.get(url).header("Accept", "text/event-stream");
         if let Some(id) = last_id {
             req = req.header("Last-Event-ID", id.to_string());
@@ -389,7 +420,11 @@ impl Download<'_> {
             let event = match parser.next_event(&mut reader) {
                 Ok(Some(event)) => event,
                 Ok(None) => {
-                    return Ok((Ended::Dropped { new_chunks, why: "stream ended before `end`".into() }, id, parser.retry_ms))
+                    return Ok((
+                        Ended::Dropped { new_chunks, why: "stream ended before `end`".into() },
+                        id,
+                        parser.retry_ms,
+                    ))
                 }
                 Err(e) => return Ok((Ended::Dropped { new_chunks, why: e.to_string() }, id, parser.retry_ms)),
             };
@@ -518,7 +553,8 @@ impl Sink {
 
     /// Verifies and stores one chunk event. Returns whether it was new.
     fn chunk(&mut self, m: &Manifest, data: &str, scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
-        let msg: ChunkMsg = serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
+        let msg: ChunkMsg =
+            serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
         if msg.i >= m.chunks {
             return Err(ClientError::Protocol(format!("chunk {} is past the end", msg.i)));
         }

@@ -47,9 +47,13 @@ pub struct PartFile {
 pub enum Resumed {
     Fresh,
     /// Same version: `have` marks the chunks found intact on disk.
-    Resumed { have: Vec<bool> },
+    Found {
+        have: Vec<bool>,
+    },
     /// A part file of another version was discarded.
-    Discarded { old_version: String },
+    Discarded {
+        old_version: String,
+    },
 }
 
 impl PartFile {
@@ -57,14 +61,13 @@ impl PartFile {
         let part_path = with_suffix(out, ".part");
         let state_path = with_suffix(out, ".part.json");
         let identity = Identity::of(manifest);
-        let previous: Option<Identity> =
-            std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let previous: Option<Identity> = std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let resumable = previous.as_ref() == Some(&identity) && part_path.exists();
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(!resumable).open(&part_path)?;
         file.set_len(manifest.size)?;
         let part = PartFile { file, part_path, state_path };
         let resumed = match previous {
-            _ if resumable => Resumed::Resumed { have: part.scan(manifest)? },
+            _ if resumable => Resumed::Found { have: part.scan(manifest)? },
             Some(old) => Resumed::Discarded { old_version: old.version },
             None => Resumed::Fresh,
         };

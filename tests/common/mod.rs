@@ -91,11 +91,8 @@ impl TestServer {
         }
         let mut res = req.call().expect("request completes");
         let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
+        let headers =
+            res.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
         let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
         Resp { status, headers, body }
     }
@@ -211,7 +208,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Percent-encodes a file name for a query string.
 pub fn q(name: &str) -> String {
     name.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
