@@ -97,6 +97,10 @@ pub struct GetArgs {
     /// Range requests in flight when refilling missing or bad chunks.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Also read the finished file back and check its whole-file SHA-256
+    /// (the chunk digests and root already prove it; this costs one more pass).
+    #[arg(long)]
+    pub verify_sha256: bool,
     /// No progress bar or summary.
     #[arg(short, long)]
     pub quiet: bool,

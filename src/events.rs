@@ -15,8 +15,6 @@
 
 use std::io::{self, BufRead};
 
-use base64::Engine as _;
-
 use crate::index::{hex, Hash};
 
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -57,12 +55,7 @@ pub fn chunk(out: &mut Vec<u8>, i: u64, off: u64, hash: &Hash, payload: Payload<
     match payload {
         Payload::Binary(bytes) => {
             out.extend_from_slice(b"\"b64\":\"");
-            let start = out.len();
-            out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
-            let written = base64::engine::general_purpose::STANDARD
-                .encode_slice(bytes, &mut out[start..])
-                .expect("buffer sized by encoded_len");
-            out.truncate(start + written);
+            base64_simd::STANDARD.encode_append(bytes, out);
             out.push(b'"');
         }
         Payload::Text(text) => {
@@ -83,6 +76,26 @@ pub struct Event {
     pub data: String,
 }
 
+/// An event borrowed from the parser's buffers: no copy, no allocation and
+/// no UTF-8 check of `data`, which for a chunk is hundreds of KiB that the
+/// JSON parser and the digest check look at anyway.
+#[derive(Debug)]
+pub struct RawEvent<'a> {
+    pub id: Option<&'a str>,
+    pub event: &'a str,
+    pub data: &'a [u8],
+}
+
+impl RawEvent<'_> {
+    pub fn to_owned(&self) -> Event {
+        Event {
+            id: self.id.map(str::to_owned),
+            event: self.event.to_owned(),
+            data: String::from_utf8_lossy(self.data).into_owned(),
+        }
+    }
+}
+
 /// A streaming SSE parser following the HTML standard's rules: lines end in
 /// CRLF, LF or CR; `:` starts a comment; an event is dispatched at a blank
 /// line, and only if it has data.
@@ -90,8 +103,13 @@ pub struct Event {
 pub struct Parser {
     last_id: Option<String>,
     event: String,
+    /// The event's data; the first `data_start` bytes are a dead prefix (the
+    /// `data: ` of the first line, which we keep instead of moving the rest).
     data: Vec<u8>,
+    data_start: usize,
     has_data: bool,
+    /// The last event was handed out; clear its fields before the next line.
+    dispatched: bool,
     /// The last `retry:` value the server sent, in milliseconds.
     pub retry_ms: Option<u64>,
     line: Vec<u8>,
@@ -106,23 +124,41 @@ impl Parser {
     /// Reads until the next dispatched event; `Ok(None)` at a clean end of
     /// stream. A partial event at the end is discarded, as browsers do.
     pub fn next_event(&mut self, r: &mut impl BufRead) -> io::Result<Option<Event>> {
+        Ok(self.next_raw(r)?.map(|e| e.to_owned()))
+    }
+
+    /// Like [`Parser::next_event`], borrowing the event from the parser.
+    pub fn next_raw(&mut self, r: &mut impl BufRead) -> io::Result<Option<RawEvent<'_>>> {
+        if std::mem::take(&mut self.dispatched) {
+            self.event.clear();
+            self.data.clear();
+            self.data_start = 0;
+            self.has_data = false;
+        }
         loop {
             if !self.read_line(r)? {
                 return Ok(None);
             }
-            let line = std::mem::take(&mut self.line);
-            let dispatched = self.process_line(&line);
-            self.line = line;
-            self.line.clear();
-            if let Some(event) = dispatched {
-                return Ok(Some(event));
+            if self.line.is_empty() {
+                if self.has_data {
+                    self.dispatched = true;
+                    return Ok(Some(RawEvent {
+                        id: self.last_id.as_deref(),
+                        event: if self.event.is_empty() { "message" } else { &self.event },
+                        data: &self.data[self.data_start..],
+                    }));
+                }
+                self.event.clear();
+                continue;
             }
+            self.process_field();
         }
     }
 
     /// Reads one line into `self.line` (without its terminator). Returns
     /// false at end of stream with no terminated line pending.
     fn read_line(&mut self, r: &mut impl BufRead) -> io::Result<bool> {
+        self.line.clear();
         loop {
             let buf = r.fill_buf()?;
             if buf.is_empty() {
@@ -135,7 +171,7 @@ impl Parser {
                     start = 1;
                 }
             }
-            match buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', &buf[start..]) {
                 Some(pos) => {
                     let end = start + pos;
                     self.line.extend_from_slice(&buf[start..end]);
@@ -152,34 +188,27 @@ impl Parser {
         }
     }
 
-    fn process_line(&mut self, line: &[u8]) -> Option<Event> {
-        if line.is_empty() {
-            let event = std::mem::take(&mut self.event);
-            if !std::mem::take(&mut self.has_data) {
-                return None;
-            }
-            let data = String::from_utf8_lossy(&self.data).into_owned();
-            self.data.clear();
-            let event = if event.is_empty() { "message".to_owned() } else { event };
-            return Some(Event { id: self.last_id.clone(), event, data });
-        }
+    fn process_field(&mut self) {
+        let line = &self.line;
         if line[0] == b':' {
-            return None;
+            return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(p) => {
-                let v = &line[p + 1..];
-                (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
+        let (field_end, value_start) = match memchr::memchr(b':', line) {
+            Some(p) if line.get(p + 1) == Some(&b' ') => (p, p + 2),
+            Some(p) => (p, p + 1),
+            None => (line.len(), line.len()),
         };
-        match field {
-            b"data" => {
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
+        let value = &line[value_start..];
+        match &line[..field_end] {
+            b"data" if !self.has_data => {
+                // Take the whole line as the data buffer, skipping its prefix.
+                std::mem::swap(&mut self.data, &mut self.line);
+                self.data_start = value_start;
                 self.has_data = true;
+            }
+            b"data" => {
+                self.data.push(b'\n');
+                self.data.extend_from_slice(value);
             }
             b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
             b"id" if !value.contains(&0) => self.last_id = Some(String::from_utf8_lossy(value).into_owned()),
@@ -188,7 +217,6 @@ impl Parser {
             }
             _ => {}
         }
-        None
     }
 }
 

@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -165,7 +164,7 @@ pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let mut sink = Sink::new(&manifest, part, have, args.quiet);
     let resumed_chunks = sink.have_count;
     dl.fill(&manifest, &mut sink)?;
-    let mut summary = sink.finish(&manifest, &out)?;
+    let mut summary = sink.finish(&manifest, &out, args.verify_sha256)?;
     summary.resumed_chunks = resumed_chunks;
     summary.seconds = started.elapsed().as_secs_f64();
     if !args.quiet {
@@ -417,7 +416,7 @@ impl Download<'_> {
         let mut id = last_id;
         let mut scratch = Vec::new();
         loop {
-            let event = match parser.next_event(&mut reader) {
+            let event = match parser.next_raw(&mut reader) {
                 Ok(Some(event)) => event,
                 Ok(None) => {
                     return Ok((
@@ -428,22 +427,22 @@ impl Download<'_> {
                 }
                 Err(e) => return Ok((Ended::Dropped { new_chunks, why: e.to_string() }, id, parser.retry_ms)),
             };
-            match event.event.as_str() {
+            match event.event {
                 "chunk" => {
-                    if sink.with(|s| s.chunk(m, &event.data, &mut scratch))? {
+                    if sink.with(|s| s.chunk(m, event.data, &mut scratch))? {
                         new_chunks += 1;
                     }
-                    id = event.id.as_deref().and_then(|s| s.parse().ok()).or(id);
+                    id = event.id.and_then(|s| s.parse().ok()).or(id);
                 }
                 "meta" if with_meta => {
-                    let meta: serde_json::Value = serde_json::from_str(&event.data)
+                    let meta: serde_json::Value = serde_json::from_slice(event.data)
                         .map_err(|e| ClientError::Protocol(format!("bad meta event: {e}")))?;
                     if meta["version"] != m.version.as_str() {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
                 }
                 "end" => {
-                    let end: serde_json::Value = serde_json::from_str(&event.data)
+                    let end: serde_json::Value = serde_json::from_slice(event.data)
                         .map_err(|e| ClientError::Protocol(format!("bad end event: {e}")))?;
                     if end["root"] != m.root.as_str() {
                         return Err(ClientError::Changed(m.name.clone()));
@@ -451,7 +450,7 @@ impl Download<'_> {
                     return Ok((Ended::Complete, id, parser.retry_ms));
                 }
                 "error" => {
-                    let err: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+                    let err: serde_json::Value = serde_json::from_slice(event.data).unwrap_or_default();
                     if err["code"] == "changed" {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
@@ -483,9 +482,6 @@ struct Sink {
     have: Vec<bool>,
     have_count: u64,
     bytes_verified: u64,
-    /// SHA-256 of bytes `[0, whole_pos)`, extended as the prefix completes.
-    whole: Sha256,
-    whole_pos: u64,
     reconnects: u64,
     corrupt: u64,
     refilled: u64,
@@ -500,8 +496,10 @@ struct ChunkMsg<'a> {
     i: u64,
     off: u64,
     len: u64,
+    /// Borrowed as bytes: serde_json then skips the UTF-8 check of a string
+    /// that can only be base64 (anything else fails decoding).
     #[serde(borrow, default)]
-    b64: Option<&'a str>,
+    b64: Option<&'a [u8]>,
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
 }
@@ -528,8 +526,6 @@ impl Sink {
             have,
             have_count,
             bytes_verified,
-            whole: Sha256::new(),
-            whole_pos: 0,
             reconnects: 0,
             corrupt: 0,
             refilled: 0,
@@ -552,18 +548,18 @@ impl Sink {
     }
 
     /// Verifies and stores one chunk event. Returns whether it was new.
-    fn chunk(&mut self, m: &Manifest, data: &str, scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
+    fn chunk(&mut self, m: &Manifest, data: &[u8], scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
         let msg: ChunkMsg =
-            serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
+            serde_json::from_slice(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
         if msg.i >= m.chunks {
             return Err(ClientError::Protocol(format!("chunk {} is past the end", msg.i)));
         }
         let (off, len) = m.span(msg.i);
         let bytes: &[u8] = match (&msg.b64, &msg.text) {
             (Some(b64), _) => {
-                scratch.resize(b64.len() / 4 * 3 + 3, 0);
-                match base64::engine::general_purpose::STANDARD.decode_slice(b64, scratch) {
-                    Ok(n) => &scratch[..n],
+                scratch.clear();
+                match base64_simd::STANDARD.decode_append(b64, scratch) {
+                    Ok(()) => scratch,
                     Err(_) => &[],
                 }
             }
@@ -585,23 +581,18 @@ impl Sink {
         self.have_count += 1;
         self.bytes_verified += len as u64;
         self.progress.set_position(self.bytes_verified);
-        if off == self.whole_pos {
-            self.whole.update(bytes);
-            self.whole_pos += len as u64;
-        }
         Ok(true)
     }
 
-    /// Final proof: every chunk verified, digests hash to `root`, and the
-    /// bytes on disk hash to `sha256` (reading back whatever part of the file
-    /// did not arrive in order).
-    fn finish(mut self, m: &Manifest, out: &std::path::Path) -> Result<Summary, ClientError> {
+    /// Final proof: every chunk verified against its manifest digest, the
+    /// digests hash to `root`, and the size matches. Together they prove the
+    /// bytes are the indexed version; `verify_sha256` also reads the file
+    /// back and checks the whole-file digest (one more hashing pass).
+    fn finish(self, m: &Manifest, out: &std::path::Path, verify_sha256: bool) -> Result<Summary, ClientError> {
         self.progress.finish_and_clear();
         if self.have_count != m.chunks {
             return Err(ClientError::Verify(format!("{} of {} chunks verified", self.have_count, m.chunks)));
         }
-        // Each chunk matched its manifest digest, so these are the digests of
-        // the bytes on disk; they must hash to the root the server announced.
         if index::hex(&index::root_of(&m.digests)) != m.root {
             return Err(ClientError::Verify("chunk digests do not hash to the manifest's root".into()));
         }
@@ -609,17 +600,22 @@ impl Sink {
         if size != m.size {
             return Err(ClientError::Verify(format!("assembled {size} bytes, expected {}", m.size)));
         }
-        let mut buf = vec![0u8; 1 << 20];
-        while self.whole_pos < size {
-            let n = (size - self.whole_pos).min(buf.len() as u64) as usize;
-            self.part.file.read_exact_at(&mut buf[..n], self.whole_pos)?;
-            self.whole.update(&buf[..n]);
-            self.whole_pos += n as u64;
+        if verify_sha256 {
+            let mut whole = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut pos = 0;
+            while pos < size {
+                let n = (size - pos).min(buf.len() as u64) as usize;
+                self.part.file.read_exact_at(&mut buf[..n], pos)?;
+                whole.update(&buf[..n]);
+                pos += n as u64;
+            }
+            let sha = index::hex(&whole.finalize());
+            if sha != m.sha256 {
+                return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
+            }
         }
-        let sha = index::hex(&self.whole.finalize());
-        if sha != m.sha256 {
-            return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
-        }
+        let sha = m.sha256.clone();
         self.part.finish(out)?;
         let summary = Summary {
             path: out.to_owned(),
