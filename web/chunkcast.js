@@ -383,6 +383,7 @@ export class MemoryStore {
 
   async discard() {
     this.chunks.clear();
+    this.version = '';
   }
 
   async close() {}
