@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Seconds of silence after which a paced stream sends a keep-alive comment.
     #[arg(long, default_value_t = 15)]
     pub keep_alive: u64,
+    /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Serve the web client from this directory [default: web]
     #[arg(long)]
     pub web_dir: Option<PathBuf>,

@@ -26,6 +26,8 @@ pub struct Config {
     pub keep_alive: Duration,
     /// Directory holding the web client (`index.html`, `chunkcast.js`, ...).
     pub web_dir: Option<PathBuf>,
+    /// Open streams beyond which new ones get 503 with `Retry-After`.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +74,19 @@ impl TryFrom<ServeArgs> for Config {
             retry_ms: args.retry_ms,
             keep_alive: Duration::from_secs(args.keep_alive.max(1)),
             web_dir,
+            max_connections: args.max_connections.unwrap_or_else(default_max_connections),
         })
     }
+}
+
+/// Sized for the machine: a stream holds two descriptors (its socket and
+/// its file), so half the process's open-file limit, less a reserve for the
+/// listener, index files and logs.
+pub fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 1024 };
+    (soft.min(1 << 20) as usize).saturating_sub(64).max(128) / 2
 }
 
 /// `<user cache dir>/chunkcast/index`, e.g. `~/.cache/chunkcast/index`.

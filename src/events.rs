@@ -36,34 +36,55 @@ pub enum Payload<'a> {
     Text(&'a str),
 }
 
-/// Appends one `chunk` event to `out`.
-///
-/// The JSON is written by hand: the base64 alphabet needs no escaping, so the
-/// payload is encoded straight into the output buffer instead of being built
-/// as a `String` and scanned again by `serde_json`.
+/// Appends one whole `chunk` event to `out`: [`chunk_head`], the payload
+/// ([`base64_fragment`] or [`text_fragment`]), [`chunk_tail`]. The server
+/// writes the same pieces slice by slice (see `stream`).
 pub fn chunk(out: &mut Vec<u8>, i: u64, off: u64, hash: &Hash, payload: Payload<'_>) {
-    use std::io::Write as _;
-    let len = match payload {
-        Payload::Binary(b) => b.len(),
-        Payload::Text(t) => t.len(),
-    };
-    let _ = write!(
-        out,
-        "id: {i}\nevent: chunk\ndata: {{\"i\":{i},\"off\":{off},\"len\":{len},\"sha256\":\"{}\",",
-        hex(hash)
-    );
     match payload {
         Payload::Binary(bytes) => {
-            out.extend_from_slice(b"\"b64\":\"");
-            base64_simd::STANDARD.encode_append(bytes, out);
-            out.push(b'"');
+            chunk_head(out, i, off, bytes.len(), hash, false);
+            base64_fragment(out, bytes);
         }
         Payload::Text(text) => {
-            out.extend_from_slice(b"\"text\":");
-            serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+            chunk_head(out, i, off, text.len(), hash, true);
+            text_fragment(out, text, &mut Vec::new());
         }
     }
-    out.extend_from_slice(b"}\n\n");
+    chunk_tail(out);
+}
+
+/// The start of a chunk event, up to and including the payload's opening
+/// quote. The JSON is written by hand: every field but the payload is a
+/// number or hex, so nothing needs escaping.
+pub fn chunk_head(out: &mut Vec<u8>, i: u64, off: u64, len: usize, hash: &Hash, text: bool) {
+    use std::io::Write as _;
+    let field = if text { "text" } else { "b64" };
+    let _ = write!(
+        out,
+        "id: {i}\nevent: chunk\ndata: {{\"i\":{i},\"off\":{off},\"len\":{len},\"sha256\":\"{}\",\"{field}\":\"",
+        hex(hash)
+    );
+}
+
+/// Base64 of `bytes`, encoded straight into `out` (the alphabet needs no
+/// JSON escaping). Consecutive fragments join into one valid base64 string
+/// as long as every fragment but the last has a length divisible by 3.
+pub fn base64_fragment(out: &mut Vec<u8>, bytes: &[u8]) {
+    base64_simd::STANDARD.encode_append(bytes, out);
+}
+
+/// `text` escaped as the inside of a JSON string (`serde_json` does the
+/// escaping; `scratch` is reused between calls).
+pub fn text_fragment(out: &mut Vec<u8>, text: &str, scratch: &mut Vec<u8>) {
+    scratch.clear();
+    serde_json::to_writer(&mut *scratch, text).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(&scratch[1..scratch.len() - 1]);
+}
+
+/// The end of a chunk event: the payload's closing quote, the object's brace
+/// and the blank line that dispatches the event.
+pub fn chunk_tail(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"}\n\n");
 }
 
 /// One dispatched event, as an `EventSource` would deliver it.

@@ -32,19 +32,25 @@ pub mod store;
 pub mod stream;
 
 use std::net::TcpListener;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
 use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
 
 pub use config::Config;
 
 /// Builds the server on an already bound listener (tests bind port 0 and read
-/// the address back). The returned `Server` runs when awaited or spawned; its
-/// handle stops it.
+/// the address back). Call it inside an actix `System`; the returned `Server`
+/// runs when awaited, and its handle stops it.
+///
+/// On SIGTERM or SIGINT the server stops accepting, every open stream ends
+/// cleanly between two events (clients resume from their `Last-Event-ID`),
+/// and the process exits once they are closed (at most `shutdown_timeout`).
 pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
-    let state = web::Data::new(routes::AppState::new(config)?);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = web::Data::new(routes::AppState::new(config, shutdown_rx)?);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -60,8 +66,62 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
             })
             .configure(|cfg| routes::configure(cfg, web_dir.as_deref()))
     })
-    .listen(listener)?
+    // Idle keep-alive connections are closed after 15 s, requests whose
+    // headers take longer than 5 s are dropped, and half-open peers are found
+    // by TCP keepalive (see `reap_half_open`).
+    .keep_alive(Duration::from_secs(15))
+    .client_request_timeout(Duration::from_secs(5))
+    .on_connect(|conn, _| reap_half_open(conn))
+    .disable_signals()
     .shutdown_timeout(5)
+    .listen(listener)?
     .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing streams between events");
+        let _ = shutdown_tx.send(true);
+        handle.stop(true).await;
+    });
     Ok(server)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Turns on TCP keepalive (first probe after 30 s idle, then every 10 s, 3
+/// misses) and a 60 s `TCP_USER_TIMEOUT`, so a peer that vanished without a
+/// FIN (a laptop closed mid-download) is dropped instead of holding a stream
+/// slot. A live client that merely reads slowly still acks, and stays.
+fn reap_half_open(conn: &dyn std::any::Any) {
+    use std::os::fd::AsRawFd;
+    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
+    let fd = tcp.as_raw_fd();
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: setsockopt reads `value` for its size; fd is a live socket.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000);
 }

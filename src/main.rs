@@ -44,7 +44,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => tracing::info!(root = %config.root.display(), "serving (indexes in memory only)"),
     }
     println!("chunkcast serving {} at http://{addr}/", config.root.display());
-    actix_web::rt::System::new().block_on(chunkcast::server(listener, config)?)?;
+    actix_web::rt::System::new().block_on(async { chunkcast::server(listener, config)?.await })?;
     Ok(())
 }
 
@@ -53,7 +53,8 @@ fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
     serve.root = Some(args.dir.clone());
     serve.index_dir = args.index_dir.clone();
     let config = Config::try_from(serve)?;
-    let state = chunkcast::routes::AppState::new(config)?;
+    let (_never, shutdown) = tokio::sync::watch::channel(false);
+    let state = chunkcast::routes::AppState::new(config, shutdown)?;
     let entries = state.catalog.list()?;
     actix_web::rt::System::new().block_on(async {
         for entry in &entries {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::catalog::{Catalog, Resolved};
 use crate::config::Config;
@@ -17,20 +18,24 @@ use crate::files;
 use crate::index::{hex, FileIndex, Kind};
 use crate::params;
 use crate::store::IndexStore;
-use crate::stream::{self, Plan};
+use crate::stream::{Plan, Streams};
 
 /// Shared by every worker.
 pub struct AppState {
     pub config: Config,
     pub catalog: Catalog,
     pub store: Arc<IndexStore>,
+    pub streams: Streams,
 }
 
 impl AppState {
-    pub fn new(config: Config) -> std::io::Result<Self> {
+    /// `shutdown` turns true when the server starts shutting down; open
+    /// streams then end between two events.
+    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let catalog = Catalog::new(config.root.clone())?;
         let store = Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()));
-        Ok(AppState { config, catalog, store })
+        let streams = Streams::new(store.clone(), config.max_connections, shutdown);
+        Ok(AppState { config, catalog, store, streams })
     }
 }
 
@@ -212,7 +217,7 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
         None => std::iter::once(start..chunks).collect(),
     };
     let meta = serde_json::to_string(&Manifest::new(&c.file.name, &c.index, false)).map_err(std::io::Error::other)?;
-    Ok(start_stream(&state, c, list, Some(meta)))
+    start_stream(&state, c, list, Some(meta))
 }
 
 /// `GET /events/chunk/<start>/<end>?file=NAME[&v=VERSION]`
@@ -241,14 +246,20 @@ async fn range(
     if from < start || from > end {
         return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
     }
-    Ok(start_stream(&state, c, std::iter::once(from..end).collect(), None))
+    start_stream(&state, c, std::iter::once(from..end).collect(), None)
 }
 
 /// 204 when nothing is left (which stops a browser's EventSource), else the stream.
-fn start_stream(state: &AppState, c: Checked, list: Vec<Range<u64>>, meta: Option<String>) -> HttpResponse {
+/// Beyond `--max-connections` open streams: 503 with `Retry-After`.
+fn start_stream(
+    state: &AppState,
+    c: Checked,
+    list: Vec<Range<u64>>,
+    meta: Option<String>,
+) -> Result<HttpResponse, ApiError> {
     let list: Vec<_> = list.into_iter().filter(|r| !r.is_empty()).collect();
     if list.is_empty() {
-        return HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish();
+        return Ok(HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish());
     }
     let plan = Plan {
         name: c.file.name,
@@ -260,7 +271,7 @@ fn start_stream(state: &AppState, c: Checked, list: Vec<Range<u64>>, meta: Optio
         retry_ms: state.config.retry_ms,
         keep_alive: state.config.keep_alive,
     };
-    stream::respond(plan, state.store.clone())
+    state.streams.respond(plan)
 }
 
 /// The part of `ranges` inside `within`.

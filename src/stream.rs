@@ -1,29 +1,57 @@
 //! The chunk stream: turns a plan ("these chunks of this file, with or
 //! without a `meta` event, at this rate") into an SSE response body.
 //!
-//! A producer task prepares events and hands them to the response through a
-//! channel with room for one event. Reading, verifying and base64-encoding a
-//! chunk happens on the blocking pool, one chunk ahead of the one being
-//! written, so disk, CPU and socket overlap while a connection holds at most
-//! three chunks: one being written, one queued, one being prepared. A client
-//! that reads slowly fills the channel and the producer simply waits, so it
-//! slows its own stream and never grows the server's memory.
+//! The body is a `Stream` that actix polls whenever the socket has room, so
+//! a client that reads slowly only slows its own stream, and a connection
+//! holds no more than the slice actix is writing.
+//!
+//! Chunks go out in slices: each event is framed piece by piece (the header,
+//! the payload in slices of [`SLICE`] bytes, the tail), read from disk and
+//! hashed as it goes. A client only dispatches an event at its closing blank
+//! line, so the digest can be checked while the event is on its way: if the
+//! last slice does not match the index, the connection is cut before the
+//! blank line, the client discards the partial event and resumes.
+//!
+//! Slices are produced inline on the worker thread: a 48 KiB positional read
+//! (from the page cache in the common case), a hash update and a base64
+//! encode take tens of microseconds, less than handing the work to another
+//! thread and back would cost, and they need no per-connection buffer (the
+//! read buffer is per thread).
 
+use std::cell::RefCell;
 use std::fs::File;
+use std::future::Future;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::HttpResponse;
-use tokio::sync::mpsc;
+use futures_util::Stream;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
-use crate::events::{self, Payload};
+use crate::error::ApiError;
+use crate::events;
 use crate::index::{self, FileIndex, Kind, Stamp};
 use crate::store::IndexStore;
+
+/// Payload bytes per slice. A multiple of 3, so base64 slices join without
+/// padding; 48 KiB keeps what a connection holds small while a read, a hash
+/// update and an encode per slice still amortize their per-call cost.
+pub const SLICE: usize = 48 * 1024;
+
+thread_local! {
+    /// The read buffer, one per worker thread: slices are produced inline
+    /// and never held across an `await`.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SLICE]);
+}
 
 /// Everything a stream needs, decided and validated by the route handler.
 pub struct Plan {
@@ -40,28 +68,70 @@ pub struct Plan {
     pub keep_alive: Duration,
 }
 
-/// Why a stream stopped before its end.
-enum Stop {
-    /// The client went away: normal for SSE, logged at debug.
-    ClientGone,
-    /// The file no longer matches its index.
-    Changed(&'static str),
-    Io(std::io::Error),
+/// What every stream shares: the index store (to evict stale indexes), the
+/// count of open streams, and the server's shutdown signal.
+pub struct Streams {
+    store: Arc<IndexStore>,
+    open: Arc<AtomicUsize>,
+    max: usize,
+    shutdown: watch::Receiver<bool>,
 }
 
-/// The streaming response for a plan. The producer is spawned here and ends
-/// by itself when the stream is done or the client disconnects.
-pub fn respond(plan: Plan, store: Arc<IndexStore>) -> HttpResponse {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(1);
-    tokio::spawn(produce(plan, store, tx));
-    let body =
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .streaming(body)
+/// Holds one of the `max` stream slots until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Streams {
+    pub fn new(store: Arc<IndexStore>, max: usize, shutdown: watch::Receiver<bool>) -> Self {
+        Streams { store, open: Arc::new(AtomicUsize::new(0)), max, shutdown }
+    }
+
+    /// Streams currently open.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The streaming response for a plan, or `Busy` when `max` streams are
+    /// already open.
+    pub fn respond(&self, plan: Plan) -> Result<HttpResponse, ApiError> {
+        let taken = self.open.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(self.open.clone());
+        if taken >= self.max {
+            return Err(ApiError::Busy(taken));
+        }
+        let mut shutdown = self.shutdown.clone();
+        let shutting_down = *shutdown.borrow();
+        let body = ChunkStream {
+            phase: Phase::Retry,
+            order: plan.chunks.clone().into_iter().flatten(),
+            next: None,
+            file: None,
+            framer: None,
+            sent: Sent::default(),
+            paced_start: Instant::now(),
+            sleep: None,
+            shutting_down,
+            shutdown: Box::pin(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            }),
+            store: self.store.clone(),
+            plan,
+            started: Instant::now(),
+            outcome: Outcome::ClientGone,
+            _slot: slot,
+        };
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+            .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
+            .insert_header(("X-Accel-Buffering", "no"))
+            .insert_header((header::CONTENT_ENCODING, "identity"))
+            .streaming(body))
+    }
 }
 
 /// `retry:` with per-connection jitter in `[base, 1.5 × base]`, so clients
@@ -70,32 +140,22 @@ fn jittered(base: u64) -> u64 {
     base + fastrand::u64(0..=base / 2)
 }
 
-async fn produce(plan: Plan, store: Arc<IndexStore>, tx: mpsc::Sender<Bytes>) {
-    let started = Instant::now();
-    let mut sent = Sent::default();
-    let outcome = run(&plan, &tx, &mut sent).await;
-    let ms = started.elapsed().as_millis() as u64;
-    let (file, chunks, bytes, last) = (&plan.name, sent.chunks, sent.payload, sent.last);
-    match outcome {
-        Ok(()) => tracing::info!(file, chunks, bytes, ms, "stream finished"),
-        Err(Stop::ClientGone) => tracing::debug!(file, chunks, bytes, ms, last, "client disconnected"),
-        Err(Stop::Changed(why)) => {
-            tracing::warn!(file, why, last, "file changed during a stream");
-            if why == "chunk digest differs" {
-                store.evict(&plan.path);
-            }
-            let data = serde_json::json!({
-                "code": "changed",
-                "error": format!("{file} changed since it was indexed ({why}); fetch the manifest again"),
-            });
-            let _ = tx.send(events::named("error", &data.to_string()).into()).await;
-        }
-        Err(Stop::Io(e)) => {
-            tracing::error!(file, error = %e, last, "stream failed reading the file");
-            let data = serde_json::json!({ "code": "io_error", "error": "the server could not read the file" });
-            let _ = tx.send(events::named("error", &data.to_string()).into()).await;
-        }
-    }
+/// Why a stream stopped before its end.
+enum Stop {
+    /// The file no longer matches its index.
+    Changed(&'static str),
+    Io(std::io::Error),
+}
+
+/// How a stream ended, for its log line. Until it ends otherwise, a dropped
+/// stream means the client went away.
+#[derive(Debug)]
+enum Outcome {
+    Finished,
+    ClientGone,
+    Shutdown,
+    Changed(&'static str),
+    Failed(String),
 }
 
 #[derive(Default)]
@@ -105,82 +165,304 @@ struct Sent {
     last: Option<u64>,
 }
 
-async fn run(plan: &Plan, tx: &mpsc::Sender<Bytes>, sent: &mut Sent) -> Result<(), Stop> {
-    let send = |bytes: Vec<u8>| async move { tx.send(bytes.into()).await.map_err(|_| Stop::ClientGone) };
-    send(events::retry(jittered(plan.retry_ms))).await?;
-    if let Some(meta) = &plan.meta {
-        send(events::named("meta", meta)).await?;
-    }
-
-    let path = plan.path.clone();
-    let file =
-        Arc::new(tokio::task::spawn_blocking(move || File::open(path)).await.map_err(join_error)?.map_err(Stop::Io)?);
-    let mut order = plan.chunks.iter().flat_map(|r| r.clone());
-    let prepare = |i: u64| {
-        let (file, index, path) = (file.clone(), plan.index.clone(), plan.path.clone());
-        tokio::task::spawn_blocking(move || prepare_chunk(&file, &index, &path, i))
-    };
-    let paced_start = Instant::now();
-    let mut next = order.next().map(|i| (i, prepare(i)));
-    while let Some((i, job)) = next.take() {
-        let event = job.await.map_err(join_error)??;
-        next = order.next().map(|i| (i, prepare(i)));
-        if let Some(rate) = plan.rate {
-            let due = paced_start + Duration::from_secs_f64(sent.payload as f64 / rate as f64);
-            pace(due, plan.keep_alive, tx).await?;
-        }
-        send(event).await?;
-        sent.chunks += 1;
-        sent.payload += plan.index.span(i).1 as u64;
-        sent.last = Some(i);
-    }
-    let end = serde_json::json!({ "chunks": plan.index.chunks(), "root": index::hex(&plan.index.root) });
-    send(events::named("end", &end.to_string())).await
+enum Phase {
+    Retry,
+    Meta,
+    Chunks,
+    End,
+    Done,
 }
 
-/// Waits until `due`, sending a keep-alive comment for every `keep_alive` of
-/// silence so proxies and clients do not take a slow stream for a dead one.
-async fn pace(due: Instant, keep_alive: Duration, tx: &mpsc::Sender<Bytes>) -> Result<(), Stop> {
-    loop {
-        let now = Instant::now();
-        if now >= due {
-            return Ok(());
+type Item = std::io::Result<Bytes>;
+
+/// The response body of one stream.
+pub struct ChunkStream {
+    plan: Plan,
+    phase: Phase,
+    order: std::iter::Flatten<std::vec::IntoIter<Range<u64>>>,
+    /// A chunk taken from `order` whose pacing delay is not over yet.
+    next: Option<u64>,
+    file: Option<File>,
+    /// The event being written, when one is mid-way.
+    framer: Option<Framer>,
+    sent: Sent,
+    paced_start: Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    shutting_down: bool,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    store: Arc<IndexStore>,
+    started: Instant,
+    outcome: Outcome,
+    _slot: Slot,
+}
+
+impl Stream for ChunkStream {
+    type Item = Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let this = &mut *self;
+        if !this.shutting_down && this.shutdown.as_mut().poll(cx).is_ready() {
+            this.shutting_down = true;
         }
-        if due - now <= keep_alive {
-            tokio::time::sleep_until(due.into()).await;
-            return Ok(());
+        loop {
+            match std::mem::replace(&mut this.phase, Phase::Done) {
+                Phase::Retry => {
+                    this.phase = Phase::Meta;
+                    return ready(events::retry(jittered(this.plan.retry_ms)));
+                }
+                Phase::Meta => {
+                    this.phase = Phase::Chunks;
+                    if let Some(meta) = &this.plan.meta {
+                        return ready(events::named("meta", meta));
+                    }
+                }
+                Phase::Chunks => {
+                    this.phase = Phase::Chunks;
+                    return match this.poll_chunk(cx) {
+                        Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+                        Poll::Ready(None) => continue,
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                Phase::End => {
+                    this.outcome = Outcome::Finished;
+                    let index = &this.plan.index;
+                    let end = serde_json::json!({ "chunks": index.chunks(), "root": index::hex(&index.root) });
+                    return ready(events::named("end", &end.to_string()));
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
         }
-        tokio::time::sleep(keep_alive).await;
-        tx.send(Bytes::from_static(events::KEEP_ALIVE)).await.map_err(|_| Stop::ClientGone)?;
     }
 }
 
-/// Reads chunk `i`, checks that the file still is the indexed version, and
-/// frames the event. Runs on the blocking pool.
-fn prepare_chunk(file: &File, index: &FileIndex, path: &std::path::Path, i: u64) -> Result<Vec<u8>, Stop> {
-    let meta = std::fs::metadata(path).map_err(|_| Stop::Changed("file is gone"))?;
-    if Stamp::of(&meta) != index.stamp {
-        return Err(Stop::Changed("size or modification time differs"));
-    }
-    let (off, len) = index.span(i);
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, off).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Stop::Changed("file is shorter"),
-        _ => Stop::Io(e),
-    })?;
-    let hash = &index.hashes[i as usize];
-    if index::sha256(&buf) != *hash {
-        return Err(Stop::Changed("chunk digest differs"));
-    }
-    let payload = match index.kind {
-        Kind::Binary => Payload::Binary(&buf),
-        Kind::Text => Payload::Text(std::str::from_utf8(&buf).map_err(|_| Stop::Changed("text is no longer UTF-8"))?),
-    };
-    let mut out = Vec::with_capacity(len * 4 / 3 + 200);
-    events::chunk(&mut out, i, off, hash, payload);
-    Ok(out)
+fn ready(bytes: Vec<u8>) -> Poll<Option<Item>> {
+    Poll::Ready(Some(Ok(Bytes::from(bytes))))
 }
 
-fn join_error(e: tokio::task::JoinError) -> Stop {
-    Stop::Io(std::io::Error::other(e))
+impl ChunkStream {
+    /// The next slice of the chunk events. `Ready(None)` moves on to `end`.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        if self.framer.is_none() {
+            // Between two events: the place to stop for a shutdown, and to
+            // wait for the pace.
+            if self.shutting_down {
+                self.outcome = Outcome::Shutdown;
+                self.phase = Phase::Done;
+                return Poll::Ready(None);
+            }
+            let Some(i) = self.next.take().or_else(|| self.order.next()) else {
+                self.phase = Phase::End;
+                return Poll::Ready(None);
+            };
+            if let Some(item) = self.pace(cx) {
+                self.next = Some(i);
+                return item;
+            }
+            if self.file.is_none() {
+                match File::open(&self.plan.path) {
+                    Ok(file) => self.file = Some(file),
+                    Err(e) => return self.stop(Stop::Io(e)),
+                }
+            }
+            self.framer = Some(Framer::new(i, &self.plan.index));
+        }
+        let (framer, file) = (self.framer.as_mut().expect("set above"), self.file.as_ref().expect("opened above"));
+        match framer.next_slice(file, &self.plan) {
+            Ok(slice) => {
+                framer.emitted = true;
+                if framer.finished {
+                    let i = framer.i;
+                    self.framer = None;
+                    self.sent.chunks += 1;
+                    self.sent.payload += self.plan.index.span(i).1 as u64;
+                    self.sent.last = Some(i);
+                }
+                ready(slice)
+            }
+            Err(stop) => self.stop(stop),
+        }
+    }
+
+    /// `None` when the next chunk is due; otherwise what to return while
+    /// waiting: `Pending`, or a keep-alive comment after `keep_alive` of
+    /// silence (so proxies and clients do not take the stream for dead).
+    fn pace(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>> {
+        let rate = self.plan.rate?;
+        let due = self.paced_start + Duration::from_secs_f64(self.sent.payload as f64 / rate as f64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                self.sleep = None;
+                return None;
+            }
+            let sleep =
+                self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep((due - now).min(self.plan.keep_alive))));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Some(Poll::Pending);
+            }
+            self.sleep = None;
+            if Instant::now() < due {
+                return Some(ready(events::KEEP_ALIVE.to_vec()));
+            }
+        }
+    }
+
+    /// Ends the stream: with an `error` event between events, or by cutting
+    /// the connection when part of an event is already on the wire (actix
+    /// drops the connection on a body error; the client discards the partial
+    /// event). Never a half-sent event followed by anything else.
+    fn stop(&mut self, stop: Stop) -> Poll<Option<Item>> {
+        let file = &self.plan.name;
+        let data = match stop {
+            Stop::Changed(why) => {
+                if why == "chunk digest differs" {
+                    self.store.evict(&self.plan.path);
+                }
+                self.outcome = Outcome::Changed(why);
+                let error = format!("{file} changed since it was indexed ({why}); fetch the manifest again");
+                serde_json::json!({ "code": "changed", "error": error })
+            }
+            Stop::Io(e) => {
+                self.outcome = Outcome::Failed(e.to_string());
+                serde_json::json!({ "code": "io_error", "error": "the server could not read the file" })
+            }
+        };
+        let mid_event = self.framer.take().is_some_and(|f| f.emitted);
+        let item = if mid_event {
+            Err(std::io::Error::other("stream cut mid-event"))
+        } else {
+            Ok(Bytes::from(events::named("error", &data.to_string())))
+        };
+        self.phase = Phase::Done;
+        Poll::Ready(Some(item))
+    }
+}
+
+impl Drop for ChunkStream {
+    /// One log line per finished stream. A client going away is normal for
+    /// SSE and logged at debug, with the last chunk it was sent.
+    fn drop(&mut self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let (file, chunks, bytes, last) = (&self.plan.name, self.sent.chunks, self.sent.payload, self.sent.last);
+        match &self.outcome {
+            Outcome::Finished => tracing::info!(file, chunks, bytes, ms, "stream finished"),
+            Outcome::ClientGone => tracing::debug!(file, chunks, bytes, ms, last, "client disconnected"),
+            Outcome::Shutdown => tracing::info!(file, chunks, bytes, ms, last, "stream closed for shutdown"),
+            Outcome::Changed(why) => tracing::warn!(file, why, last, "file changed during a stream"),
+            Outcome::Failed(e) => tracing::error!(file, error = %e, last, "stream failed reading the file"),
+        }
+    }
+}
+
+/// Frames one chunk event slice by slice, hashing the bytes as they are read.
+struct Framer {
+    i: u64,
+    off: u64,
+    len: usize,
+    /// Payload bytes read so far.
+    pos: usize,
+    hasher: Sha256,
+    /// Text only: bytes of a character split by a slice boundary.
+    carry: Vec<u8>,
+    /// Part of this event went out: stopping now must cut the connection.
+    emitted: bool,
+    finished: bool,
+}
+
+impl Framer {
+    fn new(i: u64, index: &FileIndex) -> Framer {
+        let (off, len) = index.span(i);
+        Framer { i, off, len, pos: 0, hasher: Sha256::new(), carry: Vec::new(), emitted: false, finished: false }
+    }
+
+    /// Reads the next slice and frames it: the event header goes with the
+    /// first, the closing `"}` and blank line with the last, and only after
+    /// the chunk's digest matched the index.
+    fn next_slice(&mut self, file: &File, plan: &Plan) -> Result<Vec<u8>, Stop> {
+        let index = &plan.index;
+        let hash = &index.hashes[self.i as usize];
+        let text = index.kind == Kind::Text;
+        let n = SLICE.min(self.len - self.pos);
+        let mut out = Vec::with_capacity(n * 4 / 3 + 256);
+        if self.pos == 0 {
+            let meta = std::fs::metadata(&plan.path).map_err(|_| Stop::Changed("file is gone"))?;
+            if Stamp::of(&meta) != index.stamp {
+                return Err(Stop::Changed("size or modification time differs"));
+            }
+            events::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
+        }
+        READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
+            let bytes = &mut buf[..n];
+            file.read_exact_at(bytes, self.off + self.pos as u64).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Stop::Changed("file is shorter"),
+                _ => Stop::Io(e),
+            })?;
+            self.hasher.update(&*bytes);
+            if text {
+                self.carry.extend_from_slice(bytes);
+            } else {
+                events::base64_fragment(&mut out, bytes);
+            }
+            Ok(())
+        })?;
+        self.pos += n;
+        let last = self.pos == self.len;
+        if text {
+            let cut = if last { self.carry.len() } else { char_boundary(&self.carry) };
+            let piece =
+                std::str::from_utf8(&self.carry[..cut]).map_err(|_| Stop::Changed("text is no longer UTF-8"))?;
+            events::text_fragment(&mut out, piece, &mut Vec::new());
+            self.carry.drain(..cut);
+        }
+        if last {
+            let digest: index::Hash = std::mem::take(&mut self.hasher).finalize().into();
+            if digest != *hash {
+                return Err(Stop::Changed("chunk digest differs"));
+            }
+            events::chunk_tail(&mut out);
+            self.finished = true;
+        }
+        Ok(out)
+    }
+}
+
+/// The longest prefix of `bytes` that does not end inside a UTF-8 character.
+fn char_boundary(bytes: &[u8]) -> usize {
+    let is_continuation = |b: u8| b & 0xC0 == 0x80;
+    let mut cut = bytes.len();
+    // Walk back over at most three continuation bytes to the lead byte, and
+    // keep the character only if all its bytes are here.
+    for back in 1..=4.min(bytes.len()) {
+        let b = bytes[bytes.len() - back];
+        if !is_continuation(b) {
+            let width = match b {
+                0x00..=0x7F => 1,
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                _ => 4,
+            };
+            if width > back {
+                cut = bytes.len() - back;
+            }
+            break;
+        }
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_boundary_never_splits_a_character() {
+        let s = "a中😀".as_bytes();
+        for end in 0..=s.len() {
+            let cut = char_boundary(&s[..end]);
+            assert!(std::str::from_utf8(&s[..cut]).is_ok(), "end {end} cut {cut}");
+            assert!(end - cut < 4);
+        }
+        assert_eq!(char_boundary(s), s.len());
+    }
 }
