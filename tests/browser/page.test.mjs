@@ -1,0 +1,192 @@
+// The page in real headless Chromium (playwright-core driving /usr/bin/chromium;
+// no browser is ever downloaded): a 64 MiB download cut twice, a reload that
+// resumes from disk, text that grows, and failures shown to the user.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { FIXTURES, REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT = path.join(REPO, 'test-output');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const BIG = 64 << 20;
+
+let srv; // 256 KiB chunks for the big files
+let textSrv; // 4 KiB chunks, so the story arrives in several pieces
+let root;
+let bigSha;
+let context;
+let profile;
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  const big = pseudoRandom(BIG, 42);
+  bigSha = sha256hex(big);
+  root = makeRoot({ 'big.bin': big, 'big-reload.bin': big });
+  srv = await startServer({ root, chunkSize: '256K', args: ['--retry-ms', '300'] });
+  textSrv = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '300'] });
+  profile = mkdtempSync(path.join(os.tmpdir(), 'chunkcast-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, acceptDownloads: true, viewport: { width: 1000, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  await srv?.stop();
+  await textSrv?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function openPage(url, query = '') {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  await page.goto(url + query);
+  await page.waitForSelector('button[data-file]');
+  return { page, problems };
+}
+
+const data = (page, key) => page.$eval('#download', (el, k) => el.dataset[k], key);
+const waitData = (page, key, pred, timeout = 60000) =>
+  page.waitForFunction(([k, p]) => new Function('v', `return ${p}`)(document.querySelector('#download').dataset[k]), [key, pred], { timeout, polling: 50 });
+
+async function saveAndHash(page) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+  const file = await download.path();
+  const hash = createHash('sha256');
+  await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));
+  return { sha: hash.digest('hex'), name: download.suggestedFilename() };
+}
+
+test('a 64 MiB download survives two dropped connections and saves the exact bytes', async () => {
+  const { page, problems } = await openPage(srv.url);
+  await page.selectOption('#rate', '8388608'); // 8 MiB/s: slow enough to cut twice
+  await page.click('button[data-file="big.bin"]');
+  await waitData(page, 'percent', 'Number(v) >= 20');
+  await page.click('#drop');
+  await page.screenshot({ path: path.join(OUT, 'download-after-first-drop.png'), fullPage: true });
+  await waitData(page, 'reconnects', 'Number(v) >= 1');
+  await waitData(page, 'percent', 'Number(v) >= 55');
+  await page.click('#drop');
+  await page.screenshot({ path: path.join(OUT, 'download-after-second-drop.png'), fullPage: true });
+  await waitData(page, 'state', 'v === "done"', 120000);
+  assert.equal(await data(page, 'reconnects'), '2');
+  assert.equal(await data(page, 'verified'), '256');
+  // Nothing was fetched twice beyond the chunks in flight at each drop.
+  assert.ok(Number(await data(page, 'received')) < BIG * 1.1, `received ${await data(page, 'received')}`);
+  assert.equal(await page.textContent('#sha256'), bigSha);
+  assert.match(await page.textContent('#sha-check'), /✓/);
+  await page.screenshot({ path: path.join(OUT, 'download-done.png'), fullPage: true });
+  const saved = await saveAndHash(page);
+  assert.equal(saved.sha, bigSha);
+  assert.equal(saved.name, 'big.bin');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a reload mid-download offers to resume, and the resume continues from disk', async () => {
+  const { page } = await openPage(srv.url);
+  await page.selectOption('#rate', '8388608'); // 8 MiB/s
+  await page.click('button[data-file="big-reload.bin"]');
+  await waitData(page, 'percent', 'Number(v) >= 30');
+  await page.waitForTimeout(700); // the worker records what is on disk every 500 ms
+  const before = Number(await data(page, 'verified'));
+  await page.reload();
+  await page.waitForSelector('#resume-offer:not([hidden])');
+  assert.match(await page.textContent('#resume-text'), /big-reload\.bin/);
+  const onDisk = Number(await page.$eval('#resume-offer', (el) => el.dataset.chunks));
+  assert.ok(onDisk >= before * 0.8 && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified before the reload`);
+  await page.screenshot({ path: path.join(OUT, 'reload-resume-offer.png'), fullPage: true });
+  await page.selectOption('#rate', '0');
+  await page.click('#resume-offer-yes');
+  await waitData(page, 'state', 'v === "done"', 120000);
+  const resumed = Number(await data(page, 'resumed'));
+  assert.ok(resumed >= onDisk * 0.9, `${resumed} chunks resumed from disk of ${onDisk}`);
+  const received = Number(await data(page, 'received'));
+  assert.ok(received <= BIG - resumed * (256 << 10) + (8 << 20), `received ${received} after resuming ${resumed} chunks`);
+  assert.equal(await page.textContent('#sha256'), bigSha);
+  const saved = await saveAndHash(page);
+  assert.equal(saved.sha, bigSha);
+  await page.close();
+});
+
+test('a text file shows its text growing, pauses and continues, and ends whole', async () => {
+  const story = readFileSync(path.join(FIXTURES, 'story.txt'), 'utf8');
+  const { page, problems } = await openPage(textSrv.url);
+  await page.selectOption('#rate', '16384');
+  await page.click('button[data-file="story.txt"]');
+  await page.waitForFunction(() => document.querySelector('#text').textContent.length > 0, null, { timeout: 10000 });
+  const partial = (await page.textContent('#text')).length;
+  assert.ok(partial < story.length, 'the text arrives in pieces');
+  await page.click('#pause');
+  await page.waitForFunction(() => document.querySelector('#download').dataset.state === 'paused');
+  const paused = (await page.textContent('#text')).length;
+  await page.screenshot({ path: path.join(OUT, 'text-paused.png'), fullPage: true });
+  await page.waitForTimeout(600);
+  assert.equal((await page.textContent('#text')).length, paused, 'nothing arrives while paused');
+  assert.equal(await page.textContent('#resume'), 'Continue');
+  await page.click('#resume');
+  await waitData(page, 'state', 'v === "done"', 30000);
+  assert.equal(await page.textContent('#text'), story);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the page is usable with the keyboard alone and at phone width', async () => {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.goto(textSrv.url);
+  await page.waitForSelector('button[data-file]');
+  // Tab to the download button of one-chunk.bin and press Enter.
+  let focused = '';
+  for (let k = 0; k < 60 && focused !== 'one-chunk.bin'; k++) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement?.dataset?.file || '');
+  }
+  assert.equal(focused, 'one-chunk.bin');
+  await page.keyboard.press('Enter');
+  await waitData(page, 'state', 'v === "done"');
+  // The Save button takes the focus when done, so Enter saves.
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'save');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+  assert.equal(sha256hex(readFileSync(await download.path())), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone screen`);
+  await page.screenshot({ path: path.join(OUT, 'phone.png'), fullPage: true });
+  await page.close();
+});
+
+test('failures are told, never silent: a file gone, and a server that is down', async () => {
+  const name = 'going-away.bin';
+  writeFileSync(path.join(root, name), pseudoRandom(1 << 20, 5));
+  const { page } = await openPage(textSrv.url);
+  const { unlinkSync } = await import('node:fs');
+  unlinkSync(path.join(root, name));
+  await page.click(`button[data-file="${name}"]`);
+  await page.waitForSelector('#alert:not([hidden])');
+  assert.match(await page.textContent('#alert-text'), /no longer on the server/);
+
+  // A server that goes away mid-download: the page says it is retrying, then gives up clearly.
+  const own = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '100'] });
+  const p2 = await context.newPage();
+  await p2.goto(own.url);
+  await p2.waitForSelector('button[data-file]');
+  await p2.selectOption('#rate', '262144');
+  await p2.click('button[data-file="big.bin"]');
+  await waitData(p2, 'verified', 'Number(v) >= 5');
+  await own.stop();
+  await p2.waitForFunction(() => /retrying|reconnecting|server/i.test(document.querySelector('#dl-state').textContent), null, { timeout: 20000 });
+  await p2.screenshot({ path: path.join(OUT, 'server-down.png'), fullPage: true });
+  await page.close();
+  await p2.close();
+});
