@@ -147,7 +147,7 @@ function drawMap() {
   if (!ctx || !n) return;
   // Square-ish cells filling the width; the canvas grows to fit the rows.
   const width = canvas.width;
-  const cell = Math.max(1, Math.floor(Math.sqrt((width * 160) / n)));
+  const cell = Math.min(24, Math.max(1, Math.floor(Math.sqrt((width * 160) / n))));
   const cols = Math.max(1, Math.floor(width / cell));
   const rows = Math.ceil(n / cols);
   if (canvas.height !== rows * cell) { canvas.height = rows * cell; redrawAll = true; }
