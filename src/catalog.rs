@@ -134,3 +134,93 @@ fn rfc3339(meta: &Metadata) -> String {
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     humantime::format_rfc3339_seconds(modified).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A root with files, a hidden file, a directory, and symlinks in and out.
+    fn hostile_root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("a/b")).unwrap();
+        std::fs::write(p.join("a/b/file.txt"), b"x").unwrap();
+        std::fs::write(p.join("top.bin"), b"x").unwrap();
+        std::fs::write(p.join(".hidden"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", p.join("out")).unwrap();
+        std::os::unix::fs::symlink("/etc", p.join("outdir")).unwrap();
+        std::os::unix::fs::symlink("a/b/file.txt", p.join("in")).unwrap();
+        std::os::unix::fs::symlink(".hidden", p.join("to-hidden")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn good_names_resolve_and_bad_ones_do_not() {
+        let root = hostile_root();
+        let c = Catalog::new(root.path().to_owned()).unwrap();
+        for ok in ["a/b/file.txt", "top.bin", "in"] {
+            assert!(c.resolve(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "out",
+            "outdir/passwd",
+            "to-hidden",
+            "a",
+            "a/b",
+            "a//b/file.txt",
+            "/top.bin",
+            "a/../top.bin",
+            "./top.bin",
+            "a\\b",
+            "top.bin\0",
+            "top.bin/",
+        ] {
+            assert!(c.resolve(bad).is_err(), "{bad:?}");
+        }
+        let names: Vec<_> = c.list().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a/b/file.txt", "in", "top.bin"]);
+    }
+
+    /// One root for all property cases (they only read it).
+    fn shared() -> &'static Catalog {
+        static ROOT: std::sync::OnceLock<(tempfile::TempDir, Catalog)> = std::sync::OnceLock::new();
+        &ROOT
+            .get_or_init(|| {
+                let root = hostile_root();
+                let catalog = Catalog::new(root.path().to_owned()).unwrap();
+                (root, catalog)
+            })
+            .1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, a resolved path is a regular file inside
+        /// the root with no hidden component, and the name passed the textual check.
+        #[test]
+        fn resolve_never_leaves_the_root(parts in proptest::collection::vec(prop_oneof![
+            Just(".."), Just("."), Just(""), Just("a"), Just("b"), Just("file.txt"), Just("top.bin"),
+            Just("out"), Just("outdir"), Just("passwd"), Just("etc"), Just(".hidden"), Just("in"),
+            Just("to-hidden"), Just("\\"), Just("\0"), Just("%2e%2e"), Just("é"), Just("/"),
+        ], 0..8), sep in prop_oneof![Just("/"), Just("//"), Just("\\"), Just("")]) {
+            let c = shared();
+            let name = parts.join(sep);
+            if let Ok(found) = c.resolve(&name) {
+                prop_assert!(is_safe_name(&name), "{name:?}");
+                prop_assert!(found.path.starts_with(c.root()), "{name:?} -> {:?}", found.path);
+                prop_assert!(found.meta.is_file());
+                let rel = found.path.strip_prefix(c.root()).unwrap();
+                prop_assert!(rel.components().all(|p| !p.as_os_str().to_string_lossy().starts_with('.')));
+            }
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(name in "\\PC{0,40}") {
+            let _ = shared().resolve(&name);
+        }
+    }
+}
