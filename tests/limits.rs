@@ -71,9 +71,8 @@ fn clients_that_never_read_cost_bounded_server_memory() {
     let (mut child, url) = spawn_server(root.path(), &[]);
     let addr = url.trim_start_matches("http://").to_owned();
     // Warm the index so its one-off cost is not counted.
-    let warm = format!("GET /api/manifest?file=big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let mut s = TcpStream::connect(&addr).unwrap();
-    s.write_all(warm.as_bytes()).unwrap();
+    s.write_all(b"GET /api/manifest?file=big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     s.read_to_end(&mut Vec::new()).unwrap();
     let before = rss_kib(child.id());
 
@@ -81,7 +80,6 @@ fn clients_that_never_read_cost_bounded_server_memory() {
     let sockets: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| {
             let mut s = TcpStream::connect(&addr).unwrap();
-            // Small receive buffers so the server hits backpressure quickly.
             s.write_all(b"GET /events?file=big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
             s
         })
