@@ -1,0 +1,123 @@
+//! No reconnect storms: 500 clients dropped at once by a server restart come
+//! back spread out (the server's jittered `retry:` plus the client's full-
+//! jitter backoff), not in one burst. Prints reconnects per 100 ms.
+
+mod common;
+
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chunkcast::cli::GetArgs;
+use common::*;
+
+/// A front door that forwards to the server, records when each connection
+/// arrives, and can drop every connection at once and refuse new ones for a
+/// while: what clients see when the server restarts.
+struct Front {
+    addr: SocketAddr,
+    state: Arc<Mutex<FrontState>>,
+}
+
+struct FrontState {
+    accepted: Vec<Instant>,
+    open: Vec<TcpStream>,
+    refuse_until: Option<Instant>,
+}
+
+impl Front {
+    fn start(upstream: SocketAddr) -> Front {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(FrontState { accepted: Vec::new(), open: Vec::new(), refuse_until: None }));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let mut st = shared.lock().unwrap();
+                st.accepted.push(Instant::now());
+                if st.refuse_until.is_some_and(|t| Instant::now() < t) {
+                    continue; // dropped at once: the server is "down"
+                }
+                let Ok(server) = TcpStream::connect(upstream) else { continue };
+                st.open.push(client.try_clone().unwrap());
+                st.open.push(server.try_clone().unwrap());
+                drop(st);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Front { addr, state }
+    }
+
+    /// Cuts every open connection and refuses new ones for `down`.
+    fn restart(&self, down: Duration) -> Instant {
+        let mut st = self.state.lock().unwrap();
+        st.refuse_until = Some(Instant::now() + down);
+        for s in st.open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        Instant::now()
+    }
+
+    fn accepted_since(&self, t: Instant) -> Vec<Duration> {
+        self.state.lock().unwrap().accepted.iter().filter(|a| **a >= t).map(|a| *a - t).collect()
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+#[test]
+fn five_hundred_dropped_clients_come_back_spread_out() {
+    const CLIENTS: usize = 500;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("paced.bin"), vec![0xA5u8; 8 * 4096]).unwrap();
+    let server = TestServer::start(root.path(), &["--max-connections", "2000", "--retry-ms", "1000"]);
+    let front = Front::start(server.addr);
+    let out = tempfile::tempdir().unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let args = GetArgs {
+                url: format!("http://{}", front.addr),
+                name: "paced.bin".into(),
+                output: Some(out.path().join(format!("c{n}"))),
+                rate: Some(4096), // one chunk a second: still streaming at the drop
+                stall_timeout: 30,
+                retries: 20,
+                parallel: 1,
+                verify_sha256: false,
+                quiet: true,
+            };
+            std::thread::Builder::new().stack_size(256 * 1024).spawn(move || chunkcast::client::get(&args)).unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let dropped_at = front.restart(Duration::from_millis(300));
+
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} clients failed, e.g. {}", failed.len(), failed[0]);
+    for n in 0..CLIENTS {
+        assert_eq!(std::fs::read(out.path().join(format!("c{n}"))).unwrap(), vec![0xA5u8; 8 * 4096]);
+    }
+
+    let back = front.accepted_since(dropped_at);
+    let mut buckets = vec![0usize; 1 + back.iter().map(|d| d.as_millis() as usize / 100).max().unwrap_or(0)];
+    for d in &back {
+        buckets[d.as_millis() as usize / 100] += 1;
+    }
+    let peak = *buckets.iter().max().unwrap();
+    let histogram: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+    eprintln!("reconnects per 100 ms after dropping {CLIENTS} clients: [{}]; peak {peak}", histogram.join(" "));
+    assert!(back.len() >= CLIENTS, "every client came back");
+    // All at once would put ~500 in one bucket; jitter spreads them over
+    // seconds.
+    assert!(peak <= CLIENTS / 5, "burst of {peak} reconnects in 100 ms");
+    let spread = back.iter().max().unwrap().as_millis();
+    assert!(spread >= 1000, "reconnects spread over only {spread} ms");
+}
