@@ -11,6 +11,17 @@
 //! reached it on the stream was refilled, a resumed run found exactly the
 //! chunks that had arrived intact, and no intact chunk was ever sent twice.
 //!
+//! What fails the suite: a wrong file (any output that exists and differs
+//! from the original); a non-zero exit without a `chunkcast: error:` line
+//! saying it gave up or could not reach the server, or a panic, or a hang; a
+//! fault-free resume that does not finish; fewer chunks refilled than
+//! corrupted chunks reached the client on the stream; a resume that finds
+//! other chunks on disk than those delivered intact before; an intact chunk
+//! sent twice; a stall the client did not notice within ~1 s; and, over the
+//! whole set, no drop, stall, refusal or delivered corruption at all, no
+//! cut or stall at some kind of place, no refill, no clean give-up, no
+//! resume from disk, no 64 MiB run.
+//!
 //! - `cargo test --test chaos -- --nocapture` prints the summary line.
 //! - `CHAOS_RUNS=2000` for a longer soak (default 200); `CHAOS_JOBS=n` runs
 //!   n clients at once (default 6; they mostly sleep in backoffs and stalls).
@@ -24,7 +35,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{fixture_names, fixture_root, q, sha256_hex, TestServer};
@@ -159,10 +170,12 @@ fn lines_text(rng: &mut fastrand::Rng, size: usize) -> String {
 struct Corpus {
     small: TestServer,
     targets: Vec<Target>,
-    big: Mutex<Option<(TestServer, Target)>>,
+    /// The 64 MiB file, its server and its directory, made on first use.
+    big: OnceLock<(TestServer, Target, tempfile::TempDir)>,
+    /// One 64 MiB run at a time: they are the memory- and CPU-heavy ones.
+    big_turn: Mutex<()>,
     work: tempfile::TempDir,
     _small_root: tempfile::TempDir,
-    _big_root: Mutex<Option<tempfile::TempDir>>,
 }
 
 impl Corpus {
@@ -175,36 +188,28 @@ impl Corpus {
         Corpus {
             small,
             targets,
-            big: Mutex::new(None),
+            big: OnceLock::new(),
+            big_turn: Mutex::new(()),
             work: tempfile::tempdir().unwrap(),
             _small_root: root,
-            _big_root: Mutex::new(None),
         }
     }
 
-    /// The 64 MiB file and its server, made on first use.
-    fn big(&self) -> (std::net::SocketAddr, std::sync::MutexGuard<'_, Option<(TestServer, Target)>>) {
-        let mut big = self.big.lock().unwrap();
-        if big.is_none() {
+    fn big(&self) -> &(TestServer, Target, tempfile::TempDir) {
+        self.big.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let mut bytes = vec![0u8; BIG_SIZE];
-            fastrand::Rng::with_seed(64).fill(&mut bytes);
-            std::fs::write(dir.path().join("big.bin"), &bytes).unwrap();
-            drop(bytes);
-            let index = dir.path().join("index");
-            let index = index.to_str().unwrap();
-            let mut args = vec!["serve", "--chunk-size", BIG_CHUNK, "--index-dir", index];
-            args.extend_from_slice(FAST_RETRY);
             let root = dir.path().join("root");
             std::fs::create_dir_all(&root).unwrap();
-            std::fs::rename(dir.path().join("big.bin"), root.join("big.bin")).unwrap();
+            let mut bytes = vec![0u8; BIG_SIZE];
+            fastrand::Rng::with_seed(64).fill(&mut bytes);
+            std::fs::write(root.join("big.bin"), &bytes).unwrap();
+            let index = dir.path().join("index");
+            let mut args = vec!["serve", "--chunk-size", BIG_CHUNK, "--index-dir", index.to_str().unwrap()];
+            args.extend_from_slice(FAST_RETRY);
             let server = TestServer::start_with(&root, &args);
             let target = Target::load(&server, "big.bin");
-            *big = Some((server, target));
-            *self._big_root.lock().unwrap() = Some(dir);
-        }
-        let addr = big.as_ref().unwrap().0.addr;
-        (addr, big)
+            (server, target, dir)
+        })
     }
 }
 
@@ -248,10 +253,13 @@ impl RunPlan {
             faults.cut = 0.8;
         }
         if big {
-            // Fewer, costlier connections: keep faults to a handful per run.
+            // A stream of 256 big chunks is one or two connections when left
+            // alone: fault most of them, so each 64 MiB run meets several.
             retries = retries.max(6);
-            faults.cut = faults.cut.min(0.3);
-            faults.stall = faults.stall.min(0.05);
+            faults.cut = 0.7;
+            faults.stall = 0.1;
+            faults.corrupt = 0.9;
+            faults.down = 0.1;
         }
         RunPlan { seed, big, target, faults, retries, parallel: rng.u32(1..=4), verify_sha256: rng.bool() }
     }
@@ -358,19 +366,11 @@ struct Report {
 
 fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     let mut report = Report::default();
-    let (addr, big_guard);
-    let target: &Target;
-    let small_target;
-    if plan.big {
-        let (a, g) = corpus.big();
-        addr = a;
-        big_guard = g;
-        target = &big_guard.as_ref().unwrap().1;
-    } else {
-        addr = corpus.small.addr;
-        small_target = &corpus.targets[plan.target];
-        target = small_target;
-    }
+    let _turn = plan.big.then(|| corpus.big_turn.lock().unwrap());
+    let (addr, target) = match plan.big {
+        true => (corpus.big().0.addr, &corpus.big().1),
+        false => (corpus.small.addr, &corpus.targets[plan.target]),
+    };
     let mut faults = plan.faults;
     faults.chunks = target.chunks;
     faults.payload_chars = target.payload_chars;
@@ -527,7 +527,20 @@ fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
                 let i = next.fetch_add(1, SeqCst) as usize;
                 let Some(&seed) = seeds.get(i) else { return };
                 let plan = RunPlan::of(seed, &corpus);
+                let run_started = Instant::now();
                 let report = run(&corpus, &plan);
+                if plan.big {
+                    let s = &report.stats;
+                    println!(
+                        "chaos: 64 MiB run, seed {seed}: {:.1}s, {} invocations, {} drops, {} stalls, {} refused, {} corruptions",
+                        run_started.elapsed().as_secs_f64(),
+                        report.invocations,
+                        s.cuts,
+                        s.stalls,
+                        s.refused,
+                        s.corruptions
+                    );
+                }
                 for p in &report.problems {
                     eprintln!("chaos: FAILED {p}\n  replay: CHAOS_SEED={seed} cargo test --test chaos -- --nocapture");
                 }
