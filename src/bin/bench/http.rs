@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn chunked_body_in_any_pieces() {
         let raw =
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\na;x=1\r\n 0123456789\r\n0\r\n\r\nNEXT";
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\nb\r\n 0123456789\r\n0\r\n\r\nNEXT";
         let (head, used) = parse_head(raw).unwrap().unwrap();
         assert_eq!(head.status, 200);
         for split in 1..raw.len() - used {

@@ -50,11 +50,11 @@ pub fn plain_stream(addr: SocketAddr, path: &str) -> Result<Plain> {
         bail!("{path}: status {}", conn.status);
     }
     let mut body = 0u64;
-    let mut last = Vec::with_capacity(128);
+    let mut last = Vec::with_capacity(512);
     while conn.pump(&mut |b: &[u8]| {
         body += b.len() as u64;
-        last.extend_from_slice(&b[b.len().saturating_sub(64)..]);
-        let drop = last.len().saturating_sub(64);
+        last.extend_from_slice(&b[b.len().saturating_sub(256)..]);
+        let drop = last.len().saturating_sub(256);
         last.drain(..drop);
     })? {}
     if memchr::memmem::find(&last, b"event: end").is_none() {

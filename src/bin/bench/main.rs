@@ -79,7 +79,7 @@ impl Plan {
                 big: 1 << 30,
                 text: 256 * MIB,
                 downloads: 100,
-                downloads_limit: Duration::from_secs(60),
+                downloads_limit: Duration::from_secs(180),
                 slow: 10_000,
                 hold: Duration::from_secs(30),
                 probes: 1000,
@@ -144,8 +144,10 @@ fn run() -> Result<()> {
     for tool in ["openssl", "curl"] {
         Command::new(tool).arg("--version").output().with_context(|| format!("{tool} is needed"))?;
     }
-    let nofile = measure::raise_nofile();
-    let slow = plan.slow.min(nofile.saturating_sub(200) as usize);
+    // The server holds two descriptors per stream (socket and file) and, by
+    // default, accepts streams up to half its limit: leave room for both.
+    let nofile = measure::raise_nofile(4 * plan.slow as u64 + 1024);
+    let slow = plan.slow.min((nofile.saturating_sub(1024) / 2) as usize);
     if slow < plan.slow {
         eprintln!("[bench] open-file limit {nofile}: {slow} slow streams instead of {}", plan.slow);
     }
@@ -166,6 +168,10 @@ fn run() -> Result<()> {
 
     let on = |s: u8| args.only.is_empty() || args.only.contains(&s);
     let mut rep = Report::new(plan.big);
+    rep.load_start = measure::loadavg();
+    if rep.load_start.split(' ').next().and_then(|l| l.parse::<f64>().ok()).unwrap_or(0.0) > 0.5 {
+        eprintln!("[bench] load average {} before starting: other work may skew the figures", rep.load_start);
+    }
     let run_started = Instant::now();
 
     // 1. Limits.
@@ -421,6 +427,7 @@ fn run() -> Result<()> {
         }
     }
 
+    rep.load_end = measure::loadavg();
     step(&format!("done in {:.0} s", run_started.elapsed().as_secs_f64()));
     let md = rep.markdown(&Report::header(args.quick));
     println!("{md}");

@@ -72,20 +72,33 @@ pub fn proc_kib(pid: u32, field: &str) -> Result<u64> {
     Ok(line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse()?)
 }
 
-/// Raises this process's open-file limit to its hard limit (children inherit
-/// it); the user's system settings are untouched. Returns the new limit.
-pub fn raise_nofile() -> u64 {
+/// Raises this process's open-file limit (children inherit it; the user's
+/// system settings are untouched): to `want` when allowed to raise the hard
+/// limit too (root), else to the hard limit. Returns the new soft limit.
+pub fn raise_nofile(want: u64) -> u64 {
     // SAFETY: plain syscalls on a local struct.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        let hard = lim.rlim_max;
+        lim.rlim_cur = want.max(hard as u64) as libc::rlim_t;
+        lim.rlim_max = lim.rlim_cur;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            lim.rlim_cur = hard;
+            lim.rlim_max = hard;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur as u64
     }
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub fn loadavg() -> String {
+    let l = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 pub fn cpu_model() -> String {

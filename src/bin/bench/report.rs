@@ -29,11 +29,21 @@ pub struct Report {
     pub openssl_wall: f64,
     pub openssl_cpu_gib: f64,
     pub curl_mbs: f64,
+    pub load_start: String,
+    pub load_end: String,
 }
 
 impl Report {
     pub fn new(big: u64) -> Report {
-        Report { rows: Vec::new(), big, openssl_wall: f64::NAN, openssl_cpu_gib: f64::NAN, curl_mbs: f64::NAN }
+        Report {
+            rows: Vec::new(),
+            big,
+            openssl_wall: f64::NAN,
+            openssl_cpu_gib: f64::NAN,
+            curl_mbs: f64::NAN,
+            load_start: String::new(),
+            load_end: String::new(),
+        }
     }
 
     pub fn push(&mut self, row: Row) {
@@ -87,7 +97,10 @@ impl Report {
     pub fn markdown(&self, header: &str) -> String {
         let mut md = String::from(header);
         md.push_str("| section | measurement | result | target | met |\n|---|---|---|---|---|\n");
-        for r in &self.rows {
+        // In section order, whatever order the run measured them in.
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_by_key(|r| r.section);
+        for r in rows {
             let met = match r.met {
                 Some(true) => "yes",
                 Some(false) => "**no**",
@@ -112,6 +125,7 @@ impl Report {
              - Date: {date}\n\
              - CPU: {cpu}; memory {mem}\n\
              - Commit: {commit}\n\
+             - Load average (1, 5, 15 min) before the run: {l0}; after: {l1}\n\
              - Data: {big} of random bytes and a UTF-8 text file (1- to 4-byte characters), generated per run.\n\n\
              {table}\n\
              ## How each figure is measured\n\n\
@@ -128,6 +142,8 @@ impl Report {
             cpu = measure::cpu_model(),
             mem = measure::memory(),
             commit = measure::commit(),
+            l0 = self.load_start,
+            l1 = self.load_end,
             big = size(self.big),
         )
     }
