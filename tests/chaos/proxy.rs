@@ -504,7 +504,7 @@ fn downstream(
                 if ev.corrupted {
                     c.corrupt_delivered.fetch_add(1, SeqCst);
                     ledger.corrupt_bytes += ev.len;
-                    if !scan.range_request {
+                    if !ev.range {
                         ledger.corrupt_on_stream.insert(ev.id);
                     }
                 } else if ledger.intact.insert(ev.id) {
@@ -567,6 +567,8 @@ struct Done {
     id: u64,
     len: u64,
     corrupted: bool,
+    /// It came from the range endpoint, not from `/events`.
+    range: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -796,7 +798,12 @@ impl Scanner {
                 let ended = self.current();
                 if self.ev_chunk && self.ev_data {
                     if let Some(id) = self.ev_id {
-                        done.push(Done { id, len: self.ev_len, corrupted: self.ev_corrupted });
+                        done.push(Done {
+                            id,
+                            len: self.ev_len,
+                            corrupted: self.ev_corrupted,
+                            range: self.range_request,
+                        });
                     }
                 }
                 self.reset_event();
