@@ -169,9 +169,10 @@ pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     summary.seconds = started.elapsed().as_secs_f64();
     if !args.quiet {
         eprintln!(
-            "{}: {} bytes verified (sha256 {}) in {:.2}s, {:.1} MB/s; {} reconnects, {} corrupt chunks refilled, {} resumed from disk",
+            "{}: {} bytes verified (sha256 {}) in {:.2}s, {:.1} MB/s; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
             summary.path.display(), summary.bytes, summary.sha256, summary.seconds,
-            summary.bytes as f64 / summary.seconds.max(1e-9) / 1e6, summary.reconnects, summary.refilled_chunks, resumed_chunks
+            summary.bytes as f64 / summary.seconds.max(1e-9) / 1e6, summary.reconnects, summary.corrupt_chunks,
+            summary.refilled_chunks, resumed_chunks
         );
     }
     Ok(summary)
@@ -277,7 +278,7 @@ impl Download<'_> {
     fn stream(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
         sink.stream_rounds += 1;
         let from = missing[0].start.to_string();
-        let need = fitting_need(missing);
+        let need = fitting_need(missing, m.chunks);
         let rate = self.args.rate.map(|r| r.to_string());
         let mut query = vec![("file", self.args.name.as_str()), ("v", m.version.as_str())];
         match &need {
@@ -549,10 +550,16 @@ impl Sink {
 
     /// Verifies and stores one chunk event. Returns whether it was new.
     fn chunk(&mut self, m: &Manifest, data: &[u8], scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
-        let msg: ChunkMsg =
-            serde_json::from_slice(data).map_err(|e| ClientError::Protocol(format!("bad chunk event: {e}")))?;
+        // A mangled event is treated like a corrupt chunk: whatever it was
+        // is refilled by range later. (A server that only sends garbage
+        // brings no progress, and the download gives up.)
+        let Ok(msg) = serde_json::from_slice::<ChunkMsg>(data) else {
+            self.corrupt += 1;
+            return Ok(false);
+        };
         if msg.i >= m.chunks {
-            return Err(ClientError::Protocol(format!("chunk {} is past the end", msg.i)));
+            self.corrupt += 1;
+            return Ok(false);
         }
         let (off, len) = m.span(msg.i);
         let bytes: &[u8] = match (&msg.b64, &msg.text) {
@@ -632,14 +639,27 @@ impl Sink {
 }
 
 /// The `need` parameter for `missing`, or `None` when a plain `from=` says
-/// the same (one tail) or the list would be too long (then the stream asks
-/// for the tail from the first gap and skips what it already has).
-fn fitting_need(missing: &[Range<u64>]) -> Option<String> {
-    if missing.len() <= 1 {
-        return None;
+/// the same (what is missing is one tail of the file). A list too long for
+/// one request names as many gaps as fit; the next round asks for the rest.
+/// Either way the server never sends a chunk the client already has.
+fn fitting_need(missing: &[Range<u64>], chunks: u64) -> Option<String> {
+    if let [only] = missing {
+        if only.end == chunks {
+            return None;
+        }
     }
-    let need = format_need(missing);
-    (need.len() <= MAX_NEED_LEN).then_some(need)
+    let mut need = String::new();
+    for r in missing {
+        let part = format_need(std::slice::from_ref(r));
+        if !need.is_empty() && need.len() + 1 + part.len() > MAX_NEED_LEN {
+            break;
+        }
+        if !need.is_empty() {
+            need.push(',');
+        }
+        need.push_str(&part);
+    }
+    Some(need)
 }
 
 fn missing_chunks(missing: &[Range<u64>]) -> u64 {
