@@ -290,14 +290,17 @@ impl Download<'_> {
         }
         let url = self.url("/events", &query);
         let before = sink.have_count;
+        let shared = Mutex::new(sink);
         let mut last_id: Option<u64> = None;
         let mut drops = 0;
         loop {
-            match self.read_stream(&url, last_id, m, sink, true)? {
-                (Ended::Complete, _) => return Ok(sink.have_count > before),
-                (Ended::Dropped { new_chunks, why }, id) => {
-                    last_id = id.or(last_id);
-                    sink.reconnects += 1;
+            let reply = self.request(&url, last_id, m, &shared, true)?;
+            self.retry_ms = reply.retry_ms.or(self.retry_ms);
+            last_id = reply.last_id.or(last_id);
+            match reply.ended {
+                Ended::Complete => return Ok(lock(&shared).have_count > before),
+                Ended::Dropped { new_chunks, why } => {
+                    lock(&shared).reconnects += 1;
                     drops = if new_chunks > 0 { 0 } else { drops + 1 };
                     if drops > self.args.retries {
                         return Err(ClientError::GaveUp(drops, why));
@@ -310,7 +313,7 @@ impl Download<'_> {
 
     /// Refills scattered chunks through the range endpoint, `parallel`
     /// requests in flight, each at most 256 chunks (the server's default
-    /// `--max-range`).
+    /// `--max-range`). A batch that drops is left for the next round.
     fn refill(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
         let batches: Vec<Range<u64>> =
             missing.iter().flat_map(|r| (r.start..r.end).step_by(256).map(move |s| s..(s + 256).min(r.end))).collect();
@@ -318,93 +321,55 @@ impl Download<'_> {
         let queue = Mutex::new(batches.into_iter());
         let shared = Mutex::new(&mut *sink);
         let this = &*self;
-        let result: Result<(), ClientError> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..this.args.parallel.max(1))
-                .map(|_| {
-                    scope.spawn(|| -> Result<(), ClientError> {
-                        while let Some(batch) = {
-                            let next = queue.lock().unwrap().next();
-                            next
-                        } {
-                            let url = this.url(
-                                &format!("/events/chunk/{}/{}", batch.start, batch.end),
-                                &[("file", &this.args.name), ("v", &m.version)],
-                            );
-                            let mut local = LockedSink(&shared);
-                            let (ended, _) = this.read_stream_into(&url, None, m, &mut local, false)?;
-                            if let Ended::Dropped { .. } = ended {
-                                local.with(|s| s.reconnects += 1);
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
+        let worker = || -> Result<(), ClientError> {
+            while let Some(batch) = lock(&queue).next() {
+                let path = format!("/events/chunk/{}/{}", batch.start, batch.end);
+                let url = this.url(&path, &[("file", &this.args.name), ("v", &m.version)]);
+                if let Ended::Dropped { .. } = this.request(&url, None, m, &shared, false)?.ended {
+                    lock(&shared).reconnects += 1;
+                }
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..this.args.parallel.max(1)).map(|_| scope.spawn(worker)).collect();
             workers
                 .into_iter()
                 .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
-        });
-        result?;
-        let sink = shared.into_inner().unwrap();
+        })?;
+        let sink = shared.into_inner().unwrap_or_else(|p| p.into_inner());
         sink.refilled += sink.have_count - before;
         Ok(sink.have_count > before)
     }
 
-    fn read_stream(
-        &mut self,
-        url: &str,
-        last_id: Option<u64>,
-        m: &Manifest,
-        sink: &mut Sink,
-        with_meta: bool,
-    ) -> Result<(Ended, Option<u64>), ClientError> {
-        let shared = Mutex::new(sink);
-        let mut local = LockedSink(&shared);
-        let (ended, id, retry) = self.read_stream_inner(url, last_id, m, &mut local, with_meta)?;
-        if retry.is_some() {
-            self.retry_ms = retry;
-        }
-        Ok((ended, id))
-    }
-
-    fn read_stream_into(
-        &self,
-        url: &str,
-        last_id: Option<u64>,
-        m: &Manifest,
-        sink: &mut LockedSink,
-        with_meta: bool,
-    ) -> Result<(Ended, Option<u64>), ClientError> {
-        self.read_stream_inner(url, last_id, m, sink, with_meta).map(|(e, id, _)| (e, id))
-    }
-
     /// One HTTP request on a stream endpoint, read to its end or its failure.
-    /// Returns how it ended, the last event id seen and the server's `retry`.
-    fn read_stream_inner(
+    /// The sink is locked for one chunk at a time, so refill workers share it.
+    fn request(
         &self,
         url: &str,
         last_id: Option<u64>,
         m: &Manifest,
-        sink: &mut LockedSink,
+        sink: &Mutex<&mut Sink>,
         with_meta: bool,
-    ) -> Result<(Ended, Option<u64>, Option<u64>), ClientError> {
+    ) -> Result<Reply, ClientError> {
         let mut req = self.agent.get(url).header("Accept", "text/event-stream");
         if let Some(id) = last_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let dropped = |why: String, id| Ok((Ended::Dropped { new_chunks: 0, why }, id, None));
+        let reply = |ended, last_id, retry_ms| Ok(Reply { ended, last_id, retry_ms });
+        let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
         let mut res = match req.call() {
             Ok(res) => res,
-            Err(e) => return dropped(e.to_string(), last_id),
+            Err(e) => return reply(dropped(e.to_string()), last_id, None),
         };
         match res.status().as_u16() {
             200 => {}
-            204 => return Ok((Ended::Complete, last_id, None)),
+            204 => return reply(Ended::Complete, last_id, None),
             412 => return Err(ClientError::Changed(m.name.clone())),
             404 => return Err(ClientError::NotFound(m.name.clone())),
             s @ (503 | 500..) => {
                 let body = res.body_mut().read_to_vec().unwrap_or_default();
-                return dropped(error_message(s, &body), last_id);
+                return reply(dropped(error_message(s, &body)), last_id, None);
             }
             s => {
                 let body = res.body_mut().read_to_vec().unwrap_or_default();
@@ -416,68 +381,60 @@ impl Download<'_> {
         let mut new_chunks = 0;
         let mut id = last_id;
         let mut scratch = Vec::new();
-        loop {
+        let ended = loop {
             let event = match parser.next_raw(&mut reader) {
                 Ok(Some(event)) => event,
-                Ok(None) => {
-                    return Ok((
-                        Ended::Dropped { new_chunks, why: "stream ended before `end`".into() },
-                        id,
-                        parser.retry_ms,
-                    ))
-                }
-                Err(e) => return Ok((Ended::Dropped { new_chunks, why: e.to_string() }, id, parser.retry_ms)),
+                Ok(None) => break Ended::Dropped { new_chunks, why: "stream ended before `end`".into() },
+                Err(e) => break Ended::Dropped { new_chunks, why: e.to_string() },
+            };
+            let json = |what: &str| {
+                serde_json::from_slice::<serde_json::Value>(event.data)
+                    .map_err(|e| ClientError::Protocol(format!("bad {what} event: {e}")))
             };
             match event.event {
                 "chunk" => {
-                    if sink.with(|s| s.chunk(m, event.data, &mut scratch))? {
+                    if lock(sink).chunk(m, event.data, &mut scratch)? {
                         new_chunks += 1;
                     }
                     id = event.id.and_then(|s| s.parse().ok()).or(id);
                 }
-                "meta" if with_meta => {
-                    let meta: serde_json::Value = serde_json::from_slice(event.data)
-                        .map_err(|e| ClientError::Protocol(format!("bad meta event: {e}")))?;
-                    if meta["version"] != m.version.as_str() {
-                        return Err(ClientError::Changed(m.name.clone()));
-                    }
+                "meta" if with_meta && json("meta")?["version"] != m.version.as_str() => {
+                    return Err(ClientError::Changed(m.name.clone()));
                 }
-                "end" => {
-                    let end: serde_json::Value = serde_json::from_slice(event.data)
-                        .map_err(|e| ClientError::Protocol(format!("bad end event: {e}")))?;
-                    if end["root"] != m.root.as_str() {
-                        return Err(ClientError::Changed(m.name.clone()));
-                    }
-                    return Ok((Ended::Complete, id, parser.retry_ms));
-                }
+                "end" if json("end")?["root"] != m.root.as_str() => return Err(ClientError::Changed(m.name.clone())),
+                "end" => break Ended::Complete,
                 "error" => {
-                    let err: serde_json::Value = serde_json::from_slice(event.data).unwrap_or_default();
+                    let err = json("error").unwrap_or_default();
                     if err["code"] == "changed" {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
                     let why = err["error"].as_str().unwrap_or("server error").to_owned();
-                    return Ok((Ended::Dropped { new_chunks, why }, id, parser.retry_ms));
+                    break Ended::Dropped { new_chunks, why };
                 }
                 _ => {}
             }
-        }
+        };
+        reply(ended, id, parser.retry_ms)
     }
 }
 
-/// `Sink` shared between refill workers: decoding and hashing happen outside
-/// the lock would be nicer, but writes must be serialized with the bitmap, and
-/// the lock is only held for one chunk at a time.
-struct LockedSink<'a, 'b>(&'a Mutex<&'b mut Sink>);
-
-impl LockedSink<'_, '_> {
-    fn with<T>(&mut self, f: impl FnOnce(&mut Sink) -> T) -> T {
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
+/// What one request on a stream endpoint brought back.
+struct Reply {
+    ended: Ended,
+    /// The last event id received (or the one the request resumed from).
+    last_id: Option<u64>,
+    /// The server's `retry:`, the base of the next backoff.
+    retry_ms: Option<u64>,
 }
 
-/// The receiving end: verifies chunks, writes them to the part file, tracks
-/// which are verified and hashes the whole file as its prefix completes.
+/// Locks, recovering from a poisoned lock: the data it guards (a bitmap of
+/// verified chunks, a queue) stays consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The receiving end: verifies chunks, writes them to the part file and
+/// tracks which are verified.
 struct Sink {
     part: PartFile,
     have: Vec<bool>,
