@@ -9,91 +9,29 @@
 //! 4. Chunks that failed verification are refilled through
 //!    `/events/chunk/<start>/<end>`, several requests in flight.
 //! 5. Once every chunk is verified, the digests must hash to `root` and the
-//!    bytes to `sha256`; only then is `OUT.part` renamed to `OUT`.
+//!    size must match (`--verify-sha256` also re-reads the whole file); only
+//!    then is `OUT.part` renamed to `OUT`.
+//!
+//! [`manifest`] parses and checks the manifest, [`sink`] verifies and stores
+//! chunks, [`state`] keeps the part file resumable.
 
+mod manifest;
+mod sink;
 mod state;
 
 use std::borrow::Cow;
 use std::io::BufReader;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
 use crate::cli::GetArgs;
 use crate::events::Parser;
-use crate::index::{self, parse_hex, Hash, Kind};
 use crate::params::{format_need, MAX_NEED_LEN};
+pub use manifest::Manifest;
+use sink::Sink;
 use state::{PartFile, Resumed};
-
-/// The manifest as `GET /api/manifest` returns it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    pub size: u64,
-    pub kind: Kind,
-    pub chunk_size: u32,
-    pub chunks: u64,
-    pub version: String,
-    pub sha256: String,
-    pub root: String,
-    pub hashes: Vec<String>,
-    #[serde(default)]
-    pub offsets: Option<Vec<u64>>,
-    #[serde(skip)]
-    digests: Vec<Hash>,
-}
-
-impl Manifest {
-    /// Parses and checks internal consistency: one digest per chunk, offsets
-    /// that tile the file, and digests that hash to `root`.
-    fn parse(body: &[u8]) -> Result<Manifest, ClientError> {
-        let mut m: Manifest =
-            serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("bad manifest: {e}")))?;
-        let bad = |why: &str| ClientError::Protocol(format!("inconsistent manifest: {why}"));
-        m.digests = m.hashes.iter().map(|h| parse_hex(h)).collect::<Option<_>>().ok_or_else(|| bad("bad digest"))?;
-        if m.digests.len() as u64 != m.chunks {
-            return Err(bad("digest count differs from chunk count"));
-        }
-        if index::hex(&index::root_of(&m.digests)) != m.root {
-            return Err(bad("digests do not hash to root"));
-        }
-        if m.chunk_size == 0 {
-            return Err(bad("zero chunk size"));
-        }
-        match &m.offsets {
-            Some(o) => {
-                let ok = o.len() as u64 == m.chunks
-                    && o.first().is_none_or(|&f| f == 0)
-                    && o.windows(2).all(|w| w[0] < w[1] && w[1] - w[0] <= m.chunk_size as u64)
-                    && o.last().is_none_or(|&l| l < m.size && m.size - l <= m.chunk_size as u64);
-                if !ok {
-                    return Err(bad("offsets do not tile the file"));
-                }
-            }
-            None if m.chunks != m.size.div_ceil(m.chunk_size as u64) => return Err(bad("chunk count")),
-            None => {}
-        }
-        Ok(m)
-    }
-
-    pub fn span(&self, i: u64) -> (u64, usize) {
-        let c = self.chunk_size as u64;
-        let (start, end) = match &self.offsets {
-            Some(o) => (o[i as usize], o.get(i as usize + 1).copied().unwrap_or(self.size)),
-            None => (i * c, ((i + 1) * c).min(self.size)),
-        };
-        (start, (end - start) as usize)
-    }
-
-    pub fn hash(&self, i: u64) -> Hash {
-        self.digests[i as usize]
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -431,168 +369,6 @@ struct Reply {
 /// verified chunks, a queue) stays consistent between statements.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The receiving end: verifies chunks, writes them to the part file and
-/// tracks which are verified.
-struct Sink {
-    part: PartFile,
-    have: Vec<bool>,
-    have_count: u64,
-    bytes_verified: u64,
-    reconnects: u64,
-    corrupt: u64,
-    refilled: u64,
-    resent: u64,
-    stream_rounds: u64,
-    progress: indicatif::ProgressBar,
-    manifest_chunks: u64,
-}
-
-#[derive(Deserialize)]
-struct ChunkMsg<'a> {
-    i: u64,
-    off: u64,
-    len: u64,
-    /// Borrowed as bytes: serde_json then skips the UTF-8 check of a string
-    /// that can only be base64 (anything else fails decoding).
-    #[serde(borrow, default)]
-    b64: Option<&'a [u8]>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-}
-
-impl Sink {
-    fn new(m: &Manifest, part: PartFile, have: Vec<bool>, quiet: bool) -> Sink {
-        let progress = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let bar = indicatif::ProgressBar::with_draw_target(Some(m.size), indicatif::ProgressDrawTarget::stderr());
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message(m.name.clone());
-            bar
-        };
-        let have_count = have.iter().filter(|&&h| h).count() as u64;
-        let bytes_verified = (0..m.chunks).filter(|&i| have[i as usize]).map(|i| m.span(i).1 as u64).sum();
-        progress.set_position(bytes_verified);
-        Sink {
-            part,
-            have,
-            have_count,
-            bytes_verified,
-            reconnects: 0,
-            corrupt: 0,
-            refilled: 0,
-            resent: 0,
-            stream_rounds: 0,
-            progress,
-            manifest_chunks: m.chunks,
-        }
-    }
-
-    fn missing(&self) -> Vec<Range<u64>> {
-        let mut out: Vec<Range<u64>> = Vec::new();
-        for i in (0..self.manifest_chunks).filter(|&i| !self.have[i as usize]) {
-            match out.last_mut() {
-                Some(r) if r.end == i => r.end += 1,
-                _ => out.push(i..i + 1),
-            }
-        }
-        out
-    }
-
-    /// Verifies and stores one chunk event. Returns whether it was new.
-    fn chunk(&mut self, m: &Manifest, data: &[u8], scratch: &mut Vec<u8>) -> Result<bool, ClientError> {
-        // A mangled event is treated like a corrupt chunk: whatever it was
-        // is refilled by range later. (A server that only sends garbage
-        // brings no progress, and the download gives up.)
-        let Ok(msg) = serde_json::from_slice::<ChunkMsg>(data) else {
-            self.corrupt += 1;
-            return Ok(false);
-        };
-        if msg.i >= m.chunks {
-            self.corrupt += 1;
-            return Ok(false);
-        }
-        let (off, len) = m.span(msg.i);
-        let bytes: &[u8] = match (&msg.b64, &msg.text) {
-            (Some(b64), _) => {
-                scratch.clear();
-                match base64_simd::STANDARD.decode_append(b64, scratch) {
-                    Ok(()) => scratch,
-                    Err(_) => &[],
-                }
-            }
-            (None, Some(text)) => text.as_bytes(),
-            (None, None) => &[],
-        };
-        if self.have[msg.i as usize] {
-            self.resent += bytes.len() as u64;
-            return Ok(false);
-        }
-        // Only the manifest's digest counts: the one in the event travelled
-        // with the (possibly corrupted) payload.
-        if msg.off != off || msg.len != len as u64 || bytes.len() != len || index::sha256(bytes) != m.hash(msg.i) {
-            self.corrupt += 1;
-            return Ok(false);
-        }
-        self.part.file.write_all_at(bytes, off)?;
-        self.have[msg.i as usize] = true;
-        self.have_count += 1;
-        self.bytes_verified += len as u64;
-        self.progress.set_position(self.bytes_verified);
-        Ok(true)
-    }
-
-    /// Final proof: every chunk verified against its manifest digest, the
-    /// digests hash to `root`, and the size matches. Together they prove the
-    /// bytes are the indexed version; `verify_sha256` also reads the file
-    /// back and checks the whole-file digest (one more hashing pass).
-    fn finish(self, m: &Manifest, out: &std::path::Path, verify_sha256: bool) -> Result<Summary, ClientError> {
-        self.progress.finish_and_clear();
-        if self.have_count != m.chunks {
-            return Err(ClientError::Verify(format!("{} of {} chunks verified", self.have_count, m.chunks)));
-        }
-        if index::hex(&index::root_of(&m.digests)) != m.root {
-            return Err(ClientError::Verify("chunk digests do not hash to the manifest's root".into()));
-        }
-        let size = self.part.file.metadata()?.len();
-        if size != m.size {
-            return Err(ClientError::Verify(format!("assembled {size} bytes, expected {}", m.size)));
-        }
-        if verify_sha256 {
-            let mut whole = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut pos = 0;
-            while pos < size {
-                let n = (size - pos).min(buf.len() as u64) as usize;
-                self.part.file.read_exact_at(&mut buf[..n], pos)?;
-                whole.update(&buf[..n]);
-                pos += n as u64;
-            }
-            let sha = index::hex(&whole.finalize());
-            if sha != m.sha256 {
-                return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
-            }
-        }
-        let sha = m.sha256.clone();
-        self.part.finish(out)?;
-        let summary = Summary {
-            path: out.to_owned(),
-            bytes: size,
-            sha256: sha,
-            reconnects: self.reconnects,
-            corrupt_chunks: self.corrupt,
-            refilled_chunks: self.refilled,
-            bytes_resent: self.resent,
-            ..Summary::default()
-        };
-        Ok(summary)
-    }
 }
 
 /// The `need` parameter for `missing`, or `None` when a plain `from=` says
