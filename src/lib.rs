@@ -70,6 +70,10 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
     // headers take longer than 5 s are dropped, and half-open peers are found
     // by TCP keepalive (see `reap_half_open`).
     .keep_alive(Duration::from_secs(15))
+    // actix polls the body until this much is buffered before it writes.
+    // Each of our slices is one write on its own anyway, and a low threshold
+    // keeps an idle paced stream's write buffer at actix's initial 8 KiB.
+    .h1_write_buffer_size(4 * 1024)
     .client_request_timeout(Duration::from_secs(5))
     .on_connect(|conn, _| reap_half_open(conn))
     .disable_signals()

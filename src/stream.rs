@@ -47,6 +47,13 @@ use crate::store::IndexStore;
 /// update and an encode per slice still amortize their per-call cost.
 pub const SLICE: usize = 48 * 1024;
 
+/// Slices of paced streams (`rate`): throughput does not matter there, and
+/// actix keeps a connection's write buffer at the size of the largest slice
+/// it has written (up to 128 KiB), so small slices keep thousands of slow,
+/// mostly idle streams to a few KiB each. With the server's 4 KiB write
+/// buffer threshold (see `lib.rs`) one slice fits the buffer actix starts with.
+pub const PACED_SLICE: usize = 3 * 1024;
+
 thread_local! {
     /// The read buffer, one per worker thread: slices are produced inline
     /// and never held across an `await`.
@@ -59,6 +66,7 @@ pub struct Plan {
     pub path: PathBuf,
     pub index: Arc<FileIndex>,
     /// The chunks to send, in order; never empty (an empty plan is a 204).
+    /// The stream takes them over when it starts.
     pub chunks: Vec<Range<u64>>,
     /// The `meta` event's data, sent after `retry` on `/events` only.
     pub meta: Option<String>,
@@ -98,7 +106,7 @@ impl Streams {
 
     /// The streaming response for a plan, or `Busy` when `max` streams are
     /// already open.
-    pub fn respond(&self, plan: Plan) -> Result<HttpResponse, ApiError> {
+    pub fn respond(&self, mut plan: Plan) -> Result<HttpResponse, ApiError> {
         let taken = self.open.fetch_add(1, Ordering::Relaxed);
         let slot = Slot(self.open.clone());
         if taken >= self.max {
@@ -108,7 +116,8 @@ impl Streams {
         let shutting_down = *shutdown.borrow();
         let body = ChunkStream {
             phase: Phase::Retry,
-            order: plan.chunks.clone().into_iter().flatten(),
+            // Moved out of the plan: an idle stream keeps as little as it can.
+            order: std::mem::take(&mut plan.chunks).into_iter().flatten(),
             next: None,
             file: None,
             framer: None,
@@ -212,8 +221,8 @@ impl Stream for ChunkStream {
                 }
                 Phase::Meta => {
                     this.phase = Phase::Chunks;
-                    if let Some(meta) = &this.plan.meta {
-                        return ready(events::named("meta", meta));
+                    if let Some(meta) = this.plan.meta.take() {
+                        return ready(events::named("meta", &meta));
                     }
                 }
                 Phase::Chunks => {
@@ -383,7 +392,8 @@ impl Framer {
         let index = &plan.index;
         let hash = &index.hashes[self.i as usize];
         let text = index.kind == Kind::Text;
-        let n = SLICE.min(self.len - self.pos);
+        let slice = if plan.rate.is_some() { PACED_SLICE } else { SLICE };
+        let n = slice.min(self.len - self.pos);
         let mut out = Vec::with_capacity(n * 4 / 3 + 256);
         if self.pos == 0 {
             let meta = std::fs::metadata(&plan.path).map_err(|_| Stop::Changed("file is gone"))?;
