@@ -4,27 +4,36 @@
 //   node scripts/bench-browser.mjs [SIZE_MIB ...]      (default: 256 1024)
 //
 // For each size it generates a file under a temporary root, starts
-// target/debug/chunkcast (256 KiB chunks) on 127.0.0.1:0, and opens a bench
+// target/release/chunkcast (256 KiB chunks; built when missing) on
+// 127.0.0.1:0, and opens a bench
 // page in /usr/bin/chromium started WITHOUT any automation or debugger (a CDP
 // connection copies every SSE message and slows EventSource downloads ~6×).
 // The page downloads the file with chunkcast.js into OPFS (disk-backed
 // storage: decode, SHA-256 verify, write through the storage worker) and
 // POSTs its own progress figures to a small listener here. Then curl fetches
 // /files/NAME from the same server. Prints MB/s (10^6 bytes/s) for both.
-// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the store.
+// Each size runs RUNS times (default 3), alternating browser and curl, and
+// the medians are printed last, with the page's own per-stage timings
+// (milliseconds spent in each step of the receive path) for the median run.
+// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the store;
+// MODE=receive measures the native EventSource alone (no decode, no hash, no
+// storage): the ceiling for the page on this machine at this moment.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
-import { REPO, pseudoRandom, startServer } from '../tests/js/helpers.mjs';
+import { RELEASE_BINARY, REPO, pseudoRandom, startServer } from '../tests/js/helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STORE = process.env.STORE || 'opfs';
+const MODE = process.env.MODE || 'download';
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!sizes.length) sizes.push(256, 1024);
+const RUNS = Math.max(1, Number(process.env.RUNS) || 3);
+if (!existsSync(RELEASE_BINARY)) execFileSync('cargo', ['build', '--release', '--quiet', '--bin', 'chunkcast'], { cwd: REPO, stdio: 'inherit' });
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'chunkcast-bench-'));
 const root = path.join(tmp, 'root');
@@ -38,20 +47,55 @@ import { Download, clearStored } from './chunkcast.js';
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
+if (q.get('mode') === 'receive-worker') {
+  // The same, with the EventSource in a dedicated worker.
+  const w = new Worker('bench-receive.js?file=' + encodeURIComponent(file));
+  w.onmessage = (e) => report({ ok: true, file, store: 'receive only, worker', size: e.data.bytes * 0.75, elapsed: e.data.elapsed, average: e.data.bytes * 0.75 / e.data.elapsed });
+  await new Promise(() => {});
+}
+if (q.get('mode') === 'receive') {
+  // The ceiling: the native EventSource alone, events counted and dropped.
+  const t0 = performance.now();
+  let bytes = 0;
+  const es = new EventSource('events?file=' + encodeURIComponent(file));
+  es.addEventListener('chunk', (e) => { bytes += e.data.length - e.data.indexOf('"b64":"') - 8; });
+  es.addEventListener('end', () => {
+    es.close();
+    const elapsed = (performance.now() - t0) / 1000;
+    report({ ok: true, file, store: 'receive only', size: bytes * 3 / 4, elapsed, average: bytes * 0.75 / elapsed });
+  });
+  await new Promise(() => {});
+}
 await clearStored(file).catch(() => {});
-const dl = new Download(file, { store: q.get('store') });
+const stats = {};
+const dl = new Download(file, { store: q.get('store'), stats });
+// How late a 20 ms timer fires, summed: time the main thread was busy.
+let lag = 0, last = performance.now();
+const probe = setInterval(() => { const t = performance.now(); lag += Math.max(0, t - last - 20); last = t; }, 20);
 dl.start();
 try {
   await dl.done;
   const p = dl.progress();
+  clearInterval(probe);
+  stats.mainLag = lag;
+  Object.assign(stats, dl.store.timing || {});
+  delete stats.lastEvent;
+  for (const k in stats) stats[k] = Math.round(stats[k]);
   await report({ ok: true, file, store: dl.store.kind, size: p.size, elapsed: p.elapsed, average: p.averageBytesPerSecond,
-    chunks: p.chunks, failed: p.chunksFailed, native: typeof Uint8Array.fromBase64 === 'function', ua: navigator.userAgent });
+    chunks: p.chunks, failed: p.chunksFailed, native: typeof Uint8Array.fromBase64 === 'function', ua: navigator.userAgent, stats });
   await dl.close();
   await clearStored(file).catch(() => {});
 } catch (e) {
   await report({ ok: false, file, error: String(e && e.message || e) });
 }
 </script>`);
+
+writeFileSync(path.join(web, 'bench-receive.js'), `const t0 = performance.now();
+let bytes = 0;
+const es = new EventSource('events?file=' + encodeURIComponent(new URLSearchParams(location.search).get('file')));
+es.addEventListener('chunk', (e) => { bytes += e.data.length - e.data.indexOf('"b64":"') - 8; });
+es.addEventListener('end', () => { es.close(); postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 }); });
+`);
 
 // A listener for the page's figures.
 let waiter = null;
@@ -74,34 +118,110 @@ for (const mib of sizes) {
   closeSync(fd);
   files.push({ name, bytes: mib << 20 });
 }
-const srv = await startServer({ root, chunkSize: '256K', args: ['--web-dir', web] });
-console.log(`server ${srv.url} (256 KiB chunks), store ${STORE}, ${os.cpus().length} cores`);
+const srv = await startServer({ root, chunkSize: '256K', args: ['--web-dir', web], binary: RELEASE_BINARY });
+console.log(`server ${srv.url} (release, 256 KiB chunks), store ${STORE}, ${os.cpus().length} cores, ${RUNS} runs each`);
 
-const results = [];
-for (const f of files) {
-  // Index first, so neither measurement pays for hashing the file once.
-  execFileSync('curl', ['-sf', '-o', '/dev/null', `${srv.url}api/manifest?file=${encodeURIComponent(f.name)}`]);
+const mb = (/** @type {number} */ bps) => (bps / 1e6).toFixed(0);
+const median = (/** @type {number[]} */ xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+
+/** One download in a fresh Chromium profile; resolves with the page's report. */
+async function browserRun(f) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
-  const url = `${srv.url}bench.html?file=${encodeURIComponent(f.name)}&store=${STORE}&report=${encodeURIComponent(reportUrl)}`;
+  const url = `${srv.url}bench.html?file=${encodeURIComponent(f.name)}&store=${STORE}&mode=${MODE}&report=${encodeURIComponent(reportUrl)}`;
   const got = new Promise((resolve) => { waiter = resolve; });
   const browser = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, url],
   { stdio: 'ignore' });
   let timer;
   const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ ok: false, error: 'timed out after 600 s' }), 600_000); });
+  const server0 = cpuByThread([srv.proc.pid]);
   const r = await Promise.race([got, timeout]);
   clearTimeout(timer);
+  const cpu = cpuByThread([browser.pid]);
+  const server1 = cpuByThread([srv.proc.pid]);
+  for (const k in server1) cpu[`server ${k}`] = server1[k] - (server0[k] || 0);
+  r.cpu = Object.fromEntries(Object.entries(cpu).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(2)]));
   browser.kill('SIGTERM');
   await new Promise((res) => { browser.once('exit', res); setTimeout(res, 3000); });
-  rmSync(profile, { recursive: true, force: true });
-  const curlBps = Number(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{speed_download}', `${srv.url}files/${encodeURIComponent(f.name)}`]).toString());
-  const line = r.ok
-    ? `${f.name}: browser (${r.store}) ${(r.average / 1e6).toFixed(0)} MB/s in ${r.elapsed.toFixed(2)} s; curl /files ${(curlBps / 1e6).toFixed(0)} MB/s`
-    : `${f.name}: browser FAILED (${r.error}); curl /files ${(curlBps / 1e6).toFixed(0)} MB/s`;
-  console.log(line);
-  results.push({ ...r, curl: curlBps });
+  // Chromium's helpers may still be writing into the profile for a moment.
+  try { rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }); } catch { /* removed with tmp */ }
+  return r;
+}
+
+/**
+ * CPU seconds per thread name of `pid` and its descendants, from /proc (Linux
+ * only; empty elsewhere): which threads the download kept busy, with no
+ * profiler attached. Thread names with a number suffix are merged.
+ * @param {number[]} pids
+ */
+function cpuByThread(pids) {
+  /** @type {Record<string, number>} */
+  const out = {};
+  try {
+    const parent = new Map();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+        parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch { /* gone */ }
+    }
+    const all = new Set(pids);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const [p, pp] of parent) if (!all.has(p) && all.has(pp)) { all.add(p); grew = true; }
+    }
+    for (const p of all) {
+      let kind = '';
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        const m = /--type=([\w-]+)/.exec(cmd);
+        const u = /--utility-sub-type=[\w.]*?(\w+)\u0000/.exec(cmd);
+        kind = m ? (u ? u[1] : m[1]) : '';
+      } catch { /* gone */ }
+      let tasks = [];
+      try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
+      for (const t of tasks) {
+        try {
+          const st = readFileSync(`/proc/${p}/task/${t}/stat`, 'utf8');
+          const name = `${kind ? `${kind}/` : ''}${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/[\d:]+$/, '').trim()}`;
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          const sec = (Number(f[11]) + Number(f[12])) / 100;
+          if (sec > 0) out[name] = (out[name] || 0) + sec;
+        } catch { /* gone */ }
+      }
+    }
+  } catch { /* no /proc */ }
+  return out;
+}
+
+const curl = (/** @type {string} */ url) => Number(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{speed_download}', url]).toString());
+
+const results = [];
+for (const f of files) {
+  // Index first, so neither measurement pays for hashing the file once.
+  execFileSync('curl', ['-sf', '-o', '/dev/null', `${srv.url}api/manifest?file=${encodeURIComponent(f.name)}`]);
+  const runs = [];
+  for (let k = 0; k < RUNS; k++) {
+    const r = await browserRun(f);
+    const curlBps = curl(`${srv.url}files/${encodeURIComponent(f.name)}`);
+    console.log(r.ok
+      ? `${f.name} #${k + 1}: browser (${r.store}) ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s; curl /files ${mb(curlBps)} MB/s`
+      : `${f.name} #${k + 1}: browser FAILED (${r.error}); curl /files ${mb(curlBps)} MB/s`);
+    runs.push({ ...r, curl: curlBps });
+  }
+  results.push({ f, runs });
+}
+console.log('\nmedians:');
+for (const { f, runs } of results) {
+  const ok = runs.filter((r) => r.ok);
+  const mid = ok.length ? ok.find((r) => r.average === median(ok.map((x) => x.average))) : null;
+  console.log(`${f.name}: browser ${mid ? mb(mid.average) : '-'} MB/s (runs: ${ok.map((r) => mb(r.average)).join(', ')}), `
+    + `curl /files ${mb(median(runs.map((r) => r.curl)))} MB/s (runs: ${runs.map((r) => mb(r.curl)).join(', ')})`);
+  if (mid?.stats && Object.keys(mid.stats).length) console.log(`  stages (ms): ${JSON.stringify(mid.stats)}`);
+  if (mid?.cpu) console.log(`  CPU seconds by thread: ${JSON.stringify(mid.cpu)}`);
 }
 await srv.stop();
 listener.close();
-rmSync(tmp, { recursive: true, force: true });
-if (results.some((r) => !r.ok)) process.exit(1);
+rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+if (results.some(({ runs }) => runs.some((r) => !r.ok))) process.exit(1);

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BINARY = path.join(REPO, 'target/debug/chunkcast');
+export const RELEASE_BINARY = path.join(REPO, 'target/release/chunkcast');
 export const FIXTURES = path.join(REPO, 'fixtures');
 
 /**
@@ -48,14 +49,16 @@ export const sha256hex = (/** @type {Buffer|Uint8Array} */ b) => createHash('sha
 /**
  * Starts `target/debug/chunkcast serve` on 127.0.0.1:0 and reads the URL it
  * prints. `stop()` kills it and removes the root if we made it.
- * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>}} [o]
+ * `binary` overrides the executable (the speed benchmark uses the release build).
+ * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>, binary?: string}} [o]
  */
 export async function startServer(o = {}) {
-  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build first`);
+  const binary = o.binary ?? BINARY;
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build first`);
   const ownRoot = !o.root;
   const root = o.root ?? makeRoot(o.files);
   const args = ['serve', '--root', root, '--bind', '127.0.0.1:0', '--chunk-size', o.chunkSize ?? '4K', '--no-index-dir', ...(o.args ?? [])];
-  const proc = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; if (stderr.length > 100000) stderr = stderr.slice(-50000); });
   const url = await new Promise((resolve, reject) => {
