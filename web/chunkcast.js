@@ -67,8 +67,12 @@
  *   digests. Chunks of another version are discarded.
  * @property {(items: {i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]) => (Promise<void>|void)} put
  *   Stores verified chunks; may return a promise to ask the caller to wait.
- * @property {boolean} [copiesOnPut]  `put` copies the bytes before it returns,
- *   so the caller may reuse their buffers at once
+ * @property {(len: number) => (Uint8Array|null)} [reserve]  optional: room for
+ *   one chunk's bytes inside the store's own write buffer, so a chunk is
+ *   decoded where it will be written from (no copy). A reserved view is
+ *   either passed to `put` or abandoned, and `settle()` says every view
+ *   reserved so far has been one or the other.
+ * @property {() => void} [settle]
  * @property {() => Promise<void>} flush  data first, then the record of it
  * @property {(i: number, off: number, len: number) => Promise<Uint8Array>} read
  * @property {(type?: string) => Promise<Blob>} blob  the whole file, once complete
@@ -446,16 +450,21 @@ export class OpfsStore {
     this.unacked = 0; // bytes posted and not yet written
     /** @type {(() => void)|null} */
     this.drained = null;
-    // Verified chunks are copied into a staging buffer and posted to the
-    // worker a few MiB at a time, the buffer transferred (not cloned) and
-    // handed back once written: one message and, for consecutive chunks, one
-    // disk write per batch instead of per chunk, and no allocation per chunk.
-    this.copiesOnPut = true;
+    // Chunks are decoded straight into a staging buffer (`reserve`), and the
+    // verified ones posted to the worker a few MiB at a time, the buffer
+    // transferred (not cloned) and handed back once written: one message
+    // and, for consecutive chunks, one disk write per batch instead of per
+    // chunk, and no allocation or copy per chunk. A full buffer whose
+    // reserved chunks are still being verified waits in `sealed` until
+    // `settle()`.
     /** @type {Uint8Array|null} */
     this.stage = null;
     this.stageUsed = 0;
     /** @type {{i: number, off: number, at: number, len: number}[]} */
     this.stageItems = [];
+    this.outstanding = 0; // views reserved and not yet settled
+    /** @type {{stage: Uint8Array, items: {i: number, off: number, at: number, len: number}[]}[]} */
+    this.sealed = [];
     /** @type {ArrayBuffer[]} */
     this.spare = [];
     this.stageSize = OpfsStore.STAGE;
@@ -520,19 +529,58 @@ export class OpfsStore {
     if (this.drained) { const d = this.drained; this.drained = null; d(); }
   }
 
+  /** @param {number} len */
+  reserve(len) {
+    if (this.failed || !this.worker || len > this.stageSize) return null;
+    const at = this._room(len);
+    this.outstanding++;
+    return /** @type {Uint8Array} */ (this.stage).subarray(at, at + len);
+  }
+
+  /** Every reserved view has been put or abandoned: full buffers can go. */
+  settle() {
+    this.outstanding = 0;
+    for (const { stage, items } of this.sealed.splice(0)) this._send(stage, items);
+    this._arm();
+  }
+
+  /** Where `len` more bytes go in the current buffer (a new one if full). @param {number} len */
+  _room(len) {
+    if (this.stage && this.stageUsed + len > this.stage.length) {
+      if (this.outstanding) this.sealed.push({ stage: this.stage, items: this.stageItems });
+      else this._send(this.stage, this.stageItems);
+      this.stage = null;
+    }
+    if (!this.stage) {
+      this.stage = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.stageSize));
+      this.stageUsed = 0;
+      this.stageItems = [];
+    }
+    const at = this.stageUsed;
+    this.stageUsed += len;
+    return at;
+  }
+
   /** @param {{i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]} items */
   put(items) {
     if (this.failed) throw this.failed;
     for (const { i, off, bytes } of items) {
-      if (this.stage && this.stageUsed + bytes.length > this.stage.length) this._post();
-      if (!this.stage) this.stage = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.stageSize));
-      this.stage.set(bytes, this.stageUsed);
-      this.stageItems.push({ i, off, at: this.stageUsed, len: bytes.length });
-      this.stageUsed += bytes.length;
-      this.unacked += bytes.length;
+      const len = bytes.length;
+      this.unacked += len;
+      if (this.stage && bytes.buffer === this.stage.buffer) {
+        this.stageItems.push({ i, off, at: bytes.byteOffset, len });
+        continue;
+      }
+      const s = this.sealed.find((x) => x.stage.buffer === bytes.buffer);
+      if (s) {
+        s.items.push({ i, off, at: bytes.byteOffset, len });
+        continue;
+      }
+      const at = this._room(len); // bytes from elsewhere are copied in
+      /** @type {Uint8Array} */ (this.stage).set(bytes, at);
+      this.stageItems.push({ i, off, at, len });
     }
-    // A slow (paced) stream still reaches the disk promptly.
-    if (this.stageUsed && !this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._post(); }, 50);
+    this._arm();
     if (this.unacked > OpfsStore.HIGH_WATER) {
       return new Promise((resolve, reject) => {
         this.drained = () => (this.failed ? reject(this.failed) : resolve(undefined));
@@ -540,23 +588,41 @@ export class OpfsStore {
     }
   }
 
-  /** Posts the staged chunks to the worker, the buffer transferred. */
+  /** A slow (paced) stream still reaches the disk promptly. */
+  _arm() {
+    if (this.stageItems.length && !this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._post(); }, 50);
+  }
+
+  /** Posts the current buffer's chunks, unless views into it are still being verified. */
   _post() {
     clearTimeout(this.stageTimer);
     this.stageTimer = null;
-    if (!this.stage || !this.worker || this.failed) return;
-    const buf = this.stage.buffer;
-    this.worker.postMessage({ op: 'put', key: this.key, buf, list: this.stageItems }, [buf]);
+    if (!this.stage) return;
+    if (this.outstanding) { this._arm(); return; }
+    this._send(this.stage, this.stageItems);
     this.stage = null;
     this.stageUsed = 0;
     this.stageItems = [];
+  }
+
+  /** @param {Uint8Array} stage @param {{i: number, off: number, at: number, len: number}[]} items */
+  _send(stage, items) {
+    if (!this.worker || this.failed) return;
+    if (!items.length) {
+      if (this.spare.length < 4) this.spare.push(/** @type {ArrayBuffer} */ (stage.buffer));
+      return;
+    }
+    const buf = stage.buffer;
+    this.worker.postMessage({ op: 'put', key: this.key, buf, list: items }, [buf]);
   }
 
   /** Forgets the staged chunks (the file is being discarded or reopened). */
   _dropStage() {
     clearTimeout(this.stageTimer);
     this.stageTimer = null;
-    this.unacked -= this.stageUsed;
+    for (const { items } of [...this.sealed, { items: this.stageItems }]) for (const it of items) this.unacked -= it.len;
+    this.sealed = [];
+    this.outstanding = 0;
     this.stage = null;
     this.stageUsed = 0;
     this.stageItems = [];
@@ -863,8 +929,6 @@ export class Download {
     this.maxChunkFailures = opts.maxChunkFailures ?? 5;
     /** @type {Record<string, number>|null} */
     this.stats = opts.stats ?? null;
-    /** @type {Uint8Array[]} chunk-sized buffers to decode into, for stores that copy on put */
-    this.pool = [];
     /** @type {Manifest|null} */
     this.manifest = null;
     /** @type {ChunkStore|null} */
@@ -1351,51 +1415,9 @@ export class Download {
     this.draining = true;
     try {
       while (this.queue.length) {
-        const batch = this.queue.splice(0, 64);
-        const gen = batch[0].gen;
-        /** @type {{i: number, off: number, bytes: Uint8Array, source: string, text?: string, pooled?: Uint8Array}[]} */
-        const items = [];
-        for (const { data, gen: g, source } of batch) {
-          if (g !== this.gen || !this.manifest) continue;
-          const item = this._decode(data, source);
-          if (item) items.push(item);
-        }
-        if (!items.length) continue;
-        const t0 = this.stats ? nowMs() : 0;
-        const digests = await Promise.all(items.map((it) => sha256(it.bytes)));
-        if (this.stats) { addStat(this.stats, 'hashWait', nowMs() - t0); addStat(this.stats, 'batches', 1); addStat(this.stats, 'items', items.length); }
-        if (gen !== this.gen) continue;
-        const good = [];
-        for (let k = 0; k < items.length; k++) {
-          const it = items[k];
-          if (this.status[it.i] === CHUNK_VERIFIED) continue;
-          if (equal32(digests[k], this.expected, it.i)) {
-            const again = this.failures[it.i] > 0;
-            this.status[it.i] = CHUNK_VERIFIED;
-            this.digests.set(digests[k], it.i * 32);
-            this.verified++;
-            this.bytesVerified += it.bytes.length;
-            this.attempt = 0;
-            this.esFailures = 0;
-            if (again) this.chunksRefetched++;
-            good.push({ i: it.i, off: it.off, bytes: it.bytes, digest: digests[k] });
-            if (it.text !== undefined) this.textPending.set(it.i, it.text);
-            this.opts.onchunk?.(it.i, again ? 'refetched' : 'verified');
-          } else {
-            this._failed(it.i, `chunk ${it.i} failed verification`);
-          }
-        }
-        if (good.length) {
-          const t1 = this.stats ? nowMs() : 0;
-          const store = /** @type {ChunkStore} */ (this.store);
-          const wait = store.put(good);
-          const t2 = this.stats ? nowMs() : 0;
-          if (store.copiesOnPut) for (const it of items) if (it.pooled && this.pool.length < 64) this.pool.push(it.pooled);
-          if (wait) await wait;
-          if (this.stats) { addStat(this.stats, 'put', t2 - t1); addStat(this.stats, 'putWait', nowMs() - t2); }
-        }
-        if (this.manifest?.kind === 'text') await this._emitText(gen);
-        this._progress(false);
+        // Views reserved in the store by this batch are all put or dropped by
+        // the end of it, whichever way it ends.
+        try { await this._batch(); } finally { this.store?.settle?.(); }
       }
     } catch (e) {
       this.draining = false;
@@ -1404,6 +1426,55 @@ export class Download {
     }
     this.draining = false;
     this._pump();
+  }
+
+  /** Decodes, verifies and stores the next queued events. */
+  async _batch() {
+    const batch = this.queue.splice(0, 64);
+    const gen = batch[0].gen;
+    /** @type {{i: number, off: number, bytes: Uint8Array, source: string, text?: string}[]} */
+    const items = [];
+    for (const { data, gen: g, source } of batch) {
+      if (g !== this.gen || !this.manifest) continue;
+      const item = this._decode(data, source);
+      if (item) items.push(item);
+    }
+    if (!items.length) return;
+    const t0 = this.stats ? nowMs() : 0;
+    const digests = await Promise.all(items.map((it) => sha256(it.bytes)));
+    if (this.stats) { addStat(this.stats, 'hashWait', nowMs() - t0); addStat(this.stats, 'batches', 1); addStat(this.stats, 'items', items.length); }
+    if (gen !== this.gen) return;
+    const good = [];
+    for (let k = 0; k < items.length; k++) {
+      const it = items[k];
+      if (this.status[it.i] === CHUNK_VERIFIED) continue;
+      if (equal32(digests[k], this.expected, it.i)) {
+        const again = this.failures[it.i] > 0;
+        this.status[it.i] = CHUNK_VERIFIED;
+        this.digests.set(digests[k], it.i * 32);
+        this.verified++;
+        this.bytesVerified += it.bytes.length;
+        this.attempt = 0;
+        this.esFailures = 0;
+        if (again) this.chunksRefetched++;
+        good.push({ i: it.i, off: it.off, bytes: it.bytes, digest: digests[k] });
+        if (it.text !== undefined) this.textPending.set(it.i, it.text);
+        this.opts.onchunk?.(it.i, again ? 'refetched' : 'verified');
+      } else {
+        this._failed(it.i, `chunk ${it.i} failed verification`);
+      }
+    }
+    if (good.length) {
+      const t1 = this.stats ? nowMs() : 0;
+      const store = /** @type {ChunkStore} */ (this.store);
+      const wait = store.put(good);
+      store.settle?.();
+      const t2 = this.stats ? nowMs() : 0;
+      if (wait) await wait;
+      if (this.stats) { addStat(this.stats, 'put', t2 - t1); addStat(this.stats, 'putWait', nowMs() - t2); }
+    }
+    if (this.manifest?.kind === 'text') await this._emitText(gen);
+    this._progress(false);
   }
 
   /**
@@ -1432,37 +1503,25 @@ export class Download {
     let bytes;
     /** @type {string|undefined} */
     let text;
-    /** @type {Uint8Array|undefined} */
-    let pooled;
+    const room = typeof ev.b64 === 'string' ? this.store?.reserve?.(len) : null;
     try {
-      if (typeof ev.b64 === 'string' && this.store?.copiesOnPut && len === m.chunk_size) {
-        // Decoded into a reused buffer: the store copies it on put, so the
-        // buffer goes back to the pool once the chunk is stored or rejected.
-        pooled = this.pool.pop() ?? new Uint8Array(m.chunk_size);
-        const n = decodeBase64Into(ev.b64, pooled);
-        if (n < 0) {
-          this.pool.push(pooled);
-          bytes = decodeBase64(ev.b64); // the wrong length, reported below
-          pooled = undefined;
-        } else {
-          bytes = pooled;
-        }
+      if (room) {
+        // Decoded where the store will write it from (see ChunkStore.reserve).
+        bytes = decodeBase64Into(/** @type {string} */ (ev.b64), room) < 0 ? decodeBase64(/** @type {string} */ (ev.b64)) : room;
       } else if (typeof ev.b64 === 'string') bytes = decodeBase64(ev.b64);
       else if (typeof ev.text === 'string') { text = ev.text; bytes = new TextEncoder().encode(ev.text); }
       else throw new Error('no payload');
     } catch {
-      if (pooled) this.pool.push(pooled);
       this._failed(i, `chunk ${i} could not be decoded`);
       return null;
     }
     this.bytesReceived += bytes.length;
     if (this.stats) addStat(this.stats, 'parseDecode', nowMs() - t0);
     if (ev.off !== off || bytes.length !== len) {
-      if (pooled) this.pool.push(pooled);
       this._failed(i, `chunk ${i} has the wrong place or length`);
       return null;
     }
-    return { i, off, bytes, source, text, pooled };
+    return { i, off, bytes, source, text };
   }
 
   /**

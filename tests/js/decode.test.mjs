@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
 import {
-  decodeBase64, decodeBase64Fallback, digestsFromHex, formatNeed, parseChunkData, rootOf, runs, sha256, SseParser, toHex,
+  decodeBase64, decodeBase64Fallback, decodeBase64Into, digestsFromHex, formatNeed, parseChunkData, rootOf, runs, sha256, SseParser, toHex,
 } from '../../web/chunkcast.js';
 import { sha256hex } from './helpers.mjs';
 
@@ -17,6 +17,23 @@ test('base64 fallback decodes every length and byte value like Buffer', () => {
     // Unpadded input decodes the same.
     assert.deepEqual(Buffer.from(decodeBase64Fallback(b64.replace(/=+$/, ''))), bytes);
   }
+});
+
+test('decoding into a given buffer fills it exactly, or says the length is wrong', () => {
+  for (const n of [0, 1, 2, 3, 4, 255, 256, 4096]) {
+    const bytes = randomBytes(n);
+    const b64 = bytes.toString('base64');
+    const into = new Uint8Array(n + 8).fill(7).subarray(4, 4 + n);
+    assert.equal(decodeBase64Into(b64, into), n, `length ${n}`);
+    assert.deepEqual(Buffer.from(into), bytes, `length ${n}`);
+    assert.equal(into.buffer.byteLength, n + 8);
+    assert.deepEqual([...new Uint8Array(into.buffer, 0, 4)], [7, 7, 7, 7], 'nothing written before the view');
+    assert.deepEqual([...new Uint8Array(into.buffer, 4 + n, 4)], [7, 7, 7, 7], 'nothing written past the view');
+    // A payload one byte longer or shorter than the chunk is refused.
+    assert.equal(decodeBase64Into(randomBytes(n + 1).toString('base64'), into), -1, `length ${n} + 1`);
+    if (n) assert.equal(decodeBase64Into(randomBytes(n - 1).toString('base64'), into), -1, `length ${n} - 1`);
+  }
+  assert.throws(() => decodeBase64Into('AA-A', new Uint8Array(3)), /base64/);
 });
 
 test('base64 fallback rejects what is not base64', () => {
