@@ -16,6 +16,7 @@
 // the medians are printed last, with the page's own per-stage timings
 // (milliseconds spent in each step of the receive path) for the median run.
 // CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the store;
+// WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
 // MODE=receive measures the native EventSource alone (no decode, no hash, no
 // storage): the ceiling for the page on this machine at this moment.
 
@@ -39,7 +40,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'chunkcast-bench-'));
 const root = path.join(tmp, 'root');
 const web = path.join(tmp, 'web');
 mkdirSync(root);
-cpSync(path.join(REPO, 'web'), web, { recursive: true });
+cpSync(process.env.WEB || path.join(REPO, 'web'), web, { recursive: true });
 writeFileSync(path.join(web, 'bench.html'), `<!doctype html><meta charset="utf-8"><title>bench</title>
 <p id="out">running</p>
 <script type="module">
