@@ -47,7 +47,7 @@ pub fn chunk(out: &mut Vec<u8>, i: u64, off: u64, hash: &Hash, payload: Payload<
         }
         Payload::Text(text) => {
             chunk_head(out, i, off, text.len(), hash, true);
-            text_fragment(out, text, &mut Vec::new());
+            text_fragment(out, text.as_bytes());
         }
     }
     chunk_tail(out);
@@ -73,12 +73,49 @@ pub fn base64_fragment(out: &mut Vec<u8>, bytes: &[u8]) {
     base64_simd::STANDARD.encode_append(bytes, out);
 }
 
-/// `text` escaped as the inside of a JSON string (`serde_json` does the
-/// escaping; `scratch` is reused between calls).
-pub fn text_fragment(out: &mut Vec<u8>, text: &str, scratch: &mut Vec<u8>) {
-    scratch.clear();
-    serde_json::to_writer(&mut *scratch, text).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(&scratch[1..scratch.len() - 1]);
+/// UTF-8 `text` escaped as the inside of a JSON string, exactly as
+/// `serde_json` escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`,
+/// `\u00XX` for other control bytes; everything else verbatim).
+///
+/// It works on bytes rather than `&str` so the stream can escape a slice
+/// that ends inside a character, and never has to validate UTF-8 a second
+/// time: only ASCII bytes are ever escaped, so multi-byte characters pass
+/// through whole. The chunk's digest, checked before the event is completed,
+/// guarantees the bytes are the indexed (valid UTF-8) text.
+pub fn text_fragment(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Which bytes need an escape: control bytes, `"` and `\`.
+    const ESCAPE: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            table[b] = true;
+            b += 1;
+        }
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        table
+    };
+    out.reserve(text.len() + text.len() / 16 + 8);
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        if !ESCAPE[b as usize] {
+            continue;
+        }
+        out.extend_from_slice(&text[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
 }
 
 /// The end of a chunk event: the payload's closing quote, the object's brace
@@ -256,6 +293,17 @@ mod tests {
             "ab".repeat(32)
         );
         assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn text_escaping_matches_serde_json() {
+        let all: String = (0u32..0x80).filter_map(char::from_u32).chain("é中😀\u{2028}".chars()).collect();
+        for text in [all.as_str(), "", "plain", "a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}"] {
+            let mut ours = Vec::new();
+            text_fragment(&mut ours, text.as_bytes());
+            let theirs = serde_json::to_string(text).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs[1..theirs.len() - 1]);
+        }
     }
 
     #[test]

@@ -372,8 +372,6 @@ struct Framer {
     /// Payload bytes read so far.
     pos: usize,
     hasher: Sha256,
-    /// Text only: bytes of a character split by a slice boundary.
-    carry: Vec<u8>,
     /// Part of this event went out: stopping now must cut the connection.
     emitted: bool,
     finished: bool,
@@ -382,7 +380,7 @@ struct Framer {
 impl Framer {
     fn new(i: u64, index: &FileIndex) -> Framer {
         let (off, len) = index.span(i);
-        Framer { i, off, len, pos: 0, hasher: Sha256::new(), carry: Vec::new(), emitted: false, finished: false }
+        Framer { i, off, len, pos: 0, hasher: Sha256::new(), emitted: false, finished: false }
     }
 
     /// Reads the next slice and frames it: the event header goes with the
@@ -410,7 +408,7 @@ impl Framer {
             })?;
             self.hasher.update(&*bytes);
             if text {
-                self.carry.extend_from_slice(bytes);
+                events::text_fragment(&mut out, bytes);
             } else {
                 events::base64_fragment(&mut out, bytes);
             }
@@ -418,13 +416,6 @@ impl Framer {
         })?;
         self.pos += n;
         let last = self.pos == self.len;
-        if text {
-            let cut = if last { self.carry.len() } else { char_boundary(&self.carry) };
-            let piece =
-                std::str::from_utf8(&self.carry[..cut]).map_err(|_| Stop::Changed("text is no longer UTF-8"))?;
-            events::text_fragment(&mut out, piece, &mut Vec::new());
-            self.carry.drain(..cut);
-        }
         if last {
             let digest: index::Hash = std::mem::take(&mut self.hasher).finalize().into();
             if digest != *hash {
@@ -434,45 +425,5 @@ impl Framer {
             self.finished = true;
         }
         Ok(out)
-    }
-}
-
-/// The longest prefix of `bytes` that does not end inside a UTF-8 character.
-fn char_boundary(bytes: &[u8]) -> usize {
-    let is_continuation = |b: u8| b & 0xC0 == 0x80;
-    let mut cut = bytes.len();
-    // Walk back over at most three continuation bytes to the lead byte, and
-    // keep the character only if all its bytes are here.
-    for back in 1..=4.min(bytes.len()) {
-        let b = bytes[bytes.len() - back];
-        if !is_continuation(b) {
-            let width = match b {
-                0x00..=0x7F => 1,
-                0xC0..=0xDF => 2,
-                0xE0..=0xEF => 3,
-                _ => 4,
-            };
-            if width > back {
-                cut = bytes.len() - back;
-            }
-            break;
-        }
-    }
-    cut
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn char_boundary_never_splits_a_character() {
-        let s = "a中😀".as_bytes();
-        for end in 0..=s.len() {
-            let cut = char_boundary(&s[..end]);
-            assert!(std::str::from_utf8(&s[..cut]).is_ok(), "end {end} cut {cut}");
-            assert!(end - cut < 4);
-        }
-        assert_eq!(char_boundary(s), s.len());
     }
 }

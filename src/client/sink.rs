@@ -41,6 +41,8 @@ struct ChunkMsg<'a> {
     /// that can only be base64 (anything else fails decoding).
     #[serde(borrow, default)]
     b64: Option<&'a [u8]>,
+    /// Text needs `Cow<str>`: serde_json hands escaped strings over as
+    /// owned strings, which a byte visitor would reject.
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
 }
