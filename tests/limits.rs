@@ -129,3 +129,19 @@ fn sigterm_closes_every_stream_between_events_and_exits() {
     assert!(after.iter().all(|e| e.event == "chunk"), "no end: the stream was cut short, on purpose");
     assert!(chunks + after.len() < 16);
 }
+
+#[test]
+fn a_request_whose_headers_never_finish_is_dropped() {
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(root.path(), &[]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // A slowloris: a request line and one header, then nothing.
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(15), "the server closed the connection after {waited:?}");
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "{}", String::from_utf8_lossy(&rest));
+}
