@@ -444,7 +444,13 @@ fn run() -> Result<()> {
     println!("{md}");
     if args.write {
         let path = repo.join("docs/BENCHMARKS.md");
-        std::fs::write(&path, rep.document(&md, args.quick))?;
+        // The hand-written analysis below the marker survives a new run.
+        const MARKER: &str = "<!-- analysis: kept by scripts/bench --write -->";
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(MARKER).map(|at| old[at..].to_owned()))
+            .unwrap_or_default();
+        std::fs::write(&path, format!("{}\n{kept}", rep.document(&md, args.quick).trim_end()))?;
         step(&format!("wrote {}", path.display()));
     }
     Ok(())
