@@ -88,8 +88,10 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+/// 200 while serving, with the number of open streams (for load balancers
+/// and for watching `--max-connections`).
+async fn healthz(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "streams": state.streams.open() }))
 }
 
 async fn list_files(state: State) -> Result<HttpResponse, ApiError> {
