@@ -21,6 +21,7 @@ fn streams_beyond_the_cap_get_503_with_retry_after() {
     let (s1, r1) = server.open_stream("/events?file=slow.txt&rate=100", &[]);
     let (s2, _r2) = server.open_stream("/events?file=slow.txt&rate=100", &[]);
     assert_eq!((s1, s2), (200, 200));
+    assert_eq!(server.get("/healthz").json()["streams"], 2);
     let busy = server.get("/events?file=slow.txt");
     busy.assert_error(503, "busy");
     assert_eq!(busy.header("retry-after"), Some("1"));
