@@ -59,11 +59,7 @@ impl Catalog {
         if !is_safe_name(name) {
             return Err(ApiError::NotFound);
         }
-        let path = self.root.join(name).canonicalize().map_err(|_| ApiError::NotFound)?;
-        let rel = path.strip_prefix(&self.root).map_err(|_| ApiError::NotFound)?;
-        if rel.components().any(|c| is_hidden(c.as_os_str().to_str())) {
-            return Err(ApiError::NotFound);
-        }
+        let path = self.visible(&self.root.join(name)).ok_or(ApiError::NotFound)?;
         let meta = std::fs::metadata(&path).map_err(|_| ApiError::NotFound)?;
         if !meta.is_file() {
             return Err(ApiError::NotFound);
@@ -89,23 +85,36 @@ impl Catalog {
                     continue;
                 }
                 let name = format!("{prefix}{file_name}");
-                let Ok(real) = item.path().canonicalize() else { continue };
-                if !real.starts_with(&self.root) {
+                // The same two checks as `resolve`, so the list holds exactly
+                // what can be served.
+                if !is_safe_name(&name) {
                     continue;
                 }
+                let Some(real) = self.visible(&item.path()) else { continue };
                 let Ok(meta) = std::fs::metadata(&real) else { continue };
                 if meta.is_dir() {
                     if !seen_dirs.contains(&real) {
                         seen_dirs.push(real.clone());
                         stack.push((real, format!("{name}/")));
                     }
-                } else if meta.is_file() && self.resolve(&name).is_ok() {
+                } else if meta.is_file() {
                     out.push(Entry { modified: rfc3339(&meta), size: meta.len(), name });
                 }
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+}
+
+impl Catalog {
+    /// The canonical form of `path` (symlinks followed) if it lies inside the
+    /// root and no component of it below the root is hidden.
+    fn visible(&self, path: &Path) -> Option<PathBuf> {
+        let real = path.canonicalize().ok()?;
+        let rel = real.strip_prefix(&self.root).ok()?;
+        let hidden = rel.components().any(|c| is_hidden(c.as_os_str().to_str()));
+        (!hidden).then_some(real)
     }
 }
 

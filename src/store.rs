@@ -58,10 +58,6 @@ impl IndexStore {
         IndexStore { chunk_size, dir, entries: Mutex::new(HashMap::new()), builds: AtomicU64::new(0) }
     }
 
-    pub fn chunk_size(&self) -> u32 {
-        self.chunk_size
-    }
-
     /// How many indexes this store computed by hashing a file.
     pub fn builds(&self) -> u64 {
         self.builds.load(Ordering::Relaxed)

@@ -151,8 +151,11 @@ fn jittered(base: u64) -> u64 {
 
 /// Why a stream stopped before its end.
 enum Stop {
-    /// The file no longer matches its index.
+    /// The file's size or modification time no longer match its index.
     Changed(&'static str),
+    /// A chunk's bytes no longer match their digest although the stamp
+    /// does (rewritten within one mtime tick): the index itself is stale.
+    DigestDiffers,
     Io(std::io::Error),
 }
 
@@ -324,10 +327,14 @@ impl ChunkStream {
     fn stop(&mut self, stop: Stop) -> Poll<Option<Item>> {
         let file = &self.plan.name;
         let data = match stop {
-            Stop::Changed(why) => {
-                if why == "chunk digest differs" {
-                    self.store.evict(&self.plan.path);
-                }
+            Stop::Changed(_) | Stop::DigestDiffers => {
+                let why = match stop {
+                    Stop::Changed(why) => why,
+                    _ => {
+                        self.store.evict(&self.plan.path);
+                        "chunk digest differs"
+                    }
+                };
                 self.outcome = Outcome::Changed(why);
                 let error = format!("{file} changed since it was indexed ({why}); fetch the manifest again");
                 serde_json::json!({ "code": "changed", "error": error })
@@ -419,7 +426,7 @@ impl Framer {
         if last {
             let digest: index::Hash = std::mem::take(&mut self.hasher).finalize().into();
             if digest != *hash {
-                return Err(Stop::Changed("chunk digest differs"));
+                return Err(Stop::DigestDiffers);
             }
             events::chunk_tail(&mut out);
             self.finished = true;

@@ -116,7 +116,17 @@ fn sigterm_closes_every_stream_between_events_and_exits() {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest);
-    let status = child.wait().unwrap();
+    // Bounded wait: a server that ignored the signal must fail the test, not hang it.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent_at.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("the server did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(status.success(), "graceful exit: {status:?}");
     assert!(sent_at.elapsed() < Duration::from_secs(5), "exited promptly");
     // Whatever arrived after the signal is whole events: the client can
