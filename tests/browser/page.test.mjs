@@ -3,27 +3,22 @@
 // resumes from disk, text that grows, and failures shown to the user.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import os from 'node:os';
+import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
+import { launch } from './chromium.mjs';
 import { FIXTURES, REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.join(REPO, 'test-output');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const BIG = 64 << 20;
 
 let srv; // 256 KiB chunks for the big files
 let textSrv; // 4 KiB chunks, so the story arrives in several pieces
 let root;
 let bigSha;
+let browser;
 let context;
-let profile;
 
 before(async () => {
   mkdirSync(OUT, { recursive: true });
@@ -32,18 +27,15 @@ before(async () => {
   root = makeRoot({ 'big.bin': big, 'big-reload.bin': big });
   srv = await startServer({ root, chunkSize: '256K', args: ['--retry-ms', '300'] });
   textSrv = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '300'] });
-  profile = mkdtempSync(path.join(os.tmpdir(), 'chunkcast-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, acceptDownloads: true, viewport: { width: 1000, height: 900 },
-  });
+  browser = await launch();
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   await srv?.stop();
   await textSrv?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 async function openPage(url, query = '') {

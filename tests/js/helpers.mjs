@@ -47,17 +47,18 @@ export function pseudoRandom(size, seed = 1) {
 export const sha256hex = (/** @type {Buffer|Uint8Array} */ b) => createHash('sha256').update(b).digest('hex');
 
 /**
- * Starts `target/debug/chunkcast serve` on 127.0.0.1:0 and reads the URL it
- * prints. `stop()` kills it and removes the root if we made it.
+ * Starts `target/debug/chunkcast serve` on `bind` (default 127.0.0.1:0) and
+ * reads the URL it prints. `stop()` kills it and removes the root if we made it.
  * `binary` overrides the executable (the speed benchmark uses the release build).
- * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>, binary?: string}} [o]
+ * Tests that play a remote user (`lan.test`) bind `0.0.0.0:0`, as a LAN server would.
+ * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>, binary?: string, bind?: string}} [o]
  */
 export async function startServer(o = {}) {
   const binary = o.binary ?? BINARY;
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build first`);
   const ownRoot = !o.root;
   const root = o.root ?? makeRoot(o.files);
-  const args = ['serve', '--root', root, '--bind', '127.0.0.1:0', '--chunk-size', o.chunkSize ?? '4K', '--no-index-dir', ...(o.args ?? [])];
+  const args = ['serve', '--root', root, '--bind', o.bind ?? '127.0.0.1:0', '--chunk-size', o.chunkSize ?? '4K', '--no-index-dir', ...(o.args ?? [])];
   const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; if (stderr.length > 100000) stderr = stderr.slice(-50000); });
@@ -66,13 +67,14 @@ export async function startServer(o = {}) {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15000);
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = /at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      const m = / at (https?:\/\/\S+?:\d+\/)/.exec(out);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${stderr}`)); });
   });
   return {
     url,
+    port: Number(new URL(url).port),
     root,
     proc,
     stderr: () => stderr,
