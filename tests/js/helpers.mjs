@@ -51,14 +51,16 @@ export const sha256hex = (/** @type {Buffer|Uint8Array} */ b) => createHash('sha
  * reads the URL it prints. `stop()` kills it and removes the root if we made it.
  * `binary` overrides the executable (the speed benchmark uses the release build).
  * Tests that play a remote user (`lan.test`) bind `0.0.0.0:0`, as a LAN server would.
- * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>, binary?: string, bind?: string}} [o]
+ * Indexes stay in memory unless `indexDir` is given.
+ * @param {{root?: string, chunkSize?: string, args?: string[], files?: Record<string, Buffer|string>, binary?: string, bind?: string, indexDir?: string}} [o]
  */
 export async function startServer(o = {}) {
   const binary = o.binary ?? BINARY;
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build first`);
   const ownRoot = !o.root;
   const root = o.root ?? makeRoot(o.files);
-  const args = ['serve', '--root', root, '--bind', o.bind ?? '127.0.0.1:0', '--chunk-size', o.chunkSize ?? '4K', '--no-index-dir', ...(o.args ?? [])];
+  const args = ['serve', '--root', root, '--bind', o.bind ?? '127.0.0.1:0', '--chunk-size', o.chunkSize ?? '4K',
+    ...(o.indexDir ? ['--index-dir', o.indexDir] : ['--no-index-dir']), ...(o.args ?? [])];
   const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; if (stderr.length > 100000) stderr = stderr.slice(-50000); });
