@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Serve the web client from this directory [default: web]
+    /// Serve the web client from this directory (for development) instead of
+    /// the copy built into the binary.
     #[arg(long)]
     pub web_dir: Option<PathBuf>,
 }

@@ -24,7 +24,8 @@ pub struct Config {
     pub retry_ms: u64,
     /// Silence after which a paced stream sends `: keep-alive`.
     pub keep_alive: Duration,
-    /// Directory holding the web client (`index.html`, `chunkcast.js`, ...).
+    /// Serve the web client from this directory instead of the copy built
+    /// into the binary (for development).
     pub web_dir: Option<PathBuf>,
     /// Open streams beyond which new ones get 503 with `Retry-After`.
     pub max_connections: usize,
@@ -40,6 +41,8 @@ pub enum ConfigError {
     MaxRange,
     #[error("--index-dir {0} is inside the served root; indexes must not be served")]
     IndexInsideRoot(PathBuf),
+    #[error("--web-dir {0} is not a directory with an index.html (leave the flag out to serve the page built into the binary)")]
+    WebDir(PathBuf),
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -64,7 +67,11 @@ impl TryFrom<ServeArgs> for Config {
                 return Err(ConfigError::IndexInsideRoot(dir.clone()));
             }
         }
-        let web_dir = args.web_dir.or_else(|| Some(in_project("web"))).filter(|d| d.is_dir());
+        if let Some(dir) = &args.web_dir {
+            if !dir.join("index.html").is_file() {
+                return Err(ConfigError::WebDir(dir.clone()));
+            }
+        }
         Ok(Config {
             root,
             bind: args.bind,
@@ -73,7 +80,7 @@ impl TryFrom<ServeArgs> for Config {
             max_range: args.max_range,
             retry_ms: args.retry_ms,
             keep_alive: Duration::from_secs(args.keep_alive.max(1)),
-            web_dir,
+            web_dir: args.web_dir,
             max_connections: args.max_connections.unwrap_or_else(default_max_connections),
         })
     }

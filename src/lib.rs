@@ -13,11 +13,13 @@
 //! - [`params`] parses chunk numbers, `Last-Event-ID`, `need` lists and versions.
 //! - [`stream`] reads, verifies and frames the chunks with [`events`] into an
 //!   SSE body, one chunk ahead, never holding more than a few per connection.
-//! - [`files`] serves raw bytes (`/files/NAME`) with Range and `If-Range`.
+//! - [`files`] serves raw bytes (`/files/NAME`) with Range and `If-Range`;
+//!   [`assets`] serves the page, built into the binary.
 //! - [`client`] is `chunkcast get`: it downloads through the same protocol,
 //!   verifies every chunk, refills gaps by range and resumes after a kill.
 //! - [`error`] maps every failure to a status and a JSON body.
 
+pub mod assets;
 pub mod catalog;
 pub mod cli;
 pub mod client;

@@ -11,6 +11,7 @@ use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::assets;
 use crate::catalog::{Catalog, Resolved};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -42,6 +43,8 @@ impl AppState {
 type State = web::Data<AppState>;
 
 /// Registers every route. `state` must also be registered as app data.
+/// The page comes from `web_dir` on disk when given (for development), else
+/// from the copy built into the binary.
 pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad("query", e.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad("path", e.to_string()).into()))
@@ -51,8 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         .service(read_only("/events").to(events))
         .service(read_only("/events/chunk/{start}/{end}").to(range))
         .service(read_only("/files/{name:.*}").to(files::serve));
-    if let Some(dir) = web_dir {
-        cfg.service(actix_files::Files::new("/", dir).index_file("index.html").default_handler(web::to(not_found)));
+    match web_dir {
+        Some(dir) => {
+            cfg.service(actix_files::Files::new("/", dir).index_file("index.html").default_handler(web::to(not_found)));
+        }
+        None => {
+            cfg.service(read_only("/{path:.*}").to(assets::serve));
+        }
     }
     cfg.default_service(web::to(fallback));
 }

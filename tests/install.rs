@@ -1,0 +1,112 @@
+//! A self-contained binary: copied alone into an empty directory, far from
+//! the sources, it serves the whole page from its own embedded copy, with
+//! ETags that revalidate; `--web-dir` overrides it, and a wrong one stops the
+//! server at startup.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The binary, copied into a fresh directory of its own.
+fn lone_binary() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("chunkcast");
+    std::fs::copy(env!("CARGO_BIN_EXE_chunkcast"), &bin).unwrap();
+    (dir, bin)
+}
+
+/// Starts `bin serve ARGS` with `cwd` as working directory and reads the URL
+/// it prints.
+fn serve(bin: &Path, cwd: &Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir"])
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split(" at ").nth(1).expect("a URL on the startup line").trim().trim_end_matches('/').to_owned();
+    (child, url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+#[test]
+fn the_binary_alone_serves_the_full_page() {
+    let (dir, bin) = lone_binary();
+    let root = common::fixture_root();
+    let (mut child, url) = serve(&bin, dir.path(), &["--root", root.path().to_str().unwrap()]);
+    let agent = agent();
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+
+    let mut index = agent.get(format!("{url}/")).call().unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(index.body_mut().read_to_vec().unwrap(), std::fs::read(web.join("index.html")).unwrap());
+
+    let mut served = 0;
+    for path in chunkcast::assets::paths() {
+        let mut res = agent.get(format!("{url}/{path}")).call().unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-cache", "{path}");
+        if path.ends_with(".js") {
+            assert_eq!(res.headers()["content-type"], "text/javascript; charset=utf-8", "{path}");
+        }
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(res.body_mut().read_to_vec().unwrap(), std::fs::read(web.join(path)).unwrap(), "{path}");
+        // Revalidation: the same bytes answer 304 with no body.
+        let again = agent.get(format!("{url}/{path}")).header("If-None-Match", &etag).call().unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        let stale = agent.get(format!("{url}/{path}")).header("If-None-Match", "\"0000\"").call().unwrap();
+        assert_eq!(stale.status(), 200, "{path}");
+        served += 1;
+    }
+    assert!(served >= 4, "index.html, app.js, chunkcast.js, style.css at least: {served}");
+
+    let missing = agent.get(format!("{url}/no-such-page.js")).call().unwrap();
+    assert_eq!(missing.status(), 404);
+    // The API still answers next to the page.
+    assert_eq!(agent.get(format!("{url}/api/files")).call().unwrap().status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn web_dir_overrides_the_embedded_page() {
+    let (dir, bin) = lone_binary();
+    let root = common::fixture_root();
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>dev copy</title>").unwrap();
+    let args = ["--root", root.path().to_str().unwrap(), "--web-dir", web.path().to_str().unwrap()];
+    let (mut child, url) = serve(&bin, dir.path(), &args);
+    let mut res = agent().get(format!("{url}/")).call().unwrap();
+    assert_eq!(res.body_mut().read_to_string().unwrap(), "<!doctype html><title>dev copy</title>");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_missing_web_dir_is_a_startup_error() {
+    let (dir, bin) = lone_binary();
+    let out = Command::new(&bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir", "--web-dir", "no-such-dir"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--web-dir no-such-dir is not a directory with an index.html"), "{stderr}");
+}
