@@ -21,6 +21,9 @@ pub enum Command {
     Get(GetArgs),
     /// Precompute the index of every file under a directory.
     Index(IndexArgs),
+    /// Print a signed link that opens one file until it expires (the server
+    /// must run with `--link-key` pointing at the same key file).
+    Link(LinkArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -52,6 +55,14 @@ pub struct ServeArgs {
     /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Require HTTP Basic credentials: USER:PASSWORD, or USER:sha256:HEX with
+    /// the password's SHA-256 (keeps it out of shell history). Repeatable.
+    #[arg(long = "auth", value_name = "USER:PASSWORD")]
+    pub auth: Vec<String>,
+    /// Enable signed links (`chunkcast link`), signed with the key in this
+    /// file (created, mode 0600, when missing).
+    #[arg(long, value_name = "FILE")]
+    pub link_key: Option<PathBuf>,
     /// Serve the web client from this directory (for development) instead of
     /// the copy built into the binary.
     #[arg(long)]
@@ -108,6 +119,20 @@ pub struct GetArgs {
     /// No progress bar or summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LinkArgs {
+    /// The server's public base URL, e.g. https://files.example.com
+    pub base_url: String,
+    /// File name as listed by /api/files.
+    pub name: String,
+    /// How long the link works: 30m, 12h, 7days ...
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub expires: std::time::Duration,
+    /// The key file the server's `--link-key` names [default: the user's config dir]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::access::{Access, AccessError};
 use crate::cli::ServeArgs;
 
 pub const MIN_CHUNK: u32 = 4 * 1024;
@@ -29,6 +30,8 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// Open streams beyond which new ones get 503 with `Retry-After`.
     pub max_connections: usize,
+    /// `--auth` users and the `--link-key` (open to all by default).
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum ConfigError {
     MaxRange,
     #[error("--index-dir {0} is inside the served root; indexes must not be served")]
     IndexInsideRoot(PathBuf),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("--web-dir {0} is not a directory with an index.html (leave the flag out to serve the page built into the binary)")]
     WebDir(PathBuf),
 }
@@ -82,6 +87,7 @@ impl TryFrom<ServeArgs> for Config {
             keep_alive: Duration::from_secs(args.keep_alive.max(1)),
             web_dir: args.web_dir,
             max_connections: args.max_connections.unwrap_or_else(default_max_connections),
+            access: Access::new(&args.auth, args.link_key.as_deref())?,
         })
     }
 }
@@ -94,6 +100,12 @@ pub fn default_max_connections() -> usize {
     // SAFETY: getrlimit only writes the struct we pass.
     let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 1024 };
     (soft.min(1 << 20) as usize).saturating_sub(64).max(128) / 2
+}
+
+/// `<user config dir>/chunkcast/link-key`, where `chunkcast link` looks for
+/// the key by default.
+pub fn default_link_key() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("chunkcast").join("link-key"))
 }
 
 /// `<user cache dir>/chunkcast/index`, e.g. `~/.cache/chunkcast/index`.

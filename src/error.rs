@@ -35,6 +35,15 @@ pub enum ApiError {
     #[error("server busy: {0} streams are open, try again shortly")]
     Busy(usize),
 
+    #[error("authentication required: wrong or missing user name or password")]
+    Unauthorized,
+
+    #[error("this link has expired; ask for a new one")]
+    LinkExpired,
+
+    #[error("this link is not valid for this request: it opens one file only, and its signature must match")]
+    LinkInvalid,
+
     #[error("could not read the file")]
     Io(#[from] std::io::Error),
 
@@ -54,6 +63,9 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Busy(_) => "busy",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::LinkExpired => "link_expired",
+            ApiError::LinkInvalid => "link_invalid",
             ApiError::Io(_) => "io_error",
             ApiError::Index(_) => "index_error",
         }
@@ -75,6 +87,8 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
             ApiError::Io(_) | ApiError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +105,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Busy(_) => {
                 res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="chunkcast", charset="UTF-8""#));
             }
             _ => {}
         }

@@ -5,6 +5,7 @@
 //!
 //! - [`cli`] parses flags; [`config`] checks server flags once into a `Config`.
 //! - [`routes`] wires every endpoint (used by `main` and the tests alike).
+//! - [`access`] lets a request through, or not: `--auth` users, signed links.
 //! - [`catalog`] turns a client's file name into a path proven to be inside
 //!   the root (or a 404 that reveals nothing), and lists the served files.
 //! - [`store`] returns the file's [`index`] (chunk offsets and SHA-256s, the
@@ -19,6 +20,7 @@
 //!   verifies every chunk, refills gaps by range and resumes after a kill.
 //! - [`error`] maps every failure to a status and a JSON body.
 
+pub mod access;
 pub mod assets;
 pub mod catalog;
 pub mod cli;
@@ -51,11 +53,14 @@ pub use config::Config;
 /// and the process exits once they are closed (at most `shutdown_timeout`).
 pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
+    let access = web::Data::new(config.access.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = web::Data::new(routes::AppState::new(config, shutdown_rx)?);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(access.clone())
+            .wrap(actix_web::middleware::from_fn(access::guard))
             .wrap_fn(|req, srv| {
                 let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
                 let fut = srv.call(req);

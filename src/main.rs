@@ -32,6 +32,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Index(args)) => index_dir(&args),
+        Some(Command::Link(args)) => link(&args),
     }
 }
 
@@ -64,4 +65,34 @@ fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// `chunkcast link BASE_URL NAME`: the page's URL opened on one file, with
+/// the expiry and the signature the server's `--link-key` checks.
+fn link(args: &chunkcast::cli::LinkArgs) -> anyhow::Result<()> {
+    let key_file = args
+        .key_file
+        .clone()
+        .or_else(chunkcast::config::default_link_key)
+        .context("no --key-file given and no config directory to find the default key in")?;
+    let key = chunkcast::access::LinkKey::load_or_create(&key_file)?;
+    let expires = chunkcast::access::unix_now().saturating_add(args.expires.as_secs());
+    let base = args.base_url.trim_end_matches('/');
+    // Query-safe, and readable: only what a query value cannot hold is escaped.
+    const VALUE: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, VALUE).to_string();
+    println!(
+        "{base}/?file={}&{}={expires}&{}={}",
+        encode(&args.name),
+        chunkcast::access::LINK_EXPIRES,
+        chunkcast::access::LINK_SIGNATURE,
+        key.sign(&args.name, expires)
+    );
+    eprintln!(
+        "valid until {} (UTC); the server must run with --link-key {}",
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires)),
+        key_file.display()
+    );
+    Ok(())
 }
