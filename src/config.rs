@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
+use crate::cors::{BadOrigin, CorsPolicy};
+use crate::tls::{Tls, TlsError, TlsSource};
 
 pub const MIN_CHUNK: u32 = 4 * 1024;
 pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
@@ -28,6 +30,10 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// Open streams beyond which new ones get 503 with `Retry-After`.
     pub max_connections: usize,
+    /// HTTPS (HTTP/2 and HTTP/1.1) when set; plain HTTP/1.1 otherwise.
+    pub tls: Option<Tls>,
+    /// Origins whose pages may read responses (`--cors-origin`).
+    pub cors: CorsPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,10 @@ pub enum ConfigError {
     MaxRange,
     #[error("--index-dir {0} is inside the served root; indexes must not be served")]
     IndexInsideRoot(PathBuf),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Cors(#[from] BadOrigin),
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -65,6 +75,10 @@ impl TryFrom<ServeArgs> for Config {
             }
         }
         let web_dir = args.web_dir.or_else(|| Some(in_project("web"))).filter(|d| d.is_dir());
+        let cors = CorsPolicy::new(&args.cors_origin)?;
+        let tls = tls_source(args.tls_cert, args.tls_key, args.tls_self_signed, args.bind)?
+            .map(|source| crate::tls::load(&source))
+            .transpose()?;
         Ok(Config {
             root,
             bind: args.bind,
@@ -75,8 +89,28 @@ impl TryFrom<ServeArgs> for Config {
             keep_alive: Duration::from_secs(args.keep_alive.max(1)),
             web_dir,
             max_connections: args.max_connections.unwrap_or_else(default_max_connections),
+            tls,
+            cors,
         })
     }
+}
+
+/// Which TLS flags were given (clap already rejects `--tls-cert` without
+/// `--tls-key` and either with `--tls-self-signed`).
+fn tls_source(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: Option<Vec<String>>,
+    bind: SocketAddr,
+) -> Result<Option<TlsSource>, TlsError> {
+    Ok(match (cert, key, self_signed) {
+        (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+        (_, _, Some(hosts)) => {
+            let hosts = if hosts.is_empty() { crate::tls::default_hosts(bind.ip()) } else { hosts };
+            Some(TlsSource::SelfSigned { dir: crate::tls::default_self_signed_dir()?, hosts })
+        }
+        _ => None,
+    })
 }
 
 /// Sized for the machine: a stream holds two descriptors (its socket and
