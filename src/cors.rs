@@ -86,7 +86,8 @@ pub async fn middleware<B: MessageBody>(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let allowed = req.headers().get(header::ORIGIN).and_then(|o| policy.allow(o));
-    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if let (true, Some(allow)) = (preflight, &allowed) {
         let mut res = HttpResponse::NoContent();
         res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, allow.clone()))

@@ -67,7 +67,8 @@ fn openable(addr: std::net::SocketAddr) -> String {
             return format!("{name}:{}", addr.port());
         }
     }
-    let loopback: std::net::IpAddr = if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() };
+    let loopback: std::net::IpAddr =
+        if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() };
     std::net::SocketAddr::new(loopback, addr.port()).to_string()
 }
 

@@ -113,9 +113,10 @@ fn from_files(cert_path: &Path, key_path: &Path, generated: bool, hosts: Vec<Str
     let key = read_key(key_path)?;
     check_validity(cert_path, &chain[0], SystemTime::now())?;
     let provider = provider();
-    let signing = provider.key_provider.load_private_key(key.clone_key()).map_err(|e| {
-        TlsError::BadKey(key_path.to_owned(), e.to_string())
-    })?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| TlsError::BadKey(key_path.to_owned(), e.to_string()))?;
     let certified = CertifiedKey::new(chain.clone(), signing);
     match certified.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}

@@ -46,7 +46,11 @@ fn preflight(server: &TestServer, path: &str, origin: &str) -> (u16, String) {
         server,
         "OPTIONS",
         path,
-        &[("Origin", origin), ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "last-event-id")],
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "last-event-id"),
+        ],
     )
 }
 
@@ -120,7 +124,11 @@ fn a_preflight_is_answered_with_methods_headers_and_max_age() {
         &server,
         "OPTIONS",
         "/api/files",
-        &[("Origin", APP), ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Private-Network", "true")],
+        &[
+            ("Origin", APP),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Private-Network", "true"),
+        ],
     );
     assert!(pna.contains("access-control-allow-private-network: true"), "{pna}");
     // An OPTIONS that is not a preflight is still not a method we serve.

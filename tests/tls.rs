@@ -362,6 +362,24 @@ fn self_signed_is_made_once_reused_and_remade_for_other_hosts() {
     );
     let port = server.addr.port();
     let resolve = format!("nas.lan:{port}:127.0.0.1");
-    let (out, code, _) = curl(&dir.join("cert.pem"), &["--resolve", &resolve, &format!("https://nas.lan:{port}/healthz")]);
+    let (out, code, _) =
+        curl(&dir.join("cert.pem"), &["--resolve", &resolve, &format!("https://nas.lan:{port}/healthz")]);
     assert_eq!(code, "200", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn get_trusts_the_system_store() {
+    // rustls-native-certs reads the OS store, which SSL_CERT_FILE replaces
+    // (as for openssl and curl): a certificate put there needs no --cacert.
+    let root = fixture_root();
+    let certs = tempfile::tempdir().unwrap();
+    let (server, cert) = tls_server(root.path(), certs.path(), &[]);
+    let out = certs.path().join("story.txt");
+    let res = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), "story.txt", "-o", out.to_str().unwrap(), "--quiet"])
+        .env("SSL_CERT_FILE", &cert)
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(root.path().join("story.txt")).unwrap());
 }

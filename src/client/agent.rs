@@ -13,15 +13,18 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use super::ClientError;
 
-/// An agent that reads error statuses as responses (the JSON body explains
-/// them), trusts the system roots plus `cacert`, and gives up on a read after
-/// `stall` without a byte.
-pub fn build(cacert: Option<&Path>, stall: Duration) -> Result<ureq::Agent, ClientError> {
+/// An agent for `url` that reads error statuses as responses (the JSON body
+/// explains them), trusts the system roots plus `cacert`, and gives up on a
+/// read after `stall` without a byte.
+pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::Agent, ClientError> {
     let mut roots: Vec<Certificate<'static>> = Vec::new();
-    // Unreadable entries in the system store are skipped, as curl does; an
-    // empty store still works with --cacert.
-    let native = rustls_native_certs::load_native_certs();
-    roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
+    // Parsing the system store costs milliseconds per client: only for https.
+    // Unreadable entries in it are skipped, as curl does; an empty store
+    // still works with --cacert.
+    if url.starts_with("https://") {
+        let native = rustls_native_certs::load_native_certs();
+        roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
+    }
     if let Some(path) = cacert {
         let chain = crate::tls::read_chain(path).map_err(|e| ClientError::CaCert(e.to_string()))?;
         roots.extend(chain.iter().map(|c| Certificate::from_der(c).to_owned()));
@@ -63,9 +66,9 @@ pub fn classify(e: ureq::Error, url: &str) -> ClientError {
             ))
         }
         (Some(other), true) => ClientError::Tls(format!("TLS handshake with {host} failed: {other}")),
-        (_, false) if speaks_tls(&e, host) => ClientError::Tls(format!(
-            "{host} answered with TLS, not plain HTTP: use https:// instead of http://"
-        )),
+        (_, false) if speaks_tls(&e, host) => {
+            ClientError::Tls(format!("{host} answered with TLS, not plain HTTP: use https:// instead of http://"))
+        }
         _ => ClientError::Unreachable(e.to_string()),
     }
 }

@@ -78,7 +78,7 @@ pub struct Summary {
 /// Downloads `args.name` from `args.url`; see the module docs for the steps.
 pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let started = Instant::now();
-    let agent = agent::build(args.cacert.as_deref(), Duration::from_secs(args.stall_timeout))?;
+    let agent = agent::build(&args.url, args.cacert.as_deref(), Duration::from_secs(args.stall_timeout))?;
     let base = args.url.trim_end_matches('/').to_owned();
     let mut dl = Download { agent, base, args, retry_ms: None };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
