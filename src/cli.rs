@@ -67,6 +67,21 @@ pub struct ServeArgs {
     /// the copy built into the binary.
     #[arg(long)]
     pub web_dir: Option<PathBuf>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain.
+    #[arg(long, value_name = "FILE", requires = "tls_key", env = "CHUNKCAST_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", env = "CHUNKCAST_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for these names, made once
+    /// into the config dir and reused [default: localhost, this host's name
+    /// and the bind address]
+    #[arg(long, value_name = "HOST", num_args = 0.., conflicts_with = "tls_cert")]
+    pub tls_self_signed: Option<Vec<String>>,
+    /// Let pages on this origin (e.g. https://app.example) use the server
+    /// from the browser; repeatable, or `*` for any origin.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
 }
 
 impl Default for ServeArgs {
@@ -119,6 +134,10 @@ pub struct GetArgs {
     /// No progress bar or summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also trust the certificate(s) in this PEM file for https:// URLs
+    /// (e.g. a server's --tls-self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

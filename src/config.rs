@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::access::{Access, AccessError};
 use crate::cli::ServeArgs;
+use crate::cors::{BadOrigin, CorsPolicy};
+use crate::tls::{Tls, TlsError, TlsSource};
 
 pub const MIN_CHUNK: u32 = 4 * 1024;
 pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
@@ -32,6 +34,10 @@ pub struct Config {
     pub max_connections: usize,
     /// `--auth` users and the `--link-key` (open to all by default).
     pub access: Access,
+    /// HTTPS (HTTP/2 and HTTP/1.1) when set; plain HTTP/1.1 otherwise.
+    pub tls: Option<Tls>,
+    /// Origins whose pages may read responses (`--cors-origin`).
+    pub cors: CorsPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,10 @@ pub enum ConfigError {
     Access(#[from] AccessError),
     #[error("--web-dir {0} is not a directory with an index.html (leave the flag out to serve the page built into the binary)")]
     WebDir(PathBuf),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Cors(#[from] BadOrigin),
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -77,6 +87,10 @@ impl TryFrom<ServeArgs> for Config {
                 return Err(ConfigError::WebDir(dir.clone()));
             }
         }
+        let cors = CorsPolicy::new(&args.cors_origin)?;
+        let tls = tls_source(args.tls_cert, args.tls_key, args.tls_self_signed, args.bind)?
+            .map(|source| crate::tls::load(&source))
+            .transpose()?;
         Ok(Config {
             root,
             bind: args.bind,
@@ -88,8 +102,28 @@ impl TryFrom<ServeArgs> for Config {
             web_dir: args.web_dir,
             max_connections: args.max_connections.unwrap_or_else(default_max_connections),
             access: Access::new(&args.auth, args.link_key.as_deref())?,
+            tls,
+            cors,
         })
     }
+}
+
+/// Which TLS flags were given (clap already rejects `--tls-cert` without
+/// `--tls-key` and either with `--tls-self-signed`).
+fn tls_source(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: Option<Vec<String>>,
+    bind: SocketAddr,
+) -> Result<Option<TlsSource>, TlsError> {
+    Ok(match (cert, key, self_signed) {
+        (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+        (_, _, Some(hosts)) => {
+            let hosts = if hosts.is_empty() { crate::tls::default_hosts(bind.ip()) } else { hosts };
+            Some(TlsSource::SelfSigned { dir: crate::tls::default_self_signed_dir()?, hosts })
+        }
+        _ => None,
+    })
 }
 
 /// Sized for the machine: a stream holds two descriptors (its socket and

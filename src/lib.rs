@@ -19,6 +19,8 @@
 //! - [`client`] is `chunkcast get`: it downloads through the same protocol,
 //!   verifies every chunk, refills gaps by range and resumes after a kill.
 //! - [`error`] maps every failure to a status and a JSON body.
+//! - [`tls`] loads and checks the certificate (or makes a self-signed one)
+//!   for HTTPS with HTTP/2; [`cors`] adds the headers `--cors-origin` allows.
 
 pub mod access;
 pub mod assets;
@@ -26,6 +28,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -34,6 +37,7 @@ pub mod params;
 pub mod routes;
 pub mod store;
 pub mod stream;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -54,13 +58,20 @@ pub use config::Config;
 pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
     let access = web::Data::new(config.access.clone());
+    let tls = config.tls.as_ref().map(|t| (*t.server_config).clone());
+    let cors = web::Data::new(config.cors.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = web::Data::new(routes::AppState::new(config, shutdown_rx)?);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(access.clone())
+            .app_data(cors.clone())
+            // The last `wrap` runs first: CORS outside access control, so
+            // preflights (which carry no credentials) are answered and a 401
+            // or 403 reaches a cross-origin page readable.
             .wrap(actix_web::middleware::from_fn(access::guard))
+            .wrap(actix_web::middleware::from_fn(cors::middleware))
             .wrap_fn(|req, srv| {
                 let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
                 let fut = srv.call(req);
@@ -84,8 +95,12 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
     .client_request_timeout(Duration::from_secs(5))
     .on_connect(|conn, _| reap_half_open(conn))
     .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)?
+    .shutdown_timeout(5);
+    let server = match tls {
+        // ALPN offers h2 then http/1.1 (actix adds both).
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    }
     .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {

@@ -44,9 +44,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(dir) => tracing::info!(root = %config.root.display(), index_dir = %dir.display(), "serving"),
         None => tracing::info!(root = %config.root.display(), "serving (indexes in memory only)"),
     }
-    println!("chunkcast serving {} at http://{addr}/", config.root.display());
+    if let Some(tls) = &config.tls {
+        let made = if tls.generated { "made a self-signed certificate" } else { "certificate" };
+        let hosts = if tls.hosts.is_empty() { String::new() } else { format!(" for {}", tls.hosts.join(", ")) };
+        println!("chunkcast: {made} {}{hosts}", tls.cert_path.display());
+        println!("chunkcast: SHA-256 fingerprint {}", tls.fingerprint);
+    }
+    let (scheme, protocols) = if config.tls.is_some() { ("https", "HTTP/2, HTTP/1.1") } else { ("http", "HTTP/1.1") };
+    println!("chunkcast serving {} at {scheme}://{}/ ({protocols})", config.root.display(), openable(addr));
     actix_web::rt::System::new().block_on(async { chunkcast::server(listener, config)?.await })?;
     Ok(())
+}
+
+/// The address a person can open: an unspecified bind (`0.0.0.0`, `::`) is
+/// shown as the machine's host name when that name resolves, else loopback.
+fn openable(addr: std::net::SocketAddr) -> String {
+    use std::net::{Ipv4Addr, Ipv6Addr, ToSocketAddrs as _};
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    if let Some(name) = chunkcast::tls::host_name() {
+        if (name.as_str(), addr.port()).to_socket_addrs().is_ok_and(|mut a| a.next().is_some()) {
+            return format!("{name}:{}", addr.port());
+        }
+    }
+    let loopback: std::net::IpAddr =
+        if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() };
+    std::net::SocketAddr::new(loopback, addr.port()).to_string()
 }
 
 fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {

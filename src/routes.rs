@@ -97,9 +97,15 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// 200 while serving, with the number of open streams (for load balancers
-/// and for watching `--max-connections`).
+/// and for watching `--max-connections`) and the protocols served.
 async fn healthz(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "streams": state.streams.open() }))
+    let tls = state.config.tls.is_some();
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "streams": state.streams.open(),
+        "tls": tls,
+        "protocols": crate::tls::protocols(tls),
+    }))
 }
 
 async fn list_files(state: State) -> Result<HttpResponse, ApiError> {

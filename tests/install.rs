@@ -32,7 +32,8 @@ fn serve(bin: &Path, cwd: &Path, args: &[&str]) -> (Child, String) {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split(" at ").nth(1).expect("a URL on the startup line").trim().trim_end_matches('/').to_owned();
+    let url = line.split(" at ").nth(1).and_then(|s| s.split_whitespace().next()).expect("a URL on the startup line");
+    let url = url.trim_end_matches('/').to_owned();
     (child, url)
 }
 

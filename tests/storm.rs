@@ -92,6 +92,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 parallel: 1,
                 verify_sha256: false,
                 quiet: true,
+                cacert: None,
             };
             std::thread::Builder::new().stack_size(256 * 1024).spawn(move || chunkcast::client::get(&args)).unwrap()
         })

@@ -13,8 +13,10 @@
 //!    then is `OUT.part` renamed to `OUT`.
 //!
 //! [`manifest`] parses and checks the manifest, [`sink`] verifies and stores
-//! chunks, [`state`] keeps the part file resumable.
+//! chunks, [`state`] keeps the part file resumable, [`agent`] sets up HTTP
+//! and TLS and tells retryable failures from fatal ones.
 
+mod agent;
 mod manifest;
 mod sink;
 mod state;
@@ -41,6 +43,10 @@ pub enum ClientError {
     Changed(String),
     #[error("cannot reach the server: {0}")]
     Unreachable(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("--cacert: {0}")]
+    CaCert(String),
     #[error("server error: {0}")]
     Server(String),
     #[error("protocol error: {0}")]
@@ -72,12 +78,7 @@ pub struct Summary {
 /// Downloads `args.name` from `args.url`; see the module docs for the steps.
 pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let started = Instant::now();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_per_read(Some(Duration::from_secs(args.stall_timeout.max(1))))
-        .build()
-        .into();
+    let agent = agent::build(&args.url, args.cacert.as_deref(), Duration::from_secs(args.stall_timeout))?;
     let base = args.url.trim_end_matches('/').to_owned();
     let mut dl = Download { agent, base, args, retry_ms: None };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
@@ -146,7 +147,7 @@ impl Download<'_> {
 
     fn manifest(&mut self) -> Result<Manifest, ClientError> {
         let url = self.url("/api/manifest", &[("file", &self.args.name)]);
-        let mut res = self.agent.get(&url).call().map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let mut res = self.agent.get(&url).call().map_err(|e| agent::classify(e, &url))?;
         let status = res.status().as_u16();
         let body = res
             .body_mut()
@@ -296,9 +297,10 @@ impl Download<'_> {
         }
         let reply = |ended, last_id, retry_ms| Ok(Reply { ended, last_id, retry_ms });
         let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
-        let mut res = match req.call() {
+        let mut res = match req.call().map_err(|e| agent::classify(e, url)) {
             Ok(res) => res,
-            Err(e) => return reply(dropped(e.to_string()), last_id, None),
+            Err(ClientError::Unreachable(why)) => return reply(dropped(why), last_id, None),
+            Err(fatal) => return Err(fatal),
         };
         match res.status().as_u16() {
             200 => {}

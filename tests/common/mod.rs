@@ -15,6 +15,8 @@ use chunkcast::Config;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    /// `https` when started with TLS flags (its agent trusts the server's certificate).
+    pub scheme: &'static str,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     agent: ureq::Agent,
@@ -57,6 +59,7 @@ impl TestServer {
         serve.root = Some(root.to_owned());
         serve.bind = "127.0.0.1:0".parse().unwrap();
         let config = Config::try_from(serve).expect("valid test config");
+        let tls_cert = config.tls.as_ref().map(|t| t.cert_path.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -71,13 +74,15 @@ impl TestServer {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(trusting(tls_cert.as_deref()))
             .build()
             .into();
-        TestServer { addr, root: root.to_owned(), handle, thread: Some(thread), agent }
+        let scheme = if tls_cert.is_some() { "https" } else { "http" };
+        TestServer { addr, root: root.to_owned(), scheme, handle, thread: Some(thread), agent }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -143,6 +148,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A client TLS config trusting only `cert` (the test server's own).
+pub fn trusting(cert: Option<&Path>) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let roots: Vec<Certificate<'static>> = cert
+        .map(|p| chunkcast::tls::read_chain(p).unwrap().iter().map(|c| Certificate::from_der(c).to_owned()).collect())
+        .unwrap_or_default();
+    TlsConfig::builder()
+        .unversioned_rustls_crypto_provider(chunkcast::tls::provider())
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .build()
 }
 
 fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {

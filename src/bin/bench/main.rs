@@ -13,6 +13,7 @@ mod load;
 mod measure;
 mod report;
 mod server;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +46,7 @@ struct Args {
     /// Keep the temporary directory (data, indexes, server logs).
     #[arg(long)]
     keep: bool,
-    /// Run only these sections (comma-separated numbers 1-6; 1 always runs,
+    /// Run only these sections (comma-separated numbers 1-7; 1 always runs,
     /// since every ratio needs openssl's figure).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
@@ -103,9 +104,13 @@ impl Env {
     }
 
     fn server(&self, index: &str, chunk_size: &str, log: &str) -> Result<Server> {
+        self.server_with(index, chunk_size, log, &[])
+    }
+
+    fn server_with(&self, index: &str, chunk_size: &str, log: &str, extra: &[&str]) -> Result<Server> {
         let dir = self.tmp.join(index);
         std::fs::create_dir_all(&dir)?;
-        Server::start(&self.bin, &self.root, &dir, chunk_size, &self.log(log))
+        Server::start(&self.bin, &self.root, &dir, chunk_size, &self.log(log), extra)
     }
 }
 
@@ -438,6 +443,11 @@ fn run() -> Result<()> {
         }
     }
 
+    if on(7) {
+        step("7. HTTPS against plain HTTP");
+        tls::rows(&mut rep, &env, big_name, plan.big)?;
+    }
+
     rep.load_end = measure::loadavg();
     step(&format!("done in {:.0} s", run_started.elapsed().as_secs_f64()));
     let md = rep.markdown(&Report::header(args.quick));
@@ -464,10 +474,15 @@ pub struct Get {
 }
 
 fn get(env: &Env, s: &Server, name: &str, log: &str) -> Result<Get> {
+    get_with(env, s, name, log, &[])
+}
+
+/// `chunkcast get` with `extra` flags (e.g. `--cacert`).
+fn get_with(env: &Env, s: &Server, name: &str, log: &str, extra: &[&str]) -> Result<Get> {
     let out = env.tmp.join(format!("{log}.out"));
     let cpu0 = s.cpu();
     let u = measure::run(
-        Command::new(&env.bin).arg("get").arg(&s.url).arg(name).arg("-o").arg(&out).arg("-q"),
+        Command::new(&env.bin).arg("get").arg(&s.url).arg(name).arg("-o").arg(&out).arg("-q").args(extra),
         &env.log(log),
     )?;
     let server_cpu = s.cpu() - cpu0;

@@ -19,8 +19,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bin serve` and waits for its `chunkcast serving <root> at <url>` line.
-    pub fn start(bin: &Path, root: &Path, index_dir: &Path, chunk_size: &str, log: &Path) -> Result<Server> {
+    /// Starts `bin serve` (plus `extra` flags) and waits for its
+    /// `chunkcast serving <root> at <url>` line.
+    pub fn start(
+        bin: &Path,
+        root: &Path,
+        index_dir: &Path,
+        chunk_size: &str,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Server> {
         let err = std::fs::File::create(log)?;
         let mut child = Command::new(bin)
             .arg("serve")
@@ -28,21 +36,26 @@ impl Server {
             .arg(root)
             .args(["--bind", "127.0.0.1:0", "--chunk-size", chunk_size, "--index-dir"])
             .arg(index_dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        // TLS servers print their certificate and fingerprint first.
         let mut line = String::new();
-        stdout.read_line(&mut line)?;
+        while stdout.read_line(&mut line)? > 0 && !line.contains(" at ") {
+            line.clear();
+        }
         let Some(url) = line.trim().rsplit_once(" at ").map(|(_, u)| u.trim_end_matches('/').to_owned()) else {
             let _ = child.kill();
             let _ = child.wait();
             let log = std::fs::read_to_string(log).unwrap_or_default();
             bail!("server did not start (stdout {line:?}):\n{log}");
         };
-        let addr: SocketAddr = url.trim_start_matches("http://").parse().with_context(|| format!("bad url {url}"))?;
+        let host = url.split_once("://").map_or(url.as_str(), |(_, h)| h);
+        let addr: SocketAddr = host.parse().with_context(|| format!("bad url {url}"))?;
         Ok(Server { child, addr, url, _stdout: stdout })
     }
 

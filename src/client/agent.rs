@@ -1,0 +1,118 @@
+//! The HTTP agent of `chunkcast get`, and what its errors mean.
+//!
+//! `https://` URLs are verified against the operating system's trust store
+//! (what `update-ca-certificates`, `SSL_CERT_FILE` and `SSL_CERT_DIR` manage)
+//! plus the certificates of `--cacert`. A certificate that does not verify,
+//! or a server that speaks the other protocol than the URL says, is a
+//! configuration problem no retry can fix, so it is reported at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use super::ClientError;
+
+/// An agent for `url` that reads error statuses as responses (the JSON body
+/// explains them), trusts the system roots plus `cacert`, and gives up on a
+/// read after `stall` without a byte.
+pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::Agent, ClientError> {
+    let mut roots: Vec<Certificate<'static>> = Vec::new();
+    // Parsing the system store costs milliseconds per client: only for https.
+    // Unreadable entries in it are skipped, as curl does; an empty store
+    // still works with --cacert.
+    if url.starts_with("https://") {
+        let native = rustls_native_certs::load_native_certs();
+        roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
+    }
+    if let Some(path) = cacert {
+        let chain = crate::tls::read_chain(path).map_err(|e| ClientError::CaCert(e.to_string()))?;
+        roots.extend(chain.iter().map(|c| Certificate::from_der(c).to_owned()));
+    }
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(crate::tls::provider())
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_per_read(Some(stall.max(Duration::from_secs(1))))
+        .tls_config(tls)
+        .build()
+        .into())
+}
+
+/// Sorts a failed request into what is worth retrying (the server is down,
+/// restarting or the network dropped: [`ClientError::Unreachable`]) and what
+/// is not ([`ClientError::Tls`]: a certificate that does not verify, or a
+/// URL whose scheme does not match what the server speaks).
+pub fn classify(e: ureq::Error, url: &str) -> ClientError {
+    let host = host_of(url);
+    let https = url.starts_with("https://");
+    let rustls_error = match &e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match (rustls_error, https) {
+        (Some(rustls::Error::InvalidCertificate(why)), _) => ClientError::Tls(format!(
+            "the certificate of {host} is not trusted ({}); if it is self-signed, pass it with --cacert FILE",
+            certificate_reason(why)
+        )),
+        (Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateHandshakeMessage { .. }), true) => {
+            ClientError::Tls(format!(
+                "{host} did not answer with TLS: is it a plain-HTTP server? Try http:// instead of https://"
+            ))
+        }
+        (Some(other), true) => ClientError::Tls(format!("TLS handshake with {host} failed: {other}")),
+        (_, false) if speaks_tls(&e, host) => {
+            ClientError::Tls(format!("{host} answered with TLS, not plain HTTP: use https:// instead of http://"))
+        }
+        _ => ClientError::Unreachable(e.to_string()),
+    }
+}
+
+/// Whether a plain-HTTP request failed because the server speaks TLS. ureq
+/// only says the reply was not HTTP, so ask again on a fresh connection and
+/// look at the first bytes: a TLS server answers plaintext with an alert
+/// record (`0x15 0x03 ...`).
+fn speaks_tls(e: &ureq::Error, host: &str) -> bool {
+    use std::io::{Read as _, Write as _};
+    use std::net::ToSocketAddrs as _;
+    if !matches!(e, ureq::Error::Protocol(_)) {
+        return false;
+    }
+    let probe = || -> std::io::Result<[u8; 2]> {
+        // `host` has no port when the URL uses the default one.
+        let has_port = host.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()));
+        let target = if has_port { host.to_owned() } else { format!("{host}:80") };
+        let addr = target.to_socket_addrs()?.next().ok_or(std::io::ErrorKind::NotFound)?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: chunkcast\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head)?;
+        Ok(head)
+    };
+    probe().is_ok_and(|head| head == [0x15, 0x03])
+}
+
+fn certificate_reason(why: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match why {
+        C::UnknownIssuer => "unknown issuer: not signed by any certificate this machine trusts".into(),
+        C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the certificate is for another host name; connect with a name it lists".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// `host:port` of a URL, for messages.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
