@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a directory (with no subcommand at all: `fixtures/` on 127.0.0.1:8080).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Download a file through the event stream, verifying every chunk.
     Get(GetArgs),
     /// Precompute the index of every file under a directory.
@@ -28,12 +28,16 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Directory to serve [default: fixtures]
+    /// Directory to serve [default: the current directory]
+    #[arg(value_name = "ROOT", conflicts_with = "root")]
+    pub root_arg: Option<PathBuf>,
+    /// Directory to serve, as a flag (same as ROOT).
     #[arg(long, env = "CHUNKCAST_ROOT")]
     pub root: Option<PathBuf>,
-    /// Address to listen on.
+    /// Where to listen: IP:PORT, [IPv6]:PORT or HOST:PORT (every address the
+    /// name resolves to, e.g. localhost:8080 on 127.0.0.1 and ::1).
     #[arg(long, default_value = "127.0.0.1:8080", env = "CHUNKCAST_BIND")]
-    pub bind: SocketAddr,
+    pub bind: Bind,
     /// Chunk size in bytes; K/M suffixes (binary) allowed. 4K..16M.
     #[arg(long, default_value = "256K", value_parser = parse_size)]
     pub chunk_size: u64,
@@ -103,6 +107,44 @@ impl ServeArgs {
             args: ServeArgs,
         }
         Only::parse_from(args).args
+    }
+}
+
+/// A `--bind` value and the socket addresses it names, resolved once.
+#[derive(Debug, Clone)]
+pub struct Bind {
+    /// As given, e.g. `localhost:8080`.
+    pub text: String,
+    /// Every address it resolves to, without duplicates, in resolver order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Bind {
+    /// The host part, without brackets: `localhost`, `0.0.0.0`, `::1`.
+    pub fn host(&self) -> &str {
+        let host = self.text.rsplit_once(':').map_or(self.text.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+impl std::str::FromStr for Bind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        use std::net::ToSocketAddrs as _;
+        let resolved = s.to_socket_addrs().map_err(|e| {
+            format!("cannot use {s:?} as an address to listen on ({e}); write IP:PORT, [IPv6]:PORT or HOST:PORT")
+        })?;
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in resolved {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        if addrs.is_empty() {
+            return Err(format!("{s:?} resolves to no address"));
+        }
+        Ok(Bind { text: s.to_owned(), addrs })
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::access::{Access, AccessError};
-use crate::cli::ServeArgs;
+use crate::cli::{Bind, ServeArgs};
 use crate::cors::{BadOrigin, CorsPolicy};
 use crate::tls::{Tls, TlsError, TlsSource};
 
@@ -17,7 +17,8 @@ pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
 pub struct Config {
     /// Canonical served directory.
     pub root: PathBuf,
-    pub bind: SocketAddr,
+    /// Every address to listen on (a host name may resolve to several).
+    pub bind: Vec<SocketAddr>,
     pub chunk_size: u32,
     /// Where indexes persist; `None` keeps them in memory only.
     pub index_dir: Option<PathBuf>,
@@ -64,7 +65,10 @@ impl TryFrom<ServeArgs> for Config {
     type Error = ConfigError;
 
     fn try_from(args: ServeArgs) -> Result<Self, Self::Error> {
-        let root_arg = args.root.unwrap_or_else(|| in_project("fixtures"));
+        let root_arg = match args.root_arg.or(args.root) {
+            Some(root) => root,
+            None => std::env::current_dir().map_err(|e| ConfigError::Root(".".into(), e))?,
+        };
         let root = root_arg.canonicalize().map_err(|e| ConfigError::Root(root_arg.clone(), e))?;
         if !root.is_dir() {
             return Err(ConfigError::Root(root_arg, std::io::Error::other("not a directory")));
@@ -88,12 +92,12 @@ impl TryFrom<ServeArgs> for Config {
             }
         }
         let cors = CorsPolicy::new(&args.cors_origin)?;
-        let tls = tls_source(args.tls_cert, args.tls_key, args.tls_self_signed, args.bind)?
+        let tls = tls_source(args.tls_cert, args.tls_key, args.tls_self_signed, &args.bind)?
             .map(|source| crate::tls::load(&source))
             .transpose()?;
         Ok(Config {
             root,
-            bind: args.bind,
+            bind: args.bind.addrs,
             chunk_size,
             index_dir,
             max_range: args.max_range,
@@ -114,12 +118,21 @@ fn tls_source(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     self_signed: Option<Vec<String>>,
-    bind: SocketAddr,
+    bind: &Bind,
 ) -> Result<Option<TlsSource>, TlsError> {
     Ok(match (cert, key, self_signed) {
         (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
         (_, _, Some(hosts)) => {
-            let hosts = if hosts.is_empty() { crate::tls::default_hosts(bind.ip()) } else { hosts };
+            let hosts = if hosts.is_empty() {
+                let mut hosts = crate::tls::default_hosts(bind.addrs[0].ip());
+                // `--bind files.lan:8443`: the name people type goes in too.
+                if bind.host().parse::<std::net::IpAddr>().is_err() && !hosts.iter().any(|h| h == bind.host()) {
+                    hosts.push(bind.host().to_owned());
+                }
+                hosts
+            } else {
+                hosts
+            };
             Some(TlsSource::SelfSigned { dir: crate::tls::default_self_signed_dir()?, hosts })
         }
         _ => None,
@@ -149,7 +162,7 @@ pub fn default_index_dir() -> Option<PathBuf> {
 
 /// `name` relative to the working directory when it exists there, else next
 /// to the crate's sources, so `cargo run` works from any directory.
-fn in_project(name: &str) -> PathBuf {
+pub fn in_project(name: &str) -> PathBuf {
     let here = PathBuf::from(name);
     if here.exists() {
         here

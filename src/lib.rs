@@ -56,6 +56,12 @@ pub use config::Config;
 /// cleanly between two events (clients resume from their `Last-Event-ID`),
 /// and the process exits once they are closed (at most `shutdown_timeout`).
 pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> {
+    server_on(vec![listener], config)
+}
+
+/// [`server`] on several listeners at once (a `--bind` name that resolves to
+/// more than one address).
+pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
     let access = web::Data::new(config.access.clone());
     let tls = config.tls.as_ref().map(|t| (*t.server_config).clone());
@@ -96,12 +102,15 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
     .on_connect(|conn, _| reap_half_open(conn))
     .disable_signals()
     .shutdown_timeout(5);
-    let server = match tls {
-        // ALPN offers h2 then http/1.1 (actix adds both).
-        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
-        None => server.listen(listener)?,
+    let mut server = server;
+    for listener in listeners {
+        server = match &tls {
+            // ALPN offers h2 then http/1.1 (actix adds both).
+            Some(tls) => server.listen_rustls_0_23(listener, tls.clone())?,
+            None => server.listen(listener)?,
+        };
     }
-    .run();
+    let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;

@@ -25,8 +25,9 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        None => serve(ServeArgs::default()),
-        Some(Command::Serve(args)) => serve(args),
+        // Bare `chunkcast` (`cargo run`): the bundled fixtures, for a first try.
+        None => serve(ServeArgs { root: Some(chunkcast::config::in_project("fixtures")), ..ServeArgs::default() }),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Get(args)) => {
             client::get(&args)?;
             Ok(())
@@ -38,8 +39,8 @@ fn run() -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::try_from(args)?;
-    let listener = TcpListener::bind(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
-    let addr = listener.local_addr()?;
+    let listeners = bind_all(&config.bind)?;
+    let addr = listeners[0].local_addr()?;
     match &config.index_dir {
         Some(dir) => tracing::info!(root = %config.root.display(), index_dir = %dir.display(), "serving"),
         None => tracing::info!(root = %config.root.display(), "serving (indexes in memory only)"),
@@ -52,8 +53,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let (scheme, protocols) = if config.tls.is_some() { ("https", "HTTP/2, HTTP/1.1") } else { ("http", "HTTP/1.1") };
     println!("chunkcast serving {} at {scheme}://{}/ ({protocols})", config.root.display(), openable(addr));
-    actix_web::rt::System::new().block_on(async { chunkcast::server(listener, config)?.await })?;
+    for other in &listeners[1..] {
+        println!("chunkcast also listening on {}", other.local_addr()?);
+    }
+    actix_web::rt::System::new().block_on(async { chunkcast::server_on(listeners, config)?.await })?;
     Ok(())
+}
+
+/// One listener per address. With port 0 the later addresses take the port
+/// the first one got, so `localhost:0` is one port on both 127.0.0.1 and ::1.
+fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for &addr in addrs {
+        let addr = match listeners.first() {
+            Some(first) if addr.port() == 0 => std::net::SocketAddr::new(addr.ip(), first.local_addr()?.port()),
+            _ => addr,
+        };
+        listeners.push(TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?);
+    }
+    Ok(listeners)
 }
 
 /// The address a person can open: an unspecified bind (`0.0.0.0`, `::`) is

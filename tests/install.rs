@@ -22,7 +22,8 @@ fn lone_binary() -> (tempfile::TempDir, std::path::PathBuf) {
 /// it prints.
 fn serve(bin: &Path, cwd: &Path, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir"])
+        .args(["serve", "--no-index-dir"])
+        .args(if args.contains(&"--bind") { &[][..] } else { &["--bind", "127.0.0.1:0"][..] })
         .args(args)
         .current_dir(cwd)
         .env("RUST_LOG", "warn")
@@ -110,4 +111,64 @@ fn a_missing_web_dir_is_a_startup_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--web-dir no-such-dir is not a directory with an index.html"), "{stderr}");
+}
+
+#[test]
+fn root_as_a_positional_argument_or_the_current_directory() {
+    let (dir, bin) = lone_binary();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("only-here.txt"), "positional").unwrap();
+    let agent = agent();
+    let names = |url: &str| -> String {
+        agent.get(format!("{url}/api/files")).call().unwrap().body_mut().read_to_string().unwrap()
+    };
+
+    let (mut child, url) = serve(&bin, dir.path(), &[root.path().to_str().unwrap()]);
+    assert!(names(&url).contains("only-here.txt"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // No ROOT at all: the working directory, as miniserve and dufs do.
+    let (mut child, url) = serve(&bin, root.path(), &[]);
+    assert!(names(&url).contains("only-here.txt"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let both = Command::new(&bin).args(["serve", "a", "--root", "b"]).output().unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"), "{both:?}");
+}
+
+#[test]
+fn bind_takes_host_names_and_ipv6() {
+    use std::net::ToSocketAddrs as _;
+    let (dir, bin) = lone_binary();
+    let root = common::fixture_root();
+    let root = root.path().to_str().unwrap();
+    let agent = agent();
+
+    // A name: every address it resolves to, on one port.
+    let (mut child, url) = serve(&bin, dir.path(), &[root, "--bind", "localhost:0"]);
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let addrs: Vec<_> = ("localhost", port).to_socket_addrs().unwrap().collect();
+    assert!(!addrs.is_empty());
+    for addr in addrs {
+        let res = agent.get(format!("http://{addr}/healthz")).call().unwrap();
+        assert_eq!(res.status(), 200, "{addr}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // An IPv6 literal.
+    let (mut child, url) = serve(&bin, dir.path(), &[root, "--bind", "[::1]:0"]);
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    assert_eq!(agent.get(format!("{url}/healthz")).call().unwrap().status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A name that does not resolve: a clear error at once.
+    let out = Command::new(&bin).args(["serve", root, "--bind", "no-such-host.invalid:8080"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot use \"no-such-host.invalid:8080\" as an address to listen on"), "{stderr}");
 }
