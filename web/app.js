@@ -5,7 +5,7 @@
 //
 // URL options: ?store=memory|opfs|idb forces a store kind.
 
-import { clearStored, Download, findStored, formatBytes, listFiles, toHex } from './chunkcast.js';
+import { clearStored, Download, findStored, formatBytes, listFiles, sha256, toHex } from './chunkcast.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ACTIVE_KEY = 'chunkcast.active';
@@ -262,7 +262,7 @@ async function startDownload(name) {
     /** @type {HTMLButtonElement} */ ($('save')).focus();
     // Small files are hashed whole as well, as a second, independent check.
     if (blob.size <= 64 << 20) {
-      const got = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())));
+      const got = toHex(await sha256(await blob.arrayBuffer()));
       $('sha-check').textContent = got === manifest.sha256 ? '✓ recomputed over the whole file' : `✗ the whole file hashes to ${got}`;
       $('download').dataset.wholeSha256 = got;
     }
