@@ -5,7 +5,7 @@
 //
 // URL options: ?store=memory|opfs|idb forces a store kind.
 
-import { clearStored, Download, findStored, formatBytes, listFiles, sha256, toHex } from './chunkcast.js';
+import { clearStored, Download, findStored, formatBytes, hasWebCrypto, listFiles, sha256, toHex } from './chunkcast.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ACTIVE_KEY = 'chunkcast.active';
@@ -242,6 +242,10 @@ async function startDownload(name) {
         alertUser(`The server cannot be reached: ${e.message}`, { label: 'Try again', run: () => d.resume() });
       } else if (e.code === 'storage') {
         alertUser(`The browser's storage failed: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
+      } else if (e.code === 'unsupported') {
+        alertUser(`This browser cannot download here: ${e.message}`, { label: 'Try again', run: () => startDownload(name) });
+      } else if (e.code === 'internal') {
+        alertUser(`The download failed because of a bug in chunkcast: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
       } else if (e.code !== 'closed') {
         alertUser(`The download failed: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
       }
@@ -307,6 +311,11 @@ $('forget').onclick = async () => {
 
 window.addEventListener('offline', () => status('The browser went offline.'));
 window.addEventListener('online', () => status('Back online.'));
+
+// Plain HTTP from another host is not a secure context: no WebCrypto, no
+// OPFS. The download still verifies every chunk, more slowly; say so once.
+if (!window.isSecureContext) $('insecure').hidden = false;
+document.documentElement.dataset.sha256 = hasWebCrypto ? 'webcrypto' : 'wasm';
 
 loadFiles();
 offerResume();
