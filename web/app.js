@@ -102,7 +102,7 @@ async function offerResume() {
   $('resume-offer-yes').focus();
 }
 
-/** @param {number} s */
+/** @param {number|null} s */
 function formatEta(s) {
   if (s === null || !Number.isFinite(s)) return '—';
   if (s < 60) return `${Math.ceil(s)} s`;

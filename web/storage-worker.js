@@ -32,7 +32,7 @@ let seq = 0; // the newest record's sequence number
 /** @type {FileSystemDirectoryHandle|null} */
 let dir = null;
 let key = '';
-/** @type {{version: string, size: number, chunks: number}|null} */
+/** @type {{version: string, size: number, chunks: number, name: string}|null} */
 let info = null;
 let bitmap = new Uint8Array(0);
 let dirty = false;

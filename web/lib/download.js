@@ -29,6 +29,7 @@ import { checkManifest, errorText, span } from './protocol.js';
 import { baseName, saveBlob } from './save.js';
 import { rootOf, sha256 } from './sha256.js';
 import { SseParser, maxLineFor, parseChunkData } from './sse.js';
+import { LIVE, canMove, checkMove } from './state.js';
 import { chooseStore, IdbStore } from './store/index.js';
 
 /** @typedef {import('./protocol.js').Manifest} Manifest */
@@ -80,15 +81,45 @@ import { chooseStore, IdbStore } from './store/index.js';
  * @property {(e: ChunkcastError) => void} [onerror]
  * @property {(r: {blob: Blob, manifest: Manifest}) => void} [ondone]
  * @property {(msg: string) => void} [log]
+ * @property {Record<string, number>} [stats]  filled with per-stage timings (for the benchmark)
  */
-
-/** States after which nothing runs until `restart()` (or `resume()` after an error). */
-const TERMINAL = new Set(['done', 'error', 'changed', 'closed']);
 
 /**
  * One file's download. `start()` runs it; `done` settles with the result.
  */
 export class Download {
+  // Per-run fields, set by _reset() (declared here for their types).
+  /** @type {Uint8Array} */ status;
+  /** @type {Uint8Array} */ digests; // the digests we computed, 32 bytes per chunk
+  /** @type {Uint8Array} */ expected;
+  /** @type {Uint8Array} */ failures;
+  /** @type {number} */ verified;
+  /** @type {number} */ bytesVerified;
+  /** @type {number} */ bytesReceived;
+  /** @type {number} */ chunksResumed;
+  /** @type {number} */ bytesResumed;
+  /** @type {number} */ chunksFailed;
+  /** @type {number} */ chunksRefetched;
+  /** @type {number} */ reconnects;
+  /** @type {any} */ es;
+  /** @type {number} */ esFailures; // native reconnect errors in a row, without progress
+  /** @type {number} */ attempt; // our reconnects in a row, without progress
+  /** @type {Set<AbortController>} */ ranges;
+  /** @type {{data: string, gen: number, source: string}[]} */ queue;
+  /** @type {Promise<void>|null} */ drainRun;
+  /** @type {any} */ stallTimer;
+  /** @type {any} */ retryTimer;
+  /** @type {number} */ nextText;
+  /** @type {Map<number, string>} */ textPending;
+  /** @type {{t: number, b: number}[]} */ samples;
+  /** @type {number} */ startedAt;
+  /** @type {number|null} */ finishedAt;
+  /** @type {number} */ lastProgress;
+  /** @type {Promise<{blob: Blob, manifest: Manifest}>} settles with the verified file; see _newDone() */ done;
+  /** @type {(r: {blob: Blob, manifest: Manifest}) => void} */ _resolve;
+  /** @type {(e: ChunkcastError) => void} */ _reject;
+  /** @type {Blob|undefined} the verified file, once done */ blob;
+
   /** @param {string} name  the file's name as `/api/files` lists it @param {DownloadOptions} [opts] */
   constructor(name, opts = {}) {
     this.name = name;
@@ -111,6 +142,7 @@ export class Download {
     this.manifest = null;
     /** @type {ChunkStore|null} */
     this.store = null;
+    /** @type {import('./state.js').State} the one state; see state.js for the transitions */
     this.state = 'idle';
     this.gen = 0; // bumped on changed/close: work of an older generation is dropped
     this._newDone();
@@ -120,19 +152,14 @@ export class Download {
   }
 
   _newDone() {
-    /** @type {Promise<{blob: Blob, manifest: Manifest}>} */
     this.done = new Promise((resolve, reject) => { this._resolve = resolve; this._reject = reject; });
     this.done.catch(() => {}); // callers may ignore it; the failure also goes to onerror
   }
 
   _reset() {
-    /** @type {Uint8Array} */
     this.status = new Uint8Array(0);
-    /** @type {Uint8Array} */
-    this.digests = new Uint8Array(0); // the digests we computed, 32 bytes per chunk
-    /** @type {Uint8Array} */
+    this.digests = new Uint8Array(0);
     this.expected = new Uint8Array(0);
-    /** @type {Uint8Array} */
     this.failures = new Uint8Array(0);
     this.verified = 0;
     this.bytesVerified = 0;
@@ -142,30 +169,18 @@ export class Download {
     this.chunksFailed = 0;
     this.chunksRefetched = 0;
     this.reconnects = 0;
-    /** @type {any} */
     this.es = null;
-    this.esFailures = 0; // native reconnect errors in a row, without progress
-    this.attempt = 0; // our reconnects in a row, without progress
-    /** @type {Set<AbortController>} */
+    this.esFailures = 0;
+    this.attempt = 0;
     this.ranges = new Set();
-    /** @type {{data: string, gen: number, source: string}[]} */
     this.queue = [];
-    /** @type {Promise<void>|null} */
     this.drainRun = null;
-    /** @type {any} */
     this.stallTimer = null;
-    /** @type {any} */
     this.retryTimer = null;
     this.nextText = 0;
-    /** @type {Map<number, string>} */
     this.textPending = new Map();
-    this.paused = false;
-    this.finished = false;
-    this.checking = false;
-    /** @type {{t: number, b: number}[]} */
     this.samples = [];
     this.startedAt = nowMs();
-    /** @type {number|null} */
     this.finishedAt = null;
     this.lastProgress = 0;
   }
@@ -174,8 +189,13 @@ export class Download {
     this.opts.log?.(msg);
   }
 
-  /** @param {string} state @param {string} [message] */
+  /**
+   * Moves to `state` (throws on a transition state.js does not allow) and
+   * tells the caller.
+   * @param {import('./state.js').State} state @param {string} [message]
+   */
   _setState(state, message = '') {
+    checkMove(this.state, state);
     this.state = state;
     this.opts.onstate?.(state, message);
   }
@@ -310,7 +330,8 @@ export class Download {
    */
   _pump() {
     const m = this.manifest;
-    if (!m || this.finished || this.paused || this.checking || this.state === 'changed' || this.state === 'error' || this.state === 'closed') return;
+    // Only a live download fetches, and not while the manifest is asked why a stream stopped.
+    if (!m || !LIVE.has(this.state) || this.state === 'checking') return;
     const busy = this.drainRun !== null || this.queue.length > 0;
     if (this.verified === m.chunks) {
       if (!busy) this._finish();
@@ -429,22 +450,28 @@ export class Download {
    * @param {string} why
    */
   async _check(why) {
-    if (this.checking) return;
-    this.checking = true;
+    if (this.state === 'checking') return;
+    this._setState('checking', `${why}; asking the server why`);
     const gen = this.gen;
+    // Paused, closed or failed meanwhile: the answer no longer matters.
+    const stale = () => gen !== this.gen || !LIVE.has(this.state);
     try {
       const { m } = await this.fetchManifest();
-      if (gen !== this.gen) return;
-      this.checking = false;
+      if (stale()) return;
       if (m.version !== this.manifest?.version) return this._changed('the manifest has a new version', m);
-      this._retryLater(why);
+      this._retryAfterCheck(why);
     } catch (e) {
-      if (gen !== this.gen) return;
-      this.checking = false;
+      if (stale()) return;
       const err = asError(e);
-      if (err.code === 'server_down' || err.code === 'http') this._retryLater(`${why}: ${err.message}`);
+      if (err.code === 'server_down' || err.code === 'http') this._retryAfterCheck(`${why}: ${err.message}`);
       else this._fatal(err);
     }
+  }
+
+  /** Leaves `checking` (the scheduler waits while in it), then retries. @param {string} why */
+  _retryAfterCheck(why) {
+    if (this.state === 'checking') this._setState('reconnecting', why);
+    this._retryLater(why);
   }
 
   /**
@@ -454,7 +481,7 @@ export class Download {
    * @param {string} why @param {number} [delay]
    */
   _retryLater(why, delay) {
-    if (this.retryTimer || this.finished) return;
+    if (this.retryTimer || !LIVE.has(this.state)) return;
     this.attempt++;
     if (this.attempt > this.retries) {
       this._fatal(new ChunkcastError('server_down', `${why}; gave up after ${this.retries} attempts without progress. Resume to try again.`));
@@ -536,7 +563,7 @@ export class Download {
     if (broken) return this._fatal(broken);
     if (failure === 'changed') return this._changed('the range endpoint refused the version (412)', null);
     if (failure === 'gone') return this._fatal(new ChunkcastError('not_found', `${this.name} is no longer on the server`, { status: 404 }));
-    if (failure && !this.paused) {
+    if (failure && this.state !== 'paused') {
       this._log(failure);
       return this._retryLater(failure);
     }
@@ -762,8 +789,7 @@ export class Download {
 
   /** Every chunk is verified: prove the whole, then hand out the result. */
   async _finish() {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.state === 'verifying' || this.state === 'done') return;
     const m = /** @type {Manifest} */ (this.manifest);
     const gen = this.gen;
     this._closeStream();
@@ -803,7 +829,7 @@ export class Download {
    * @param {string} why @param {Manifest|null} fresh
    */
   async _changed(why, fresh) {
-    if (this.state === 'changed') return;
+    if (!LIVE.has(this.state) && this.state !== 'paused') return;
     const old = this.manifest?.version ?? '';
     this.gen++;
     this._stopNetwork();
@@ -814,6 +840,7 @@ export class Download {
     if (!fresh) {
       try { newVersion = (await this.fetchManifest()).m.version; } catch { /* reported below if we restart */ }
     }
+    if (this.state !== 'changed') return; // closed meanwhile
     this.opts.onchanged?.({ why, oldVersion: old, newVersion });
     if (this.opts.restartOnChange) {
       this._restartNow();
@@ -827,8 +854,8 @@ export class Download {
   _restartNow() {
     this.gen++;
     this._stopNetwork();
-    this.finished = false;
-    this.state = 'idle';
+    checkMove(this.state, 'idle');
+    this.state = 'idle'; // silently: start() announces 'manifest' at once
     this.start();
   }
 
@@ -841,7 +868,8 @@ export class Download {
 
   /** @param {ChunkcastError} err */
   _fatal(err) {
-    if (this.state === 'error' || this.state === 'closed') return;
+    // Already ended (done, changed, closed, error): a late failure changes nothing.
+    if (!canMove(this.state, 'error')) return;
     this._stopNetwork();
     this._detach();
     this._setState('error', err.message);
@@ -878,13 +906,13 @@ export class Download {
   }
 
   _offline() {
-    if (this.finished || this.paused || TERMINAL.has(this.state)) return;
+    if (!LIVE.has(this.state)) return;
     this._stopNetwork();
     this._setState('offline', 'the browser is offline; waiting for the network');
   }
 
   _online() {
-    if (this.finished || this.paused || this.state !== 'offline') return;
+    if (this.state !== 'offline') return;
     this.attempt = 0;
     this._setState('reconnecting', 'back online; resuming');
     this._pump();
@@ -892,8 +920,7 @@ export class Download {
 
   /** Stops the network without losing anything; `resume()` continues. */
   pause() {
-    if (this.finished || this.paused) return;
-    this.paused = true;
+    if (!LIVE.has(this.state)) return;
     this._stopNetwork();
     this.store?.flush().catch(() => {});
     this._setState('paused', 'paused');
@@ -904,10 +931,9 @@ export class Download {
     if (this.state === 'error' && this.manifest) {
       // After giving up (e.g. server down), resuming tries again from what is verified.
       this._newDone();
-      this.state = 'paused';
+    } else if (this.state !== 'paused') {
+      return;
     }
-    if (!this.paused && this.state !== 'paused') return;
-    this.paused = false;
     this.attempt = 0;
     this._attach();
     this._setState('resuming', 'resuming');
@@ -945,8 +971,7 @@ export class Download {
     this.gen++;
     this._stopNetwork();
     this._detach();
-    const wasDone = this.finished;
-    this.finished = true;
+    const wasDone = this.state === 'done';
     this._setState('closed', 'closed');
     if (!wasDone) this._reject?.(new ChunkcastError('closed', 'the download was closed'));
     try { await this.store?.flush(); await this.store?.close(); } catch { /* nothing left to save */ }

@@ -54,11 +54,12 @@ export function parseRecord(text) {
  * @returns {{record: StateRecord|null, slot: number, next: number}}
  */
 export function newest(texts) {
+  /** @type {StateRecord|null} */
   let record = null;
   let slot = -1;
   texts.forEach((t, k) => {
     const r = parseRecord(t);
-    if (r && (!record || r.seq > record.seq)) { record = r; slot = k; }
+    if (r && (!record || r.seq > /** @type {StateRecord} */ (record).seq)) { record = r; slot = k; }
   });
   return { record, slot, next: slot === 0 ? 1 : 0 };
 }
