@@ -5,12 +5,12 @@
 // after a reload, say once that the connection is not secure, and never
 // blame storage for a failure that is not storage's.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { LAN_HOST, launch } from './chromium.mjs';
+import { data, openPage as openIn, saveAndHash, waitData } from './page-helpers.mjs';
 import { FIXTURES, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const BIG = 40 << 20; // above the 32 MiB kept in memory: 'auto' picks a persistent store
@@ -39,27 +39,9 @@ after(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-async function openPage(query = '') {
-  const page = await browser.context.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  await page.goto(base + query);
-  await page.waitForSelector('button[data-file]');
-  return { page, problems };
-}
-
-const data = (page, key) => page.$eval('#download', (el, k) => el.dataset[k], key);
-const waitData = (page, key, pred, timeout = 120000) =>
-  page.waitForFunction(([k, p]) => new Function('v', `return ${p}`)(document.querySelector('#download').dataset[k]), [key, pred], { timeout, polling: 50 });
-
-async function saveAndHash(page) {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
-  const hash = createHash('sha256');
-  const file = await download.path();
-  await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));
-  return hash.digest('hex');
-}
+const openPage = (query = '') => openIn(browser.context, base + query);
+const waitLong = (page, key, pred) => waitData(page, key, pred, 120000);
+const savedSha = async (page) => (await saveAndHash(page)).sha;
 
 /** What the library finds stored for `name`, from inside the page. */
 const stored = (page, name) => page.evaluate(async (n) => (await import('/chunkcast.js')).findStored(n), name);
@@ -84,14 +66,14 @@ test('over plain HTTP from another host the page is not a secure context, and sa
 test('a binary file downloads verified through IndexedDB, and saves the exact bytes', async () => {
   const { page, problems } = await openPage();
   await page.click('button[data-file="lan.bin"]');
-  await waitData(page, 'state', 'v === "done"');
+  await waitLong(page, 'state', 'v === "done"');
   assert.equal(await data(page, 'verified'), String(BIG / CHUNK));
   assert.equal(await page.textContent('#sha256'), bigSha['lan.bin']);
   // The page also hashes the whole file once more (with the fallback here).
   await page.waitForFunction(() => document.querySelector('#sha-check').textContent !== '', null, { timeout: 30000 });
   assert.match(await page.textContent('#sha-check'), /✓/);
   assert.deepEqual(await stored(page, 'lan.bin'), { store: 'idb', version: (await (await fetch(`${srv.url}api/manifest?file=lan.bin`)).json()).version, chunks: BIG / CHUNK, size: BIG });
-  assert.equal(await saveAndHash(page), bigSha['lan.bin']);
+  assert.equal(await savedSha(page), bigSha['lan.bin']);
   assert.deepEqual(problems, []);
   await page.close();
 });
@@ -100,12 +82,12 @@ test('a text file streams as text, verified, through IndexedDB', async () => {
   const story = readFileSync(path.join(FIXTURES, 'story.txt'));
   const { page, problems } = await openPage('?store=idb');
   await page.click('button[data-file="story.txt"]');
-  await waitData(page, 'state', 'v === "done"');
+  await waitLong(page, 'state', 'v === "done"');
   assert.equal(await page.textContent('#text'), story.toString('utf8'));
   assert.equal(await page.textContent('#sha256'), sha256hex(story));
   assert.equal(await page.$eval('#download', (el) => el.dataset.wholeSha256), sha256hex(story));
   assert.equal((await stored(page, 'story.txt'))?.store, 'idb');
-  assert.equal(await saveAndHash(page), sha256hex(story));
+  assert.equal(await savedSha(page), sha256hex(story));
   assert.deepEqual(problems, []);
   await page.close();
 });
@@ -115,7 +97,7 @@ test('a reload mid-download resumes from IndexedDB without fetching verified chu
   const { page } = await openPage();
   await page.selectOption('#rate', '8388608'); // 8 MiB/s: time to reload mid-way
   await page.click(`button[data-file="${name}"]`);
-  await waitData(page, 'percent', 'Number(v) >= 50');
+  await waitLong(page, 'percent', 'Number(v) >= 50');
   await page.waitForTimeout(300);
   const before = Number(await data(page, 'verified'));
   await page.reload();
@@ -125,13 +107,13 @@ test('a reload mid-download resumes from IndexedDB without fetching verified chu
   assert.ok(onDisk >= before - (8 << 20) / CHUNK - 2 && onDisk <= before + 4 && onDisk > 0, `${onDisk} chunks on disk, ${before} verified before the reload`);
   await page.selectOption('#rate', '0');
   await page.click('#resume-offer-yes');
-  await waitData(page, 'state', 'v === "done"');
+  await waitLong(page, 'state', 'v === "done"');
   const resumed = Number(await data(page, 'resumed'));
   assert.equal(resumed, onDisk, 'every recorded chunk was found verified');
   const received = Number(await data(page, 'received'));
   assert.equal(received, BIG - resumed * CHUNK, 'only the chunks not stored were fetched');
   assert.equal(await page.textContent('#sha256'), bigSha[name]);
-  assert.equal(await saveAndHash(page), bigSha[name]);
+  assert.equal(await savedSha(page), bigSha[name]);
   await page.close();
 });
 
@@ -150,7 +132,7 @@ test('a failure that is not storage is not called storage', async () => {
   // With the fallback reachable again, "Try again" downloads and verifies.
   await page.unroute('**/vendor/**');
   await page.click('#alert-action');
-  await waitData(page, 'state', 'v === "done"');
+  await waitLong(page, 'state', 'v === "done"');
   assert.equal(await page.textContent('#sha256'), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
   await page.close();
 });
