@@ -136,3 +136,17 @@ test('a failure that is not storage is not called storage', async () => {
   assert.equal(await page.textContent('#sha256'), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
   await page.close();
 });
+
+test('chunks are hashed in a worker; if the worker cannot start, the page hashes them itself', async () => {
+  const { page, problems } = await openPage();
+  let blocked = 0;
+  await page.route('**/lib/hash-worker.js', (r) => { blocked++; return r.abort(); });
+  await page.evaluate(async () => (await import('/chunkcast.js')).clearStored('lan.bin')); // an earlier test stored it
+  await page.click('button[data-file="lan.bin"]');
+  await waitLong(page, 'state', 'v === "done"');
+  assert.ok(blocked >= 1, 'the page tried to start the hashing worker');
+  assert.equal(await page.textContent('#sha256'), bigSha['lan.bin']);
+  assert.equal(await savedSha(page), bigSha['lan.bin']);
+  assert.deepEqual(problems.filter((p) => !/hash-worker|Failed to load/i.test(p)), []);
+  await page.close();
+});

@@ -27,7 +27,8 @@ import { ChunkcastError, asError, asStorageError } from './errors.js';
 import { CHUNK, plan } from './plan.js';
 import { checkManifest, errorText, span } from './protocol.js';
 import { baseName, saveBlob } from './save.js';
-import { rootOf, sha256 } from './sha256.js';
+import { digestAll } from './hasher.js';
+import { rootOf } from './sha256.js';
 import { SseParser, maxLineFor, parseChunkData } from './sse.js';
 import { LIVE, canMove, checkMove } from './state.js';
 import { chooseStore, IdbStore } from './store/index.js';
@@ -615,7 +616,7 @@ export class Download {
     }
     if (!items.length) return;
     const t0 = this.stats ? nowMs() : 0;
-    const digests = await Promise.all(items.map((it) => sha256(it.bytes)));
+    const digests = await digestAll(items);
     if (this.stats) { addStat(this.stats, 'hashWait', nowMs() - t0); addStat(this.stats, 'batches', 1); addStat(this.stats, 'items', items.length); }
     if (gen !== this.gen) return;
     const good = [];
