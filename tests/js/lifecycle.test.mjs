@@ -95,3 +95,23 @@ test('after the file changed, offline then online does not restart the download'
     await px.close();
   }
 });
+
+test('waiting for received chunks to be verified is a promise, not a 5 ms polling timer', async () => {
+  // A range refill waits for the chunks it received to be verified before it
+  // judges what is still missing; that wait used to poll every 5 ms.
+  const px = await startProxy(srv.url);
+  const real = globalThis.setTimeout;
+  const delays = [];
+  globalThis.setTimeout = /** @type {any} */ ((fn, ms, ...rest) => { delays.push(ms ?? 0); return real(fn, ms, ...rest); });
+  try {
+    for (const i of [3, 40, 41, 200]) px.corrupt.set(i, 1);
+    const { dl } = start(px.url, { parallel: 2, batch: 4 });
+    await dl.done;
+    const refills = px.requests.filter((r) => /events\/chunk\//.test(r.line));
+    assert.ok(refills.length >= 1, 'the corrupted chunks were refilled by range');
+    assert.equal(delays.filter((ms) => ms > 0 && ms < 10).length, 0, `short timers: ${delays.filter((ms) => ms < 10).join(',')}`);
+  } finally {
+    globalThis.setTimeout = real;
+    await px.close();
+  }
+});
