@@ -115,3 +115,18 @@ test('waiting for received chunks to be verified is a promise, not a 5 ms pollin
     await px.close();
   }
 });
+
+test('start() twice runs one download', async () => {
+  const px = await startProxy(srv.url);
+  try {
+    const dl = new Download('a.bin', { base: px.url, EventSource, store: new MemoryStore() });
+    const first = dl.start();
+    await dl.start(); // a no-op: the download is already under way
+    await first;
+    await dl.done;
+    assert.equal(px.requests.filter((r) => /api\/manifest/.test(r.line)).length, 1);
+    assert.equal(px.requests.filter((r) => /GET \/events\?/.test(r.line)).length, 1);
+  } finally {
+    await px.close();
+  }
+});

@@ -252,9 +252,11 @@ export class Download {
 
   /**
    * Runs the download. Resolves once it is under way (or finished); the
-   * outcome is `done`.
+   * outcome is `done`. Only an idle download starts: call `restart()` to
+   * start over, `resume()` to continue after a pause or an error.
    */
   async start() {
+    if (this.state !== 'idle') return;
     const gen = this.gen;
     this._setState('manifest', 'fetching the manifest');
     try {
