@@ -71,13 +71,16 @@ test('a reload mid-download offers to resume, and the resume continues from disk
   await page.selectOption('#rate', '8388608'); // 8 MiB/s
   await page.click('button[data-file="big-reload.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 30');
-  await page.waitForTimeout(700); // the worker records what is on disk every 500 ms
+  // Chunks verified by now reach the disk within a staging batch (50 ms) and
+  // are recorded at the worker's next save (every 500 ms): wait for both,
+  // with room for a loaded machine, before reloading.
   const before = Number(await data(page, 'verified'));
+  await page.waitForTimeout(1500);
   await page.reload();
   await page.waitForSelector('#resume-offer:not([hidden])');
   assert.match(await page.textContent('#resume-text'), /big-reload\.bin/);
   const onDisk = Number(await page.$eval('#resume-offer', (el) => el.dataset.chunks));
-  assert.ok(onDisk >= before * 0.8 && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified before the reload`);
+  assert.ok(onDisk >= before && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified 1.5 s before the reload`);
   await page.screenshot({ path: path.join(OUT, 'reload-resume-offer.png'), fullPage: true });
   await page.selectOption('#rate', '0');
   await page.click('#resume-offer-yes');

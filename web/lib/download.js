@@ -25,11 +25,12 @@
 import { decodeBase64, decodeBase64Into, equal32 } from './bytes.js';
 import { ChunkcastError, asError, asStorageError } from './errors.js';
 import { CHUNK, plan } from './plan.js';
-import { checkManifest, errorText, span } from './protocol.js';
+import { fetchManifest, span } from './protocol.js';
 import { baseName, saveBlob } from './save.js';
 import { digestAll } from './hasher.js';
 import { rootOf } from './sha256.js';
-import { SseParser, maxLineFor, parseChunkData } from './sse.js';
+import { fetchRange } from './range.js';
+import { maxLineFor, parseChunkData } from './sse.js';
 import { LIVE, canMove, checkMove } from './state.js';
 import { chooseStore, IdbStore } from './store/index.js';
 
@@ -208,42 +209,11 @@ export class Download {
     return u.href;
   }
 
-  /** Fetches and checks the manifest. */
+  /** Fetches and checks the manifest (see protocol.js). */
   async fetchManifest() {
-    // A manifest cut or stalled mid-body is the server being unreachable,
-    // not a hang: the whole request gets `stallTimeout` ms.
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.stallTimeout);
-    const down = (/** @type {string} */ why, /** @type {unknown} */ e) =>
-      new ChunkcastError('server_down', `cannot reach the server at ${this.base.origin} (${why})`, { cause: e });
-    let res;
-    /** @type {Manifest} */
-    let m;
-    try {
-      try {
-        res = await this.fetch(this._url('api/manifest', { file: this.name }), { cache: 'no-store', signal: ctl.signal });
-      } catch (e) {
-        throw down(ctl.signal.aborted ? `no answer for ${this.stallTimeout} ms` : 'the connection failed', e);
-      }
-      if (res.status === 404) throw new ChunkcastError('not_found', `${this.name} is no longer on the server`, { status: 404 });
-      if (!res.ok) throw new ChunkcastError('http', `the server answered ${res.status} for the manifest: ${await errorText(res)}`, { status: res.status });
-      let body;
-      try {
-        body = await res.text();
-      } catch (e) {
-        throw down(ctl.signal.aborted ? `the manifest stalled for ${this.stallTimeout} ms` : 'the manifest was cut short', e);
-      }
-      try {
-        m = JSON.parse(body);
-      } catch (e) {
-        throw new ChunkcastError('protocol', `the manifest of ${this.name} is not JSON`, { cause: e });
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-    const expected = await checkManifest(m, this.name);
-    return { m, expected };
+    return fetchManifest({ fetch: this.fetch, url: this._url('api/manifest', { file: this.name }), origin: this.base.origin, name: this.name, timeout: this.stallTimeout });
   }
+
 
   /** @param {number} i */
   span(i) {
@@ -500,7 +470,7 @@ export class Download {
   }
 
   /**
-   * One range request `[a, b)` through fetch and our SSE parser.
+   * One range request `[a, b)` (see range.js), then what its outcome means for the download.
    * @param {number} a @param {number} b
    */
   async _range(a, b) {
@@ -510,54 +480,23 @@ export class Download {
     const ctl = new AbortController();
     this.ranges.add(ctl);
     if (!this.es) this._setState('refilling', `refetching chunks ${a}..${b - 1}`);
-    let stall = setTimeout(() => ctl.abort(), this.stallTimeout);
-    /** @type {string|null} */
-    let failure = null;
-    /** @type {ChunkcastError|null} */
-    let broken = null; // the server broke the protocol: no retry will help
-    let ended = false;
+    let result;
     try {
-      const res = await this.fetch(this._url(`events/chunk/${a}/${b}`, { file: this.name, v: m.version }), { signal: ctl.signal, cache: 'no-store' });
-      if (res.status === 412) {
-        failure = 'changed';
-      } else if (res.status === 404) {
-        failure = 'gone';
-      } else if (!res.ok || !res.body) {
-        failure = `range ${a}..${b} answered ${res.status}: ${await errorText(res)}`;
-        if (res.status === 416 && this.batch > 1) this.batch = Math.max(1, this.batch >> 1);
-      } else {
-        const parser = new SseParser((ev) => {
+      result = await fetchRange({
+        fetch: this.fetch, url: this._url(`events/chunk/${a}/${b}`, { file: this.name, v: m.version }), label: `${a}..${b}`, ctl,
+        stallTimeout: this.stallTimeout, maxLine: maxLineFor(m.chunk_size),
+        onChunk: (data) => {
           if (gen !== this.gen) return;
-          if (ev.type === 'chunk') {
-            this.queue.push({ data: ev.data, gen, source: 'range' });
-            this._drain();
-          } else if (ev.type === 'end') {
-            ended = true;
-          } else if (ev.type === 'error') {
-            failure = ev.data.includes('"changed"') ? 'changed' : `the server reported: ${ev.data}`;
-          }
-        }, { maxLine: maxLineFor(m.chunk_size) });
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          clearTimeout(stall);
-          stall = setTimeout(() => ctl.abort(), this.stallTimeout);
-          parser.push(value);
-        }
-        parser.end();
-        if (!ended && !failure) failure = `range ${a}..${b} ended early`;
-      }
-    } catch (e) {
-      if (e instanceof ChunkcastError && e.code === 'protocol') {
-        broken = e;
-        ctl.abort(); // stop reading what cannot be parsed
-      }
-      failure = ctl.signal.aborted ? `range ${a}..${b} stalled or was cut` : `range ${a}..${b}: ${asError(e).message}`;
+          this.queue.push({ data, gen, source: 'range' });
+          this._drain();
+        },
+      });
     } finally {
-      clearTimeout(stall);
       this.ranges.delete(ctl);
     }
+    const { failure, broken } = result;
+    // Too many chunks for one response (the server's --max-range): ask for fewer.
+    if (result.status === 416 && this.batch > 1) this.batch = Math.max(1, this.batch >> 1);
     if (gen !== this.gen) return;
     // Let the chunks already parsed be verified before judging what is missing.
     await this._drained();

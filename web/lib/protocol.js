@@ -65,6 +65,46 @@ export async function checkManifest(m, name) {
 }
 
 /**
+ * Fetches `url` (the manifest of `name`) and checks it. A manifest cut or
+ * stalled mid-body is the server being unreachable, not a hang: the whole
+ * request gets `timeout` ms.
+ * @param {{fetch: typeof fetch, url: string, origin: string, name: string, timeout: number}} o
+ * @returns {Promise<{m: Manifest, expected: Uint8Array}>}  `expected`: the digests as bytes
+ */
+export async function fetchManifest(o) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), o.timeout);
+  const down = (/** @type {string} */ why, /** @type {unknown} */ e) =>
+    new ChunkcastError('server_down', `cannot reach the server at ${o.origin} (${why})`, { cause: e });
+  let res;
+  /** @type {Manifest} */
+  let m;
+  try {
+    try {
+      res = await o.fetch(o.url, { cache: 'no-store', signal: ctl.signal });
+    } catch (e) {
+      throw down(ctl.signal.aborted ? `no answer for ${o.timeout} ms` : 'the connection failed', e);
+    }
+    if (res.status === 404) throw new ChunkcastError('not_found', `${o.name} is no longer on the server`, { status: 404 });
+    if (!res.ok) throw new ChunkcastError('http', `the server answered ${res.status} for the manifest: ${await errorText(res)}`, { status: res.status });
+    let body;
+    try {
+      body = await res.text();
+    } catch (e) {
+      throw down(ctl.signal.aborted ? `the manifest stalled for ${o.timeout} ms` : 'the manifest was cut short', e);
+    }
+    try {
+      m = JSON.parse(body);
+    } catch (e) {
+      throw new ChunkcastError('protocol', `the manifest of ${o.name} is not JSON`, { cause: e });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return { m, expected: await checkManifest(m, o.name) };
+}
+
+/**
  * Formats runs the way the server's `need=` parses them: `0-9,15,20-30`
  * (inclusive). Stops before `maxLength` characters; `covered` says how many
  * runs made it in.
