@@ -20,7 +20,8 @@
 // Each size and row runs RUNS times (default 3), alternating browser and curl, and
 // the medians are printed last, with the page's own per-stage timings
 // (milliseconds spent in each step of the receive path) for the median run.
-// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store;
+// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store
+// (INSECURE_STORE=memory the insecure row's: the cost of IndexedDB apart);
 // WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
 // MODE=receive measures the native EventSource alone (no decode, no hash, no
 // storage): the ceiling for the page on this machine at this moment.
@@ -38,7 +39,7 @@ const STORE = process.env.STORE || 'opfs';
 const LAN_HOST = 'lan.test';
 const ROWS = [
   { row: 'secure', host: '127.0.0.1', store: STORE },
-  { row: 'insecure', host: LAN_HOST, store: 'idb' },
+  { row: 'insecure', host: LAN_HOST, store: process.env.INSECURE_STORE || 'idb' },
 ].filter((r) => (process.env.ROWS || 'secure,insecure').split(',').includes(r.row));
 const MODE = process.env.MODE || 'download';
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
