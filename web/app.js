@@ -1,3 +1,4 @@
+// @ts-check
 // app.js: the chunkcast page. Lists the served files and drives one
 // download at a time through chunkcast.js, showing its progress, a chunk map
 // and, for text, the text as it arrives. State for the tests and for people
