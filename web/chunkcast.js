@@ -8,12 +8,16 @@
  *   protocol.js  the manifest and its checks, a chunk's span, `need=`, the file list
  *   plan.js      from the chunks' states, what to stream and what to refill (pure)
  *   sse.js       the SSE parser (bounded) for range responses; chunk event data
+ *   range.js     one range request, read through fetch and sse.js
  *   bytes.js     base64 and hex
  *   sha256.js    SHA-256: WebCrypto, or the vendored WebAssembly build where
  *                the page is not a secure context (plain HTTP from another host)
+ *   hasher.js    many chunks' SHA-256 at once; the fallback runs in
+ *                hash-worker.js workers
  *   store/       where verified chunks go: memory, OPFS (through
  *                storage-worker.js), IndexedDB; `index.js` picks one
  *   download.js  one file's download, from manifest to verified Blob
+ *   state.js     the download's states and the transitions between them
  *   errors.js    ChunkcastError and the classification of unknown failures
  *   format.js, save.js  byte counts for people; saving the result
  *
