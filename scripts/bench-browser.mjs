@@ -5,17 +5,23 @@
 //
 // For each size it generates a file under a temporary root, starts
 // target/release/chunkcast (256 KiB chunks; built when missing) on
-// 127.0.0.1:0, and opens a bench
+// 0.0.0.0:0, and opens a bench
 // page in /usr/bin/chromium started WITHOUT any automation or debugger (a CDP
 // connection copies every SSE message and slows EventSource downloads ~6×).
-// The page downloads the file with chunkcast.js into OPFS (disk-backed
-// storage: decode, SHA-256 verify, write through the storage worker) and
-// POSTs its own progress figures to a small listener here. Then curl fetches
+// Two rows per size (ROWS=secure,insecure picks):
+//   secure    http://127.0.0.1:PORT/ (localhost is a secure context): the
+//             file goes into OPFS (decode, WebCrypto SHA-256, write through
+//             the storage worker);
+//   insecure  http://lan.test:PORT/ with lan.test mapped to 127.0.0.1, as a
+//             person on the LAN opens a server over plain HTTP: no WebCrypto,
+//             no OPFS, so the vendored WebAssembly SHA-256 and IndexedDB.
+// The page POSTs its own progress figures to a small listener here. Then curl fetches
 // /files/NAME from the same server. Prints MB/s (10^6 bytes/s) for both.
-// Each size runs RUNS times (default 3), alternating browser and curl, and
+// Each size and row runs RUNS times (default 3), alternating browser and curl, and
 // the medians are printed last, with the page's own per-stage timings
 // (milliseconds spent in each step of the receive path) for the median run.
-// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the store;
+// CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store
+// (INSECURE_STORE=memory the insecure row's: the cost of IndexedDB apart);
 // WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
 // MODE=receive measures the native EventSource alone (no decode, no hash, no
 // storage): the ceiling for the page on this machine at this moment.
@@ -30,6 +36,11 @@ import { RELEASE_BINARY, REPO, pseudoRandom, startServer } from '../tests/js/hel
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STORE = process.env.STORE || 'opfs';
+const LAN_HOST = 'lan.test';
+const ROWS = [
+  { row: 'secure', host: '127.0.0.1', store: STORE },
+  { row: 'insecure', host: LAN_HOST, store: process.env.INSECURE_STORE || 'idb' },
+].filter((r) => (process.env.ROWS || 'secure,insecure').split(',').includes(r.row));
 const MODE = process.env.MODE || 'download';
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!sizes.length) sizes.push(256, 1024);
@@ -44,7 +55,7 @@ cpSync(process.env.WEB || path.join(REPO, 'web'), web, { recursive: true });
 writeFileSync(path.join(web, 'bench.html'), `<!doctype html><meta charset="utf-8"><title>bench</title>
 <p id="out">running</p>
 <script type="module">
-import { Download, clearStored } from './chunkcast.js';
+import { Download, clearStored, hasWebCrypto } from './chunkcast.js';
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
@@ -83,7 +94,8 @@ try {
   delete stats.lastEvent;
   for (const k in stats) stats[k] = Math.round(stats[k]);
   await report({ ok: true, file, store: dl.store.kind, size: p.size, elapsed: p.elapsed, average: p.averageBytesPerSecond,
-    chunks: p.chunks, failed: p.chunksFailed, native: typeof Uint8Array.fromBase64 === 'function', ua: navigator.userAgent, stats });
+    chunks: p.chunks, failed: p.chunksFailed, native: typeof Uint8Array.fromBase64 === 'function', ua: navigator.userAgent, stats,
+    secure: window.isSecureContext, sha256: hasWebCrypto ? 'webcrypto' : 'wasm' });
   await dl.close();
   await clearStored(file).catch(() => {});
 } catch (e) {
@@ -119,19 +131,21 @@ for (const mib of sizes) {
   closeSync(fd);
   files.push({ name, bytes: mib << 20 });
 }
-const srv = await startServer({ root, chunkSize: '256K', args: ['--web-dir', web], binary: RELEASE_BINARY });
-console.log(`server ${srv.url} (release, 256 KiB chunks), store ${STORE}, ${os.cpus().length} cores, ${RUNS} runs each`);
+const srv = await startServer({ root, chunkSize: '256K', bind: '0.0.0.0:0', args: ['--web-dir', web], binary: RELEASE_BINARY });
+const local = `http://127.0.0.1:${srv.port}/`;
+console.log(`server ${local} (release, 256 KiB chunks), rows ${ROWS.map((r) => `${r.row} (${r.host}, ${r.store})`).join(', ')}, ${os.cpus().length} cores, ${RUNS} runs each`);
 
 const mb = (/** @type {number} */ bps) => (bps / 1e6).toFixed(0);
 const median = (/** @type {number[]} */ xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
 /** One download in a fresh Chromium profile; resolves with the page's report. */
-async function browserRun(f) {
+async function browserRun(f, /** @type {typeof ROWS[number]} */ row) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
-  const url = `${srv.url}bench.html?file=${encodeURIComponent(f.name)}&store=${STORE}&mode=${MODE}&report=${encodeURIComponent(reportUrl)}`;
+  const url = `http://${row.host}:${srv.port}/bench.html?file=${encodeURIComponent(f.name)}&store=${row.store}&mode=${MODE}&report=${encodeURIComponent(reportUrl)}`;
   const got = new Promise((resolve) => { waiter = resolve; });
   const browser = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, url],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
+    `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`, url],
   { stdio: 'ignore' });
   let timer;
   const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ ok: false, error: 'timed out after 600 s' }), 600_000); });
@@ -201,23 +215,25 @@ const curl = (/** @type {string} */ url) => Number(execFileSync('curl', ['-s', '
 const results = [];
 for (const f of files) {
   // Index first, so neither measurement pays for hashing the file once.
-  execFileSync('curl', ['-sf', '-o', '/dev/null', `${srv.url}api/manifest?file=${encodeURIComponent(f.name)}`]);
-  const runs = [];
-  for (let k = 0; k < RUNS; k++) {
-    const r = await browserRun(f);
-    const curlBps = curl(`${srv.url}files/${encodeURIComponent(f.name)}`);
-    console.log(r.ok
-      ? `${f.name} #${k + 1}: browser (${r.store}) ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s; curl /files ${mb(curlBps)} MB/s`
-      : `${f.name} #${k + 1}: browser FAILED (${r.error}); curl /files ${mb(curlBps)} MB/s`);
-    runs.push({ ...r, curl: curlBps });
+  execFileSync('curl', ['-sf', '-o', '/dev/null', `${local}api/manifest?file=${encodeURIComponent(f.name)}`]);
+  for (const row of ROWS) {
+    const runs = [];
+    for (let k = 0; k < RUNS; k++) {
+      const r = await browserRun(f, row);
+      const curlBps = curl(`${local}files/${encodeURIComponent(f.name)}`);
+      console.log(r.ok
+        ? `${f.name} ${row.row} #${k + 1}: browser (${r.store}, SHA-256 ${r.sha256}, secure context ${r.secure}) ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s; curl /files ${mb(curlBps)} MB/s`
+        : `${f.name} ${row.row} #${k + 1}: browser FAILED (${r.error}); curl /files ${mb(curlBps)} MB/s`);
+      runs.push({ ...r, curl: curlBps });
+    }
+    results.push({ f, row, runs });
   }
-  results.push({ f, runs });
 }
 console.log('\nmedians:');
-for (const { f, runs } of results) {
+for (const { f, row, runs } of results) {
   const ok = runs.filter((r) => r.ok);
   const mid = ok.length ? ok.find((r) => r.average === median(ok.map((x) => x.average))) : null;
-  console.log(`${f.name}: browser ${mid ? mb(mid.average) : '-'} MB/s (runs: ${ok.map((r) => mb(r.average)).join(', ')}), `
+  console.log(`${f.name} ${row.row} (${row.host}): browser ${mid ? `${mb(mid.average)} MB/s via ${mid.store}` : '-'} (runs: ${ok.map((r) => mb(r.average)).join(', ')}), `
     + `curl /files ${mb(median(runs.map((r) => r.curl)))} MB/s (runs: ${runs.map((r) => mb(r.curl)).join(', ')})`);
   if (mid?.stats && Object.keys(mid.stats).length) console.log(`  stages (ms): ${JSON.stringify(mid.stats)}`);
   if (mid?.cpu) console.log(`  CPU seconds by thread: ${JSON.stringify(mid.cpu)}`);

@@ -1,3 +1,4 @@
+// @ts-check
 // app.js: the chunkcast page. Lists the served files and drives one
 // download at a time through chunkcast.js, showing its progress, a chunk map
 // and, for text, the text as it arrives. State for the tests and for people
@@ -5,7 +6,7 @@
 //
 // URL options: ?store=memory|opfs|idb forces a store kind.
 
-import { clearStored, Download, findStored, formatBytes, listFiles, toHex } from './chunkcast.js';
+import { clearStored, Download, findStored, formatBytes, hasWebCrypto, listFiles, sha256, toHex } from './chunkcast.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ACTIVE_KEY = 'chunkcast.active';
@@ -102,7 +103,7 @@ async function offerResume() {
   $('resume-offer-yes').focus();
 }
 
-/** @param {number} s */
+/** @param {number|null} s */
 function formatEta(s) {
   if (s === null || !Number.isFinite(s)) return '—';
   if (s < 60) return `${Math.ceil(s)} s`;
@@ -242,6 +243,10 @@ async function startDownload(name) {
         alertUser(`The server cannot be reached: ${e.message}`, { label: 'Try again', run: () => d.resume() });
       } else if (e.code === 'storage') {
         alertUser(`The browser's storage failed: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
+      } else if (e.code === 'unsupported') {
+        alertUser(`This browser cannot download here: ${e.message}`, { label: 'Try again', run: () => startDownload(name) });
+      } else if (e.code === 'internal') {
+        alertUser(`The download failed because of a bug in chunkcast: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
       } else if (e.code !== 'closed') {
         alertUser(`The download failed: ${e.message}`, { label: 'Start over', run: () => startDownload(name) });
       }
@@ -262,7 +267,7 @@ async function startDownload(name) {
     /** @type {HTMLButtonElement} */ ($('save')).focus();
     // Small files are hashed whole as well, as a second, independent check.
     if (blob.size <= 64 << 20) {
-      const got = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())));
+      const got = toHex(await sha256(await blob.arrayBuffer()));
       $('sha-check').textContent = got === manifest.sha256 ? '✓ recomputed over the whole file' : `✗ the whole file hashes to ${got}`;
       $('download').dataset.wholeSha256 = got;
     }
@@ -307,6 +312,11 @@ $('forget').onclick = async () => {
 
 window.addEventListener('offline', () => status('The browser went offline.'));
 window.addEventListener('online', () => status('Back online.'));
+
+// Plain HTTP from another host is not a secure context: no WebCrypto, no
+// OPFS. The download still verifies every chunk, more slowly; say so once.
+if (!window.isSecureContext) $('insecure').hidden = false;
+document.documentElement.dataset.sha256 = hasWebCrypto ? 'webcrypto' : 'wasm';
 
 loadFiles();
 offerResume();

@@ -1,28 +1,38 @@
-// storage-worker.js: writes a download's chunks into the Origin Private File
-// System through a sync access handle, off the page's main thread.
+// @ts-check
+/** @file The OPFS store's worker (a module worker): writes a download's chunks through a sync access handle, off the page's main thread. */
 //
 // Files, in the OPFS directory `chunkcast/`:
-//   <key>.part   the file's bytes, each chunk at its offset
-//   <key>.state  JSON {version, size, chunks, bitmap}: which chunks are on disk
+//   <key>.part    the file's bytes, each chunk at its offset
+//   <key>.state0, <key>.state1  JSON {seq, version, size, chunks, bitmap}:
+//                 which chunks are on disk, in two alternating slots (see
+//                 lib/store/state.js: a torn write never loses the last record)
 // The state is written only after the data it describes has been flushed, so
 // a reload never trusts a chunk that did not reach the disk; on open, every
 // recorded chunk is read back and hashed again anyway (a torn write or a
 // tampered file costs a re-download of that chunk, never a wrong result).
 //
-// Messages (see OpfsStore in chunkcast.js): open, put, flush, read, finish,
+// Messages (see OpfsStore in lib/store/opfs.js): open, put, flush, read, finish,
 // discard, close. Each but `put` is answered with {id, result|error}; `put`
 // ({buf, list}: verified chunks staged in a transferred buffer) is answered
 // with {op: 'written', bytes, buf}, the buffer transferred back for reuse, so
 // the page can bound what it has posted and not yet seen written.
 
+import { decodeBase64, encodeBase64, toHex } from './lib/bytes.js';
+import { span } from './lib/protocol.js';
+import { sha256 } from './lib/sha256.js';
+import { opfsFiles } from './lib/store/common.js';
+import { newest, stateSlots } from './lib/store/state.js';
+
 /** @type {FileSystemSyncAccessHandle|null} */
 let data = null;
-/** @type {FileSystemSyncAccessHandle|null} */
-let stateFile = null;
+/** @type {FileSystemSyncAccessHandle[]} the two record slots */
+let slots = [];
+let nextSlot = 0; // the slot the next record goes to: never the newest one
+let seq = 0; // the newest record's sequence number
 /** @type {FileSystemDirectoryHandle|null} */
 let dir = null;
 let key = '';
-/** @type {{version: string, size: number, chunks: number}|null} */
+/** @type {{version: string, size: number, chunks: number, name: string}|null} */
 let info = null;
 let bitmap = new Uint8Array(0);
 let dirty = false;
@@ -41,38 +51,18 @@ async function directory() {
   return dir;
 }
 
-/** @param {Uint8Array} bytes */
-function toBase64(bytes) {
-  // @ts-ignore: new in 2025 browsers
-  if (typeof bytes.toBase64 === 'function') return bytes.toBase64();
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
-/** @param {string} s */
-function fromBase64(s) {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-/** @param {Uint8Array} d */
-function hex(d) {
-  let s = '';
-  for (const b of d) s += (b < 16 ? '0' : '') + b.toString(16);
-  return s;
-}
-
+/** Writes the record into the older slot; the newer one is left untouched. */
 function saveState() {
-  if (!data || !stateFile || !info) return;
+  if (!data || slots.length !== 2 || !info) return;
   const t0 = performance.now();
   data.flush(); // data before the record of it
-  const json = new TextEncoder().encode(JSON.stringify({ ...info, bitmap: toBase64(bitmap) }));
-  stateFile.truncate(0);
-  stateFile.write(json, { at: 0 });
-  stateFile.flush();
+  const json = new TextEncoder().encode(JSON.stringify({ seq: seq + 1, ...info, bitmap: encodeBase64(bitmap) }));
+  const slot = slots[nextSlot];
+  slot.truncate(0);
+  slot.write(json, { at: 0 });
+  slot.flush();
+  seq += 1;
+  nextSlot = 1 - nextSlot;
   dirty = false;
   timing.flushMs += performance.now() - t0;
 }
@@ -91,8 +81,9 @@ function closeHandles() {
   clearTimeout(saveTimer);
   saveTimer = null;
   data?.close();
-  stateFile?.close();
-  data = stateFile = null;
+  for (const s of slots) s.close();
+  data = null;
+  slots = [];
 }
 
 /** @param {unknown} e */
@@ -106,7 +97,7 @@ async function open(m) {
   closeHandles();
   try {
     data = await (await d.getFileHandle(`${key}.part`, { create: true })).createSyncAccessHandle();
-    stateFile = await (await d.getFileHandle(`${key}.state`, { create: true })).createSyncAccessHandle();
+    for (const f of stateSlots(key)) slots.push(await (await d.getFileHandle(f, { create: true })).createSyncAccessHandle());
   } catch (e) {
     closeHandles();
     const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -114,34 +105,33 @@ async function open(m) {
   }
   info = { version: m.version, size: m.size, chunks: m.chunks, name: m.name };
   bitmap = new Uint8Array(Math.ceil(m.chunks / 8));
-  /** @type {any} */
-  let st = null;
-  try {
-    const size = stateFile.getSize();
-    const buf = new Uint8Array(size);
-    stateFile.read(buf, { at: 0 });
-    st = size ? JSON.parse(new TextDecoder().decode(buf)) : null;
-  } catch {
-    st = null; // a torn record: start over
-  }
+  const texts = slots.map((h) => {
+    try {
+      const buf = new Uint8Array(h.getSize());
+      h.read(buf, { at: 0 });
+      return new TextDecoder().decode(buf);
+    } catch {
+      return ''; // unreadable: as if empty
+    }
+  });
+  const found = newest(texts);
+  const st = found.record; // null when both slots are empty or torn: start over
+  seq = st ? st.seq : 0;
+  nextSlot = found.next;
   const chunks = [];
   const digests = [];
   if (st && st.version === m.version && st.chunks === m.chunks) {
-    const old = fromBase64(st.bitmap || '');
-    const span = (/** @type {number} */ i) => {
-      const off = m.offsets ? m.offsets[i] : i * m.chunk_size;
-      const end = m.offsets ? (i + 1 < m.chunks ? m.offsets[i + 1] : m.size) : Math.min(m.size, off + m.chunk_size);
-      return [off, end - off];
-    };
+    let old;
+    try { old = decodeBase64(st.bitmap); } catch { old = new Uint8Array(0); }
     const fileSize = data.getSize();
     for (let i = 0; i < m.chunks; i++) {
       if (!(old[i >> 3] & (1 << (i & 7)))) continue;
-      const [off, len] = span(i);
+      const { off, len } = span(m, i);
       if (off + len > fileSize) continue;
       const buf = new Uint8Array(len);
       if (data.read(buf, { at: off }) !== len) continue;
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
-      if (hex(digest) !== m.hashes[i]) continue;
+      const digest = await sha256(buf);
+      if (toHex(digest) !== m.hashes[i]) continue;
       bitmap[i >> 3] |= 1 << (i & 7);
       chunks.push(i);
       digests.push(digest);
@@ -210,7 +200,7 @@ async function handle(msg) {
     case 'discard': {
       closeHandles();
       const d = await directory();
-      for (const f of [`${key}.part`, `${key}.state`]) await d.removeEntry(f).catch(() => {});
+      for (const f of opfsFiles(key)) await d.removeEntry(f).catch(() => {});
       return null;
     }
     case 'close':

@@ -2,12 +2,12 @@
 // no browser is ever downloaded): a 64 MiB download cut twice, a reload that
 // resumes from disk, text that grows, and failures shown to the user.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
+import { data, openPage as openIn, saveAndHash, waitData } from './page-helpers.mjs';
 import { FIXTURES, REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
@@ -38,27 +38,7 @@ after(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-async function openPage(url, query = '') {
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  await page.goto(url + query);
-  await page.waitForSelector('button[data-file]');
-  return { page, problems };
-}
-
-const data = (page, key) => page.$eval('#download', (el, k) => el.dataset[k], key);
-const waitData = (page, key, pred, timeout = 60000) =>
-  page.waitForFunction(([k, p]) => new Function('v', `return ${p}`)(document.querySelector('#download').dataset[k]), [key, pred], { timeout, polling: 50 });
-
-async function saveAndHash(page) {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
-  const file = await download.path();
-  const hash = createHash('sha256');
-  await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));
-  return { sha: hash.digest('hex'), name: download.suggestedFilename() };
-}
+const openPage = (url, query = '') => openIn(context, url + query);
 
 test('a 64 MiB download survives two dropped connections and saves the exact bytes', async () => {
   const { page, problems } = await openPage(srv.url);
@@ -91,13 +71,16 @@ test('a reload mid-download offers to resume, and the resume continues from disk
   await page.selectOption('#rate', '8388608'); // 8 MiB/s
   await page.click('button[data-file="big-reload.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 30');
-  await page.waitForTimeout(700); // the worker records what is on disk every 500 ms
+  // Chunks verified by now reach the disk within a staging batch (50 ms) and
+  // are recorded at the worker's next save (every 500 ms): wait for both,
+  // with room for a loaded machine, before reloading.
   const before = Number(await data(page, 'verified'));
+  await page.waitForTimeout(1500);
   await page.reload();
   await page.waitForSelector('#resume-offer:not([hidden])');
   assert.match(await page.textContent('#resume-text'), /big-reload\.bin/);
   const onDisk = Number(await page.$eval('#resume-offer', (el) => el.dataset.chunks));
-  assert.ok(onDisk >= before * 0.8 && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified before the reload`);
+  assert.ok(onDisk >= before && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified 1.5 s before the reload`);
   await page.screenshot({ path: path.join(OUT, 'reload-resume-offer.png'), fullPage: true });
   await page.selectOption('#rate', '0');
   await page.click('#resume-offer-yes');

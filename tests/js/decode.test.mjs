@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
 import {
-  decodeBase64, decodeBase64Fallback, decodeBase64Into, digestsFromHex, formatNeed, parseChunkData, rootOf, runs, sha256, SseParser, toHex,
+  ChunkcastError, decodeBase64, decodeBase64Fallback, decodeBase64Into, digestsFromHex, formatNeed, maxLineFor, parseChunkData, rootOf, runs, sha256, SseParser, toHex,
 } from '../../web/chunkcast.js';
 import { sha256hex } from './helpers.mjs';
 
@@ -100,4 +100,35 @@ test('runs and need lists', () => {
   assert.deepEqual(formatNeed(r), { need: '0-2,5,7-8', covered: 3 });
   assert.deepEqual(formatNeed(r, 6), { need: '0-2,5', covered: 2 });
   assert.deepEqual(runs(3, () => false), []);
+});
+
+test('the SSE parser refuses a line that never ends, instead of buffering it without limit', () => {
+  const events = [];
+  const p = new SseParser((e) => events.push(e), { maxLine: 1000 });
+  p.push(new TextEncoder().encode('event: chunk\ndata: ok\n\n'));
+  assert.equal(events.length, 1);
+  const piece = new TextEncoder().encode('x'.repeat(300));
+  p.push(piece);
+  p.push(piece);
+  p.push(piece);
+  assert.throws(() => p.push(piece), (e) => e instanceof ChunkcastError && e.code === 'protocol' && /longer than 1000 characters/.test(e.message));
+  assert.ok(p.buf.length === 0, 'the buffer is released');
+});
+
+test('the SSE parser refuses an event made of endless short data lines', () => {
+  const p = new SseParser(() => assert.fail('no event'), { maxLine: 1000 });
+  const line = new TextEncoder().encode(`data: ${'y'.repeat(50)}\n`);
+  assert.throws(() => { for (let k = 0; k < 100; k++) p.push(line); }, (e) => e.code === 'protocol' && /an event longer/.test(e.message));
+});
+
+test('the SSE line limit leaves room for the largest legal chunk event', () => {
+  const chunk = 16 << 20;
+  // A text chunk of control characters: each byte is escaped as \u00XX.
+  assert.ok(maxLineFor(chunk) > 6 * chunk + 1000);
+  assert.ok(maxLineFor(4096) < 5 << 20, 'and stays a few MiB for small chunks');
+  const events = [];
+  const p = new SseParser((e) => events.push(e), { maxLine: maxLineFor(4096) });
+  const data = JSON.stringify({ i: 0, off: 0, len: 4096, sha256: '0'.repeat(64), text: '\u0001'.repeat(4096) });
+  p.push(new TextEncoder().encode(`event: chunk\ndata: ${data}\n\n`));
+  assert.equal(events.length, 1);
 });

@@ -1,0 +1,34 @@
+// A download's one state and its transitions (web/lib/state.js): an illegal
+// transition is a bug and throws, instead of leaving a download in a state
+// nothing resumes from.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { canMove, checkMove, LIVE, TERMINAL } from '../../web/lib/state.js';
+
+test('a live download may move between live states, pause, verify, fail, change or close', () => {
+  for (const from of LIVE) for (const to of [...LIVE, 'paused', 'verifying', 'error', 'changed', 'closed']) assert.ok(canMove(from, to), `${from} -> ${to}`);
+});
+
+test('nothing leaves an ended state except by restart (idle), resume after an error, or close', () => {
+  for (const from of TERMINAL) {
+    for (const to of [...LIVE, 'paused', 'verifying', 'manifest']) {
+      const allowed = from === 'error' && to === 'resuming';
+      assert.equal(canMove(from, to), allowed, `${from} -> ${to}`);
+    }
+    assert.ok(canMove(from, 'idle'), `${from} -> idle (restart)`);
+  }
+  assert.equal(canMove('done', 'error'), false, 'a late failure does not undo a verified result');
+  assert.equal(canMove('closed', 'closed'), false);
+});
+
+test('paused only resumes, fails, changes or closes; verifying only ends', () => {
+  assert.deepEqual([...LIVE].filter((s) => canMove('paused', s)), ['resuming']);
+  assert.equal(canMove('paused', 'verifying'), false);
+  assert.deepEqual(['done', 'error', 'closed', 'streaming', 'paused'].map((s) => canMove('verifying', s)), [true, true, true, false, false]);
+});
+
+test('an illegal transition throws an internal error naming both states', () => {
+  assert.throws(() => checkMove('done', 'streaming'), (e) => e.code === 'internal' && /done -> streaming/.test(e.message));
+  assert.doesNotThrow(() => checkMove('streaming', 'stalled'));
+});

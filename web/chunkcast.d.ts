@@ -1,0 +1,240 @@
+// Types of chunkcast.js's public API (the browser and Node client of the
+// chunkcast protocol v1). Hand-written, and kept honest by tsc: the page
+// (web/app.js) is checked against it, and tests/types/public-api.js checks
+// that the implementation in web/lib/ is assignable to it.
+
+export declare const PROTOCOL: 1;
+
+/** A file's manifest, as `/api/manifest?file=NAME` returns it. */
+export interface Manifest {
+  name: string;
+  size: number;
+  kind: 'text' | 'binary';
+  chunk_size: number;
+  chunks: number;
+  version: string;
+  sha256: string;
+  root: string;
+  hashes: string[];
+  offsets?: number[];
+}
+
+export type ErrorCode =
+  | 'not_found' | 'changed' | 'server_down' | 'http' | 'protocol' | 'corrupt'
+  | 'storage' | 'unsupported' | 'closed' | 'internal';
+
+/** An error with a stable `code` a page can branch on. */
+export declare class ChunkcastError extends Error {
+  constructor(code: ErrorCode, message: string, extra?: { status?: number; cause?: unknown });
+  code: ErrorCode;
+  status: number | undefined;
+}
+
+/** Any exception as a ChunkcastError, labelled by its real cause (never `storage` unless storage failed). */
+export declare function asError(e: unknown): ChunkcastError;
+
+export type State =
+  | 'idle' | 'manifest' | 'opening' | 'connecting' | 'resuming' | 'streaming' | 'reconnecting' | 'stalled'
+  | 'refilling' | 'offline' | 'checking' | 'paused' | 'verifying' | 'done' | 'error' | 'changed' | 'closed';
+
+export interface Progress {
+  name: string;
+  state: string;
+  size: number;
+  chunks: number;
+  chunksVerified: number;
+  bytesVerified: number;
+  /** chunks found verified in storage at start */
+  chunksResumed: number;
+  /** verification failures seen */
+  chunksFailed: number;
+  /** chunks verified after a failure */
+  chunksRefetched: number;
+  /** payload bytes received over the network */
+  bytesReceived: number;
+  reconnects: number;
+  /** verified bytes per second, recent window */
+  bytesPerSecond: number;
+  /** seconds left at that speed */
+  eta: number | null;
+  percent: number;
+  /** seconds since the download (re)started */
+  elapsed: number;
+  /** bytes verified from the network / elapsed */
+  averageBytesPerSecond: number;
+}
+
+/** Where a download keeps verified chunks. */
+export interface ChunkStore {
+  kind: string;
+  persistent: boolean;
+  open(m: Manifest): Promise<Map<number, Uint8Array>>;
+  put(items: { i: number; off: number; bytes: Uint8Array; digest: Uint8Array }[]): Promise<void> | void;
+  reserve?(len: number): Uint8Array | null;
+  settle?(): void;
+  flush(): Promise<void>;
+  read(i: number, off: number, len: number): Promise<Uint8Array>;
+  blob(type?: string): Promise<Blob>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+  staleVersion?: string | null;
+  timing?: Record<string, number>;
+}
+
+export interface DownloadOptions {
+  /** server URL; defaults to the page's origin */
+  base?: string;
+  /** EventSource constructor; defaults to the global one */
+  EventSource?: any;
+  fetch?: typeof fetch;
+  /** 'auto' | 'memory' | 'opfs' | 'idb' | a store */
+  store?: string | ChunkStore;
+  /** largest file kept in memory with 'auto' */
+  memoryLimit?: number;
+  /** ms without any event before reopening */
+  stallTimeout?: number;
+  /** range requests in flight at most */
+  parallel?: number;
+  /** chunks per range request (the server allows 256) */
+  batch?: number;
+  /** ask the server to pace to this many bytes/s */
+  rate?: number;
+  restartOnChange?: boolean;
+  backoffBase?: number;
+  backoffMax?: number;
+  /** failed reconnects in a row before giving up */
+  retries?: number;
+  /** failed verifications of one chunk before giving up */
+  maxChunkFailures?: number;
+  /** ms between onprogress calls */
+  progressInterval?: number;
+  /** MIME type of the result */
+  type?: string;
+  onprogress?: (p: Progress) => void;
+  ontext?: (text: string, info: { i: number; offset: number }) => void;
+  onchunk?: (i: number, status: 'received' | 'verified' | 'failed' | 'refetched' | 'missing') => void;
+  onstate?: (state: State, message: string) => void;
+  onchanged?: (info: { why: string; oldVersion: string; newVersion: string | null }) => void;
+  onerror?: (e: ChunkcastError) => void;
+  ondone?: (r: { blob: Blob; manifest: Manifest }) => void;
+  log?: (msg: string) => void;
+  /** filled with per-stage timings (for the benchmark) */
+  stats?: Record<string, number>;
+}
+
+/** One file's download. `start()` runs it; `done` settles with the result. */
+export declare class Download {
+  constructor(name: string, opts?: DownloadOptions);
+  readonly name: string;
+  state: State;
+  manifest: Manifest | null;
+  store: ChunkStore | null;
+  done: Promise<{ blob: Blob; manifest: Manifest }>;
+  blob: Blob | undefined;
+  fetchManifest(): Promise<{ m: Manifest; expected: Uint8Array }>;
+  span(i: number): { off: number; len: number };
+  start(): Promise<void>;
+  progress(): Progress;
+  restart(): Promise<{ blob: Blob; manifest: Manifest }>;
+  pause(): void;
+  resume(): void;
+  dropConnection(): boolean;
+  setRate(rate: number): void;
+  close(): Promise<void>;
+  result(): Promise<Blob>;
+  save(filename?: string): Promise<string>;
+}
+
+export declare class MemoryStore implements ChunkStore {
+  constructor();
+  kind: string;
+  persistent: boolean;
+  open(m: Manifest): Promise<Map<number, Uint8Array>>;
+  put(items: { i: number; off: number; bytes: Uint8Array; digest: Uint8Array }[]): void;
+  flush(): Promise<void>;
+  read(i: number): Promise<Uint8Array>;
+  blob(type?: string): Promise<Blob>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export declare class OpfsStore implements ChunkStore {
+  constructor(name: string);
+  static supported(): boolean;
+  kind: string;
+  persistent: boolean;
+  open(m: Manifest): Promise<Map<number, Uint8Array>>;
+  put(items: { i: number; off: number; bytes: Uint8Array; digest: Uint8Array }[]): Promise<void> | void;
+  reserve(len: number): Uint8Array | null;
+  settle(): void;
+  flush(): Promise<void>;
+  read(i: number, off: number, len: number): Promise<Uint8Array>;
+  blob(type?: string): Promise<Blob>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export declare class IdbStore implements ChunkStore {
+  constructor(name: string);
+  static supported(): boolean;
+  kind: string;
+  persistent: boolean;
+  open(m: Manifest): Promise<Map<number, Uint8Array>>;
+  put(items: { i: number; off: number; bytes: Uint8Array; digest: Uint8Array }[]): Promise<void> | undefined;
+  flush(): Promise<void>;
+  read(i: number): Promise<Uint8Array>;
+  blob(type?: string): Promise<Blob>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The store for a file: memory up to `memoryLimit`, else OPFS, else IndexedDB, else memory. */
+export declare function chooseStore(name: string, size: number, opts: { store?: string | ChunkStore; memoryLimit?: number }): ChunkStore;
+/** What a previous page left in storage for `name`, if anything (not yet re-verified). */
+export declare function findStored(name: string): Promise<{ store: string; version: string; chunks: number; size: number } | null>;
+/** Removes whatever is stored for `name`, in every store kind. */
+export declare function clearStored(name: string): Promise<void>;
+
+/** The files the server offers. */
+export declare function listFiles(base?: string, f?: typeof fetch): Promise<{ name: string; size: number; modified: string }[]>;
+export declare function checkManifest(m: Manifest, name: string): Promise<Uint8Array>;
+export declare function span(m: Pick<Manifest, 'kind' | 'size' | 'chunks' | 'chunk_size'> & { offsets?: number[] | null }, i: number): { off: number; len: number };
+export declare function formatNeed(list: [number, number][], maxLength?: number): { need: string; covered: number };
+
+/** A chunk's state in a download (see plan). */
+export declare const CHUNK: Readonly<{ MISSING: 0; VERIFIED: 1; QUEUED: 2; INFLIGHT: 3 }>;
+export declare function runs(n: number, pick: (i: number) => boolean): [number, number][];
+/** What to fetch next, from the chunks' states (pure). */
+export declare function plan(
+  status: Uint8Array,
+  now: { streaming: boolean; ranges: number; parallel: number; batch: number; busy: boolean },
+): { ranges: [number, number][]; stream: { first: number; from?: number; need?: string } | null; stuck: boolean };
+
+export declare class SseParser {
+  constructor(onEvent: (ev: { type: string; data: string; id: string }) => void, opts?: { maxLine?: number });
+  lastId: string;
+  retry: number | null;
+  push(bytes: Uint8Array): void;
+  end(): void;
+}
+/** The longest SSE line a server may send for chunks of `chunkSize` bytes. */
+export declare function maxLineFor(chunkSize: number): number;
+export declare function parseChunkData(data: string): { i: number; off: number; len: number; sha256: string; b64?: string; text?: string };
+
+export declare function decodeBase64(s: string): Uint8Array;
+export declare function decodeBase64Fallback(s: string): Uint8Array;
+export declare function decodeBase64Into(s: string, target: Uint8Array): number;
+export declare function encodeBase64(bytes: Uint8Array): string;
+export declare const hasNativeBase64: boolean;
+export declare function toHex(bytes: Uint8Array): string;
+export declare function digestsFromHex(list: string[]): Uint8Array;
+
+/** Whether SHA-256 runs on WebCrypto here (false in an insecure context: the vendored WebAssembly one is used). */
+export declare const hasWebCrypto: boolean;
+export declare function sha256(bytes: Uint8Array | ArrayBuffer): Promise<Uint8Array>;
+/** SHA-256 without WebCrypto (the vendored WebAssembly build). */
+export declare function sha256Fallback(bytes: Uint8Array): Promise<Uint8Array>;
+export declare function rootOf(digests: Uint8Array): Promise<string>;
+
+export declare function formatBytes(n: number): string;
+export declare function saveBlob(blob: Blob, filename: string): string;

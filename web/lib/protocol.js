@@ -1,0 +1,154 @@
+// @ts-check
+/** @file The chunkcast protocol v1 as the browser sees it: the manifest and its checks, a chunk's span, `need=` lists, error bodies, the file list. */
+
+import { digestsFromHex } from './bytes.js';
+import { ChunkcastError } from './errors.js';
+import { rootOf } from './sha256.js';
+
+export const PROTOCOL = 1;
+
+/**
+ * @typedef {Object} Manifest
+ * @property {string} name
+ * @property {number} size
+ * @property {'text'|'binary'} kind
+ * @property {number} chunk_size
+ * @property {number} chunks
+ * @property {string} version
+ * @property {string} sha256
+ * @property {string} root
+ * @property {string[]} hashes
+ * @property {number[]} [offsets]
+ */
+
+/**
+ * Where chunk `i` lies in the file. Binary chunks are `chunk_size` bytes
+ * (the last one shorter); text chunks end on a character boundary, so their
+ * starts are listed in `offsets`.
+ * @param {{kind: string, size: number, chunks: number, chunk_size: number, offsets?: number[]|null}} m
+ * @param {number} i
+ * @returns {{off: number, len: number}}
+ */
+export function span(m, i) {
+  if (m.kind === 'text' && m.offsets) {
+    const off = m.offsets[i];
+    return { off, len: (i + 1 < m.chunks ? m.offsets[i + 1] : m.size) - off };
+  }
+  const off = i * m.chunk_size;
+  return { off, len: Math.min(m.chunk_size, m.size - off) };
+}
+
+/**
+ * Checks a manifest's inner consistency (digest count, chunk tiling, that
+ * the digests hash to `root`) and returns its digests as bytes.
+ * @param {Manifest} m @param {string} name  for the messages
+ * @returns {Promise<Uint8Array>}  32 bytes per chunk
+ */
+export async function checkManifest(m, name) {
+  const bad = (/** @type {string} */ why) => new ChunkcastError('protocol', `inconsistent manifest for ${name}: ${why}`);
+  if (typeof m !== 'object' || m === null) throw bad('not an object');
+  if (!Array.isArray(m.hashes) || m.hashes.length !== m.chunks) throw bad('digest count differs from chunk count');
+  if (!(m.chunk_size > 0)) throw bad('zero chunk size');
+  if (m.kind === 'text') {
+    const o = m.offsets;
+    if (!Array.isArray(o) || o.length !== m.chunks || (m.chunks && o[0] !== 0)) throw bad('offsets do not tile the file');
+    for (let i = 0; i < m.chunks; i++) {
+      const end = i + 1 < m.chunks ? o[i + 1] : m.size;
+      if (!(end > o[i] && end - o[i] <= m.chunk_size)) throw bad('offsets do not tile the file');
+    }
+  } else if (m.chunks !== Math.ceil(m.size / m.chunk_size)) {
+    throw bad('chunk count');
+  }
+  const expected = digestsFromHex(m.hashes);
+  if ((await rootOf(expected)) !== m.root) throw bad('digests do not hash to root');
+  return expected;
+}
+
+/**
+ * Fetches `url` (the manifest of `name`) and checks it. A manifest cut or
+ * stalled mid-body is the server being unreachable, not a hang: the whole
+ * request gets `timeout` ms.
+ * @param {{fetch: typeof fetch, url: string, origin: string, name: string, timeout: number}} o
+ * @returns {Promise<{m: Manifest, expected: Uint8Array}>}  `expected`: the digests as bytes
+ */
+export async function fetchManifest(o) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), o.timeout);
+  const down = (/** @type {string} */ why, /** @type {unknown} */ e) =>
+    new ChunkcastError('server_down', `cannot reach the server at ${o.origin} (${why})`, { cause: e });
+  let res;
+  /** @type {Manifest} */
+  let m;
+  try {
+    try {
+      res = await o.fetch(o.url, { cache: 'no-store', signal: ctl.signal });
+    } catch (e) {
+      throw down(ctl.signal.aborted ? `no answer for ${o.timeout} ms` : 'the connection failed', e);
+    }
+    if (res.status === 404) throw new ChunkcastError('not_found', `${o.name} is no longer on the server`, { status: 404 });
+    if (!res.ok) throw new ChunkcastError('http', `the server answered ${res.status} for the manifest: ${await errorText(res)}`, { status: res.status });
+    let body;
+    try {
+      body = await res.text();
+    } catch (e) {
+      throw down(ctl.signal.aborted ? `the manifest stalled for ${o.timeout} ms` : 'the manifest was cut short', e);
+    }
+    try {
+      m = JSON.parse(body);
+    } catch (e) {
+      throw new ChunkcastError('protocol', `the manifest of ${o.name} is not JSON`, { cause: e });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return { m, expected: await checkManifest(m, o.name) };
+}
+
+/**
+ * Formats runs the way the server's `need=` parses them: `0-9,15,20-30`
+ * (inclusive). Stops before `maxLength` characters; `covered` says how many
+ * runs made it in.
+ * @param {[number, number][]} list  half-open runs `[start, end)`
+ * @param {number} [maxLength]
+ */
+export function formatNeed(list, maxLength = 8000) {
+  let s = '';
+  let covered = 0;
+  for (const [a, b] of list) {
+    const part = b - a === 1 ? `${a}` : `${a}-${b - 1}`;
+    if (s.length + part.length + 1 > maxLength) break;
+    s += (s ? ',' : '') + part;
+    covered++;
+  }
+  return { need: s, covered };
+}
+
+/**
+ * The `error` of a JSON error body, or the start of whatever the body is.
+ * @param {Response} res
+ */
+export async function errorText(res) {
+  try {
+    const body = await res.text();
+    try { return JSON.parse(body).error || body; } catch { return body.slice(0, 200); }
+  } catch {
+    return res.statusText;
+  }
+}
+
+/**
+ * The files the server offers.
+ * @param {string} [base] @param {typeof fetch} [f]
+ * @returns {Promise<{name: string, size: number, modified: string}[]>}
+ */
+export async function listFiles(base, f = globalThis.fetch.bind(globalThis)) {
+  const loc = typeof location !== 'undefined' ? location.href : undefined;
+  let res;
+  try {
+    res = await f(new URL('api/files', new URL(base ?? loc ?? '', loc)).href, { cache: 'no-store' });
+  } catch (e) {
+    throw new ChunkcastError('server_down', 'cannot reach the server', { cause: e });
+  }
+  if (!res.ok) throw new ChunkcastError('http', `the file list failed: ${res.status} ${await errorText(res)}`, { status: res.status });
+  return res.json();
+}

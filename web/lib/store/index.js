@@ -1,0 +1,53 @@
+// @ts-check
+/** @file The storage interface every store implements, and the choice of a store for a file. */
+
+import { IdbStore } from './idb.js';
+import { MemoryStore } from './memory.js';
+import { OpfsStore } from './opfs.js';
+
+/** @typedef {import('../protocol.js').Manifest} Manifest */
+
+/**
+ * The storage interface. A store holds the chunks of one file version.
+ * @typedef {Object} ChunkStore
+ * @property {string} kind  'memory' | 'opfs' | 'idb'
+ * @property {boolean} persistent  survives a page reload
+ * @property {(m: Manifest) => Promise<Map<number, Uint8Array>>} open
+ *   Chunks of this version already stored and verified, with their computed
+ *   digests. Chunks of another version are discarded.
+ * @property {(items: {i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]) => (Promise<void>|void)} put
+ *   Stores verified chunks; may return a promise to ask the caller to wait.
+ * @property {(len: number) => (Uint8Array|null)} [reserve]  optional: room for
+ *   one chunk's bytes inside the store's own write buffer, so a chunk is
+ *   decoded where it will be written from (no copy). A reserved view is
+ *   either passed to `put` or abandoned, and `settle()` says every view
+ *   reserved so far has been one or the other.
+ * @property {() => void} [settle]
+ * @property {() => Promise<void>} flush  data first, then the record of it
+ * @property {(i: number, off: number, len: number) => Promise<Uint8Array>} read
+ * @property {(type?: string) => Promise<Blob>} blob  the whole file, once complete
+ * @property {() => Promise<void>} discard  drops every stored chunk
+ * @property {() => Promise<void>} close
+ * @property {string|null} [staleVersion]  set by open() when it discarded another version
+ * @property {Record<string, number>} [timing]  the store's own timings, if it keeps any
+ */
+
+/**
+ * The store for a file of `size` bytes: memory up to `memoryLimit`, else OPFS,
+ * else IndexedDB, else memory.
+ * @param {string} name @param {number} size
+ * @param {{store?: string|ChunkStore, memoryLimit?: number}} opts
+ * @returns {ChunkStore}
+ */
+export function chooseStore(name, size, opts) {
+  const want = opts.store ?? 'auto';
+  if (typeof want === 'object') return want;
+  const limit = opts.memoryLimit ?? 32 << 20;
+  if (want === 'memory' || (want === 'auto' && size <= limit)) return new MemoryStore();
+  if ((want === 'auto' || want === 'opfs') && OpfsStore.supported()) return new OpfsStore(name);
+  if ((want === 'auto' || want === 'idb' || want === 'opfs') && IdbStore.supported()) return new IdbStore(name);
+  return new MemoryStore();
+}
+
+export { IdbStore, MemoryStore, OpfsStore };
+export { clearStored, findStored } from './common.js';
