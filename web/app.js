@@ -4,7 +4,9 @@
 // and, for text, the text as it arrives. State for the tests and for people
 // alike is in the DOM: #download carries data-state, data-verified, ...
 //
-// URL options: ?store=memory|opfs|idb forces a store kind.
+// URL options: ?store=memory|opfs|idb forces a store kind. A signed link
+// (`chunkcast link`: ?file=NAME&exp=..&sig=..) opens the page on that one
+// file and sends `exp` and `sig` with every request the download makes.
 
 import { clearStored, Download, findStored, formatBytes, hasWebCrypto, listFiles, sha256, toHex } from './chunkcast.js';
 
@@ -12,6 +14,9 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
 const ACTIVE_KEY = 'chunkcast.active';
 const params = new URLSearchParams(location.search);
 const storeKind = params.get('store') || 'auto';
+const link = params.get('sig') && params.get('file')
+  ? { file: /** @type {string} */ (params.get('file')), params: { exp: params.get('exp') ?? '', sig: params.get('sig') ?? '' } }
+  : null;
 
 /** @type {Download|null} */
 let dl = null;
@@ -52,6 +57,7 @@ function clearAlert() {
 
 async function loadFiles() {
   const body = /** @type {HTMLTableSectionElement} */ ($('files').querySelector('tbody'));
+  if (link) return showLinkedFile(body, link.file);
   try {
     const files = await listFiles();
     body.replaceChildren();
@@ -79,6 +85,29 @@ async function loadFiles() {
     body.innerHTML = '<tr><td colspan="3">The file list is unavailable.</td></tr>';
     alertUser(`Cannot load the file list: ${/** @type {Error} */ (e).message}.`, { label: 'Try again', run: loadFiles });
   }
+}
+
+/**
+ * A signed link authorizes one file and not the list: show that file alone.
+ * @param {HTMLTableSectionElement} body @param {string} name
+ */
+function showLinkedFile(body, name) {
+  const tr = document.createElement('tr');
+  const cell = document.createElement('td');
+  cell.textContent = name;
+  const size = document.createElement('td');
+  size.className = 'num';
+  size.textContent = 'shared with you';
+  const act = document.createElement('td');
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = 'Download';
+  b.dataset.file = name;
+  b.setAttribute('aria-label', `Download ${name}`);
+  b.onclick = () => startDownload(name);
+  act.append(b);
+  tr.append(cell, size, act);
+  body.replaceChildren(tr);
 }
 
 /** Offers to resume a download that a reload interrupted. */
@@ -196,6 +225,7 @@ async function startDownload(name) {
   const d = new Download(name, {
     store: storeKind,
     rate,
+    params: link?.file === name ? link.params : undefined,
     onstate: (state, message) => {
       if (d !== dl) return;
       $('download').dataset.state = state;

@@ -99,6 +99,8 @@ export interface DownloadOptions {
   batch?: number;
   /** ask the server to pace to this many bytes/s */
   rate?: number;
+  /** Query parameters sent with every request (manifest, stream and its reconnects, ranges): a signed link's `exp` and `sig`. */
+  params?: Record<string, string>;
   restartOnChange?: boolean;
   backoffBase?: number;
   backoffMax?: number;

@@ -68,6 +68,8 @@ import { chooseStore, IdbStore } from './store/index.js';
  * @property {number} [parallel]  range requests in flight at most
  * @property {number} [batch]  chunks per range request (server allows 256)
  * @property {number} [rate]  ask the server to pace to this many bytes/s
+ * @property {Record<string, string>} [params]  query parameters sent with every request (manifest,
+ *   stream and its reconnects, ranges): a signed link's `exp` and `sig`
  * @property {boolean} [restartOnChange]
  * @property {number} [backoffBase]  ms
  * @property {number} [backoffMax]  ms
@@ -205,6 +207,7 @@ export class Download {
   /** @param {string} path @param {Record<string, string|number|undefined>} q */
   _url(path, q) {
     const u = new URL(path, this.base);
+    for (const [k, v] of Object.entries(this.opts.params ?? {})) u.searchParams.set(k, v);
     for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') u.searchParams.set(k, String(v));
     return u.href;
   }

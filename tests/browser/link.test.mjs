@@ -1,0 +1,83 @@
+// A signed link (`chunkcast link`) opened in real Chromium against a server
+// that otherwise wants a password (`--auth`): the page shows that one file,
+// and every request it makes (manifest, stream, the stream's reconnect after
+// a cut) carries the link, so the download finishes verified. An expired
+// link says so.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { launch } from './chromium.mjs';
+import { data, openPage, saveAndHash, waitData } from './page-helpers.mjs';
+import { BINARY, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
+
+const SIZE = 24 << 20;
+let dir;
+let root;
+let srv;
+let browser;
+let sha;
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'chunkcast-link-'));
+  const big = pseudoRandom(SIZE, 5);
+  sha = sha256hex(big);
+  root = makeRoot({ 'shared.bin': big, 'private.bin': 'not for link holders' });
+  srv = await startServer({ root, chunkSize: '64K',
+    args: ['--auth', 'ann:secret', '--link-key', path.join(dir, 'link-key'), '--retry-ms', '200'] });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** @param {string} name @param {string} expires */
+function link(name, expires) {
+  return execFileSync(BINARY, ['link', srv.url, name, '--expires', expires, '--key-file', path.join(dir, 'link-key')],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+}
+
+test('without credentials or a link the page is refused', async () => {
+  const page = await browser.context.newPage();
+  const res = await page.goto(srv.url);
+  assert.equal(res?.status(), 401);
+  await page.close();
+});
+
+test('a link opens one file, and its download survives a cut with the link on every request', async () => {
+  const { page, problems } = await openPage(browser.context, link('shared.bin', '1h'));
+  const files = await page.$$eval('button[data-file]', (bs) => bs.map((b) => /** @type {HTMLElement} */ (b).dataset.file));
+  assert.deepEqual(files, ['shared.bin'], 'the page shows the linked file only');
+  await page.selectOption('#rate', '8388608'); // 8 MiB/s: slow enough to cut mid-way
+  await page.click('button[data-file="shared.bin"]');
+  await waitData(page, 'percent', 'Number(v) >= 30');
+  await page.click('#drop');
+  await waitData(page, 'reconnects', 'Number(v) >= 1');
+  await waitData(page, 'state', 'v === "done"', 60000);
+  assert.equal(await page.textContent('#sha256'), sha);
+  const saved = await saveAndHash(page);
+  assert.equal(saved.sha, sha);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('an expired link is reported as expired', async () => {
+  // Signed for one second, then used after it has passed.
+  const url = link('shared.bin', '1s');
+  await new Promise((r) => setTimeout(r, 2100));
+  const page = await browser.context.newPage();
+  await page.goto(url);
+  await page.click('button[data-file="shared.bin"]');
+  await waitData(page, 'state', 'v === "failed"', 30000);
+  const shown = `${await page.textContent('#dl-state')} ${await page.textContent('#alert-text')}`;
+  assert.match(shown, /expired/i);
+  assert.equal(await data(page, 'verified'), '0');
+  await page.close();
+});
