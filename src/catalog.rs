@@ -1,13 +1,16 @@
 //! The catalog: which files are served, and the one function that turns a
-//! client-supplied name into a path that is guaranteed to be inside the root.
+//! client-supplied name into an open file that is guaranteed to be inside the
+//! root (through [`crate::fsroot`]).
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::fsroot::{FileId, FsRoot, Want};
 
 /// A served file, as `GET /api/files` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -19,20 +22,25 @@ pub struct Entry {
     pub modified: String,
 }
 
-/// A name that passed every check: the canonical path inside the root and
-/// the metadata read while checking it.
-#[derive(Debug)]
+/// A name that passed every check, opened: the descriptor every later step
+/// reads (index, stream, `/files`), its `fstat`, and where it really is.
+#[derive(Debug, Clone)]
 pub struct Resolved {
+    /// The name the client asked for.
     pub name: String,
-    pub path: PathBuf,
+    /// The canonical path relative to the root (differs from `name` when an
+    /// in-root symlink was followed).
+    pub rel: String,
+    pub file: Arc<File>,
     pub meta: Metadata,
+    pub id: FileId,
 }
 
-/// The served directory. `root` is canonical, so a canonical candidate path
-/// is inside it exactly when it starts with `root`.
+/// The served directory, held open as a descriptor. `root` is canonical.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     root: PathBuf,
+    fs: Arc<FsRoot>,
 }
 
 /// Longest name we look at; longer ones cannot exist on common file systems.
@@ -40,31 +48,41 @@ const MAX_NAME_LEN: usize = 4096;
 
 impl Catalog {
     pub fn new(root: PathBuf) -> std::io::Result<Self> {
-        Ok(Catalog { root: root.canonicalize()? })
+        let root = root.canonicalize()?;
+        let fs = Arc::new(FsRoot::open(&root)?);
+        Ok(Catalog { root, fs })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Resolves a client-supplied, already percent-decoded name.
+    /// The root descriptor, for checks that a stream's file is still there.
+    pub fn fs(&self) -> &Arc<FsRoot> {
+        &self.fs
+    }
+
+    /// Resolves and opens a client-supplied, already percent-decoded name.
     ///
     /// The name is checked as text first (no empty, `.`, `..` or hidden
-    /// components, no absolute path, no backslash, no NUL), then the joined
-    /// path is canonicalized so symlinks are followed, and the result must
-    /// still be a regular, non-hidden file under the root. Every failure is
-    /// the same `NotFound`, so a probe cannot tell "exists outside" from
-    /// "does not exist".
+    /// components, no absolute path, no backslash, no NUL), then opened in
+    /// one step that cannot leave the root ([`FsRoot::open_under`]): in-root
+    /// symlinks are followed, the real path must have no hidden component,
+    /// and the descriptor must be a regular file. Every failure is the same
+    /// `NotFound`, so a probe cannot tell "exists outside" from "does not
+    /// exist" (or "is a FIFO").
     pub fn resolve(&self, name: &str) -> Result<Resolved, ApiError> {
         if !is_safe_name(name) {
             return Err(ApiError::NotFound);
         }
-        let path = self.visible(&self.root.join(name)).ok_or(ApiError::NotFound)?;
-        let meta = std::fs::metadata(&path).map_err(|_| ApiError::NotFound)?;
-        if !meta.is_file() {
-            return Err(ApiError::NotFound);
-        }
-        Ok(Resolved { name: name.to_owned(), path, meta })
+        let opened = self.fs.open_under(name, Want::File).ok_or(ApiError::NotFound)?;
+        Ok(Resolved {
+            name: name.to_owned(),
+            rel: opened.rel,
+            id: FileId::of(&opened.meta),
+            file: Arc::new(opened.file),
+            meta: opened.meta,
+        })
     }
 
     /// Every servable file under the root, sorted by name. Walks the tree with
@@ -168,6 +186,16 @@ mod tests {
     fn good_names_resolve_and_bad_ones_do_not() {
         let root = hostile_root();
         let c = Catalog::new(root.path().to_owned()).unwrap();
+        // Both ways of opening: the kernel's openat2 and the fallback walk.
+        for openat2 in [true, false] {
+            c.fs().use_openat2(openat2);
+            check_names(&c);
+        }
+        let names: Vec<_> = c.list().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a/b/file.txt", "in", "top.bin"]);
+    }
+
+    fn check_names(c: &Catalog) {
         for ok in ["a/b/file.txt", "top.bin", "in"] {
             assert!(c.resolve(ok).is_ok(), "{ok}");
         }
@@ -189,20 +217,24 @@ mod tests {
         ] {
             assert!(c.resolve(bad).is_err(), "{bad:?}");
         }
-        let names: Vec<_> = c.list().unwrap().into_iter().map(|e| e.name).collect();
-        assert_eq!(names, ["a/b/file.txt", "in", "top.bin"]);
     }
 
-    /// One root for all property cases (they only read it).
-    fn shared() -> &'static Catalog {
-        static ROOT: std::sync::OnceLock<(tempfile::TempDir, Catalog)> = std::sync::OnceLock::new();
+    /// One root for all property cases (they only read it), opened twice:
+    /// with openat2 (`[0]`) and with the fallback walk (`[1]`).
+    fn catalogs() -> &'static [Catalog; 2] {
+        static ROOT: std::sync::OnceLock<(tempfile::TempDir, [Catalog; 2])> = std::sync::OnceLock::new();
         &ROOT
             .get_or_init(|| {
                 let root = hostile_root();
-                let catalog = Catalog::new(root.path().to_owned()).unwrap();
-                (root, catalog)
+                let both = [(); 2].map(|_| Catalog::new(root.path().to_owned()).unwrap());
+                both[1].fs().use_openat2(false);
+                (root, both)
             })
             .1
+    }
+
+    fn shared() -> &'static Catalog {
+        &catalogs()[0]
     }
 
     proptest! {
@@ -216,14 +248,18 @@ mod tests {
             Just("out"), Just("outdir"), Just("passwd"), Just("etc"), Just(".hidden"), Just("in"),
             Just("to-hidden"), Just("\\"), Just("\0"), Just("%2e%2e"), Just("é"), Just("/"),
         ], 0..8), sep in prop_oneof![Just("/"), Just("//"), Just("\\"), Just("")]) {
-            let c = shared();
             let name = parts.join(sep);
+            let [fast, walk] = catalogs();
+            prop_assert_eq!(fast.resolve(&name).ok().map(|f| f.id), walk.resolve(&name).ok().map(|f| f.id));
+            let c = shared();
             if let Ok(found) = c.resolve(&name) {
                 prop_assert!(is_safe_name(&name), "{name:?}");
-                prop_assert!(found.path.starts_with(c.root()), "{name:?} -> {:?}", found.path);
                 prop_assert!(found.meta.is_file());
-                let rel = found.path.strip_prefix(c.root()).unwrap();
-                prop_assert!(rel.components().all(|p| !p.as_os_str().to_string_lossy().starts_with('.')));
+                // The descriptor is the file at the canonical path inside the root.
+                let real = c.root().join(&found.rel).canonicalize().unwrap();
+                prop_assert!(real.starts_with(c.root()), "{name:?} -> {real:?}");
+                prop_assert_eq!(FileId::of(&std::fs::metadata(&real).unwrap()), found.id);
+                prop_assert!(found.rel.split('/').all(|p| !p.starts_with('.')));
             }
         }
 

@@ -12,7 +12,14 @@ use crate::routes::AppState;
 
 pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let file = state.catalog.resolve(req.match_info().query("name"))?;
-    let open = || NamedFile::open(&file.path).map(|f| f.disable_content_disposition()).map_err(ApiError::Io);
+    // actix-files takes the open descriptor (a duplicate per response, as
+    // `whole_file` may need a second one); the path only picks the
+    // Content-Type.
+    let path = state.catalog.root().join(&file.rel);
+    let open = || {
+        let fd = file.file.try_clone().map_err(ApiError::Io)?;
+        NamedFile::from_file(fd, &path).map(|f| f.disable_content_disposition()).map_err(ApiError::Io)
+    };
     let res = open()?.into_response(&req);
     let if_range = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok());
     match if_range {

@@ -175,8 +175,14 @@ async fn file_and_index(state: &AppState, q: &StreamQuery) -> Result<(Resolved, 
     Ok((file, index))
 }
 
-/// Steps 400 (shared parameters), index and 412, for an already resolved file.
-async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resolved) -> Result<Checked, ApiError> {
+/// The parameters every stream endpoint shares, parsed (step 400).
+struct Shared<'q> {
+    last_id: Option<u64>,
+    rate: Option<u64>,
+    version: Option<&'q str>,
+}
+
+fn shared<'q>(req: &HttpRequest, q: &'q StreamQuery) -> Result<Shared<'q>, ApiError> {
     // The header wins over the query parameter when both are present.
     let last_id = match req.headers().get("Last-Event-ID") {
         Some(h) => Some(params::last_event_id(h.as_bytes())?),
@@ -184,6 +190,19 @@ async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resol
     };
     let rate = q.rate.as_deref().map(params::rate).transpose()?;
     let version = q.v.as_deref().map(params::version).transpose()?;
+    Ok(Shared { last_id, rate, version })
+}
+
+/// A `HEAD` of a stream endpoint, once the name and the parameters passed:
+/// the headers a `GET` would get, without indexing, reading or a stream slot
+/// (the version, range and end checks need the index, so they are `GET`'s).
+fn head_only(req: &HttpRequest) -> Option<HttpResponse> {
+    (req.method() == actix_web::http::Method::HEAD).then(|| crate::stream::head().finish())
+}
+
+/// Steps index and 412, for an already resolved file.
+async fn check(state: &AppState, p: Shared<'_>, file: Resolved) -> Result<Checked, ApiError> {
+    let Shared { last_id, rate, version } = p;
     let index = state.store.get(&file).await?;
     if let Some(v) = version {
         let current = index.version();
@@ -201,7 +220,11 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
     let file = resolve(&state, &q)?;
     let from = q.from.as_deref().map(|s| params::chunk_number("from", s)).transpose()?;
     let need = q.need.as_deref().map(params::need).transpose()?;
-    let c = check(&state, &req, &q, file).await?;
+    let p = shared(&req, &q)?;
+    if let Some(head) = head_only(&req) {
+        return Ok(head);
+    }
+    let c = check(&state, p, file).await?;
     let chunks = c.index.chunks();
     let start = c.resume.or(from).unwrap_or(0);
     if start > chunks {
@@ -232,7 +255,11 @@ async fn range(
     let file = resolve(&state, &q)?;
     let start = params::chunk_number("start", &path.0)?;
     let end = params::chunk_number("end", &path.1)?;
-    let c = check(&state, &req, &q, file).await?;
+    let p = shared(&req, &q)?;
+    if let Some(head) = head_only(&req) {
+        return Ok(head);
+    }
+    let c = check(&state, p, file).await?;
     let chunks = c.index.chunks();
     let max = state.config.max_range;
     if start >= end {
@@ -265,7 +292,10 @@ fn start_stream(
     }
     let plan = Plan {
         name: c.file.name,
-        path: c.file.path,
+        file: c.file.file,
+        id: c.file.id,
+        fs: state.catalog.fs().clone(),
+        rel: c.file.rel,
         index: c.index,
         chunks: list,
         meta,

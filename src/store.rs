@@ -2,11 +2,21 @@
 //! and under the index directory, so neither a second request nor a restart
 //! rehashes the file.
 //!
-//! Entries are keyed by canonical path and checked against the file's stamp
-//! (size, mtime) and the chunk size on every lookup. Concurrent first
-//! requests for one file share a single computation through a `OnceCell`.
+//! Entries are keyed by the identity of the file actually opened (device and
+//! inode from `fstat` of the request's descriptor, never a second `stat` of
+//! the path, which a rename could point elsewhere) and checked against its
+//! stamp (size, mtime) and the chunk size on every lookup. The index is
+//! always computed from that same descriptor. Concurrent first requests for
+//! one file share a single computation through a `OnceCell`.
+//!
+//! The change time is deliberately not part of the stamp: a rename, `chmod`
+//! or new hard link moves it, and would rehash a multi-GiB file whose bytes
+//! did not change. Content rewritten behind an unchanged size and mtime is
+//! still caught: every streamed chunk is checked against its digest, and a
+//! mismatch evicts the index.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,16 +26,18 @@ use tokio::sync::OnceCell;
 
 use crate::catalog::Resolved;
 use crate::error::ApiError;
+use crate::fsroot::FileId;
 use crate::index::{self, FileIndex, Stamp};
+use crate::logsafe::Esc;
 
 /// Bumped whenever the persisted layout or the chunking rules change, so old
 /// files in the index directory are ignored rather than misread.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 pub struct IndexStore {
     chunk_size: u32,
     dir: Option<PathBuf>,
-    entries: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+    entries: Mutex<HashMap<FileId, Arc<Slot>>>,
     /// Files hashed so far (not loaded from disk): shows the cache working.
     builds: AtomicU64,
 }
@@ -35,11 +47,12 @@ struct Slot {
     cell: OnceCell<Arc<FileIndex>>,
 }
 
-/// What goes to disk: the index plus what it was computed for.
+/// What goes to disk: the index plus what it was computed for (the file's
+/// identity, and where it was found, for the log and for pruning).
 #[derive(Deserialize)]
 struct Persisted {
     format: u32,
-    path: PathBuf,
+    id: FileId,
     index: FileIndex,
 }
 
@@ -63,54 +76,54 @@ impl IndexStore {
         self.builds.load(Ordering::Relaxed)
     }
 
-    /// The index of a resolved file, computing it at most once per version.
+    /// The index of a resolved file, computing it at most once per version,
+    /// from the file's own descriptor.
     pub async fn get(&self, file: &Resolved) -> Result<Arc<FileIndex>, ApiError> {
         let stamp = Stamp::of(&file.meta);
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let slot =
-                entries.entry(file.path.clone()).or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
+            let slot = entries.entry(file.id).or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
             if slot.stamp != stamp {
                 *slot = Arc::new(Slot { stamp, cell: OnceCell::new() });
             }
             slot.clone()
         };
-        let index = slot.cell.get_or_try_init(|| self.load_or_build(file.path.clone(), stamp)).await?;
+        let index = slot.cell.get_or_try_init(|| self.load_or_build(file, stamp)).await?;
         Ok(index.clone())
     }
 
     /// Forgets a file's index, e.g. after a chunk no longer matched it while
     /// its stamp did (content rewritten within one mtime tick).
-    pub fn evict(&self, path: &Path) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
-        if let Some(file) = self.disk_path(path) {
+    pub fn evict(&self, id: FileId) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(file) = self.disk_path(id) {
             let _ = std::fs::remove_file(file);
         }
     }
 
-    async fn load_or_build(&self, path: PathBuf, stamp: Stamp) -> Result<Arc<FileIndex>, ApiError> {
+    async fn load_or_build(&self, file: &Resolved, stamp: Stamp) -> Result<Arc<FileIndex>, ApiError> {
         let chunk_size = self.chunk_size;
-        let disk = self.disk_path(&path);
+        let id = file.id;
+        let disk = self.disk_path(id);
         let loaded = {
-            let (disk, path) = (disk.clone(), path.clone());
-            tokio::task::spawn_blocking(move || {
-                disk.as_deref().and_then(|d| read_persisted(d, &path, stamp, chunk_size))
-            })
-            .await
-            .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
+            let disk = disk.clone();
+            tokio::task::spawn_blocking(move || disk.as_deref().and_then(|d| read_persisted(d, id, stamp, chunk_size)))
+                .await
+                .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
         };
         if let Some(index) = loaded {
-            tracing::debug!(path = %path.display(), "index loaded from disk");
+            tracing::debug!(file = %Esc(&file.rel), "index loaded from disk");
             return Ok(Arc::new(index));
         }
         self.builds.fetch_add(1, Ordering::Relaxed);
+        let (descriptor, rel): (Arc<File>, String) = (file.file.clone(), file.rel.clone());
         let index = tokio::task::spawn_blocking(move || -> std::io::Result<FileIndex> {
             let started = std::time::Instant::now();
-            let index = index::build(&path, chunk_size)?;
-            tracing::info!(path = %path.display(), size = index.size(), chunks = index.chunks(),
+            let index = index::build(&descriptor, chunk_size)?;
+            tracing::info!(file = %Esc(&rel), size = index.size(), chunks = index.chunks(),
                 ms = started.elapsed().as_millis() as u64, "indexed");
             if let Some(disk) = disk {
-                if let Err(e) = write_persisted(&disk, &path, &index) {
+                if let Err(e) = write_persisted(&disk, id, &index) {
                     tracing::warn!(error = %e, "could not persist index");
                 }
             }
@@ -122,11 +135,10 @@ impl IndexStore {
         Ok(Arc::new(index))
     }
 
-    /// One file per (path, chunk size), named by a digest of both so any path
-    /// maps to a safe file name.
-    fn disk_path(&self, path: &Path) -> Option<PathBuf> {
+    /// One file per (file identity, chunk size), named by a digest of both.
+    fn disk_path(&self, id: FileId) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        let key = format!("{}\0{}\0{}", FORMAT, self.chunk_size, path.display());
+        let key = format!("{}\0{}\0{}\0{}", FORMAT, self.chunk_size, id.dev, id.ino);
         Some(dir.join(format!("{}.json", &index::hex(&index::sha256(key.as_bytes()))[..32])))
     }
 }
@@ -135,15 +147,15 @@ impl IndexStore {
 #[derive(Serialize)]
 struct PersistedRef<'a> {
     format: u32,
-    path: &'a Path,
+    id: FileId,
     index: &'a FileIndex,
 }
 
-fn read_persisted(disk: &Path, path: &Path, stamp: Stamp, chunk_size: u32) -> Option<FileIndex> {
+fn read_persisted(disk: &Path, id: FileId, stamp: Stamp, chunk_size: u32) -> Option<FileIndex> {
     let bytes = std::fs::read(disk).ok()?;
     let p: Persisted = serde_json::from_slice(&bytes).ok()?;
     let ok = p.format == FORMAT
-        && p.path == path
+        && p.id == id
         && p.index.stamp == stamp
         && p.index.chunk_size == chunk_size
         && p.index.offsets.len() == p.index.hashes.len()
@@ -153,9 +165,9 @@ fn read_persisted(disk: &Path, path: &Path, stamp: Stamp, chunk_size: u32) -> Op
 
 /// Writes to a temporary name and renames, so a crash never leaves a torn
 /// index behind.
-fn write_persisted(disk: &Path, path: &Path, index: &FileIndex) -> std::io::Result<()> {
+fn write_persisted(disk: &Path, id: FileId, index: &FileIndex) -> std::io::Result<()> {
     let tmp = disk.with_extension(format!("tmp{}", std::process::id()));
-    let body = serde_json::to_vec(&PersistedRef { format: FORMAT, path, index })?;
+    let body = serde_json::to_vec(&PersistedRef { format: FORMAT, id, index })?;
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, disk)
 }

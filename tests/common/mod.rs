@@ -2,6 +2,8 @@
 //! plus small HTTP helpers. Every test talks to it over real sockets.
 #![allow(dead_code)]
 
+pub mod fsops;
+
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
