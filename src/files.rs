@@ -8,10 +8,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
+use crate::params;
 use crate::routes::AppState;
 
 pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let file = state.catalog.resolve(req.match_info().query("name"))?;
+    let file = state.catalog.resolve(&name(&req)?)?;
     // actix-files takes the open descriptor (a duplicate per response, as
     // `whole_file` may need a second one); the path only picks the
     // Content-Type.
@@ -28,6 +29,16 @@ pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         }
         _ => Ok(res),
     }
+}
+
+/// The file name in the request path, percent-decoded exactly once.
+/// actix's router leaves `%25`, `%2F` and `%2B` encoded in `match_info`, so
+/// `100%25.txt` would reach the catalog as `100%25.txt`; we decode the raw
+/// path ourselves instead, the same way `file=` and `/api/files` names are
+/// decoded (a literal `+` is a `+` in a path).
+fn name(req: &HttpRequest) -> Result<String, ApiError> {
+    let decoded = params::percent_decode(req.uri().path()).ok_or(ApiError::NotFound)?;
+    decoded.strip_prefix("/files/").map(str::to_owned).ok_or(ApiError::NotFound)
 }
 
 /// RFC 9110 §13.1.5: an entity tag must match strongly; a date must equal

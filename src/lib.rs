@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod fsroot;
+pub mod http_errors;
 pub mod index;
 pub mod logsafe;
 pub mod params;
@@ -56,6 +57,7 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(http_errors::json())
             .wrap_fn(|req, srv| {
                 let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
                 let fut = srv.call(req);
