@@ -1,7 +1,8 @@
 //! `GET /files/NAME`: the raw bytes through actix-files (Range, ETag,
 //! Last-Modified), plus the `If-Range` rule actix-files leaves out: a range
 //! request whose validator no longer matches gets the whole current file with
-//! 200, never a 206 spliced from two versions.
+//! 200, never a 206 spliced from two versions. Every file is sent inert
+//! (`Content-Security-Policy: sandbox`, `nosniff`), so it cannot script the app.
 
 use actix_files::NamedFile;
 use actix_web::http::{header, StatusCode};
@@ -23,12 +24,25 @@ pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     };
     let res = open()?.into_response(&req);
     let if_range = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok());
-    match if_range {
+    let mut res = match if_range {
         Some(validator) if res.status() == StatusCode::PARTIAL_CONTENT && !matches(validator, &res) => {
-            Ok(whole_file(open()?, &req, &res))
+            whole_file(open()?, &req, &res)
         }
-        _ => Ok(res),
-    }
+        _ => res,
+    };
+    inert(&mut res);
+    Ok(res)
+}
+
+/// Served files are untrusted content on the app's own origin: an HTML page
+/// or an SVG with a script must never run as the app (read its API, its
+/// storage). `sandbox` gives the document an opaque origin and no scripts;
+/// `nosniff` stops a browser from promoting a `text/plain` file to HTML.
+/// (No `Cross-Origin-Resource-Policy`: other origins may still fetch files.)
+fn inert(res: &mut HttpResponse) {
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("sandbox"));
 }
 
 /// The file name in the request path, percent-decoded exactly once.
