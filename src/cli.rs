@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Also answer requests for this host name (repeatable). A loopback
+    /// server answers only loopback names (DNS-rebinding defence) plus these;
+    /// any other server then answers only these plus loopback names.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     /// Serve the web client from this directory [default: web]
     #[arg(long)]
     pub web_dir: Option<PathBuf>,

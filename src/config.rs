@@ -28,6 +28,8 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// Open streams beyond which new ones get 503 with `Retry-After`.
     pub max_connections: usize,
+    /// Which `Host` names are answered (from `bind` and `--allowed-host`).
+    pub hosts: crate::host::HostPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,7 @@ impl TryFrom<ServeArgs> for Config {
             keep_alive: Duration::from_secs(args.keep_alive.max(1)),
             web_dir,
             max_connections: args.max_connections.unwrap_or_else(default_max_connections),
+            hosts: crate::host::HostPolicy::new(args.bind, &args.allowed_hosts),
         })
     }
 }

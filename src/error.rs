@@ -35,6 +35,9 @@ pub enum ApiError {
     #[error("server busy: {0} streams are open, try again shortly")]
     Busy(usize),
 
+    #[error("this server does not answer for host {0:?}; see --allowed-host")]
+    HostNotAllowed(String),
+
     #[error("could not read the file")]
     Io(#[from] std::io::Error),
 
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Busy(_) => "busy",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Io(_) => "io_error",
             ApiError::Index(_) => "index_error",
         }
@@ -75,6 +79,7 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Io(_) | ApiError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

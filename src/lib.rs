@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod fsroot;
+pub mod host;
 pub mod http_errors;
 pub mod index;
 pub mod logsafe;
@@ -58,6 +59,7 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
         App::new()
             .app_data(state.clone())
             .wrap(http_errors::json())
+            .wrap(actix_web::middleware::from_fn(host::check))
             .wrap_fn(|req, srv| {
                 let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
                 let fut = srv.call(req);
