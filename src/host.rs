@@ -43,7 +43,7 @@ impl HostPolicy {
     pub fn allows(&self, host: &str) -> bool {
         let Some(allowed) = &self.allowed else { return true };
         let name = normalize(strip_port(host));
-        is_loopback_name(&name) || allowed.iter().any(|a| *a == name)
+        is_loopback_name(&name) || allowed.contains(&name)
     }
 }
 
