@@ -87,7 +87,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = %self, cause = ?std::error::Error::source(self), "request failed");
+            let cause = std::error::Error::source(self).map(|c| c.to_string()).unwrap_or_default();
+            tracing::error!(error = %crate::logsafe::Esc(&self.to_string()), cause = %crate::logsafe::Esc(&cause), "request failed");
         }
         let mut res = HttpResponse::build(status);
         match self {

@@ -65,6 +65,7 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
+                    let path = logsafe::Esc(&path);
                     tracing::info!(%method, %path, status = res.status().as_u16(),
                         ms = started.elapsed().as_millis() as u64, "request");
                     Ok(res)
