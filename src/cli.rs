@@ -90,7 +90,7 @@ pub struct GetArgs {
     pub url: String,
     /// File name as listed by /api/files.
     pub name: String,
-    /// Output path [default: the file's base name]
+    /// Output path [default: the last component of NAME, never a name from the server]
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Ask the server to pace the stream to this many payload bytes per second.

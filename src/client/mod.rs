@@ -16,6 +16,7 @@
 //! chunks, [`state`] keeps the part file resumable.
 
 mod manifest;
+mod output;
 mod sink;
 mod state;
 
@@ -49,6 +50,8 @@ pub enum ClientError {
     GaveUp(u32, String),
     #[error("verification failed: {0}")]
     Verify(String),
+    #[error("cannot name the output file after {0:?}: {1}; pass -o PATH")]
+    OutputName(String, &'static str),
     #[error("local file error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -72,6 +75,11 @@ pub struct Summary {
 /// Downloads `args.name` from `args.url`; see the module docs for the steps.
 pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let started = Instant::now();
+    // Decided before any network work, and never from the server's answer.
+    let out = match &args.output {
+        Some(path) => path.clone(),
+        None => output::default_output(&args.name)?,
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
@@ -81,18 +89,16 @@ pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let base = args.url.trim_end_matches('/').to_owned();
     let mut dl = Download { agent, base, args, retry_ms: None };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
-    let out = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(manifest.name.rsplit('/').next().unwrap_or(&manifest.name)));
     let (part, resumed) = PartFile::open(&out, &manifest)?;
     let have = match resumed {
         Resumed::Found { have } => have,
         Resumed::Discarded { old_version } => {
             if !args.quiet {
                 eprintln!(
-                    "{}: server has a new version ({old_version} -> {}); starting over",
-                    manifest.name, manifest.version
+                    "{}: server has a new version ({} -> {}); starting over",
+                    crate::logsafe::Esc(&args.name),
+                    crate::logsafe::Esc(&old_version),
+                    crate::logsafe::Esc(&manifest.version)
                 );
             }
             vec![false; manifest.chunks as usize]
