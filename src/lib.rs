@@ -30,6 +30,7 @@ pub mod host;
 pub mod http_errors;
 pub mod index;
 pub mod logsafe;
+pub mod manifest;
 pub mod params;
 pub mod routes;
 pub mod store;

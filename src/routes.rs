@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::catalog::{Catalog, Resolved};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::files;
-use crate::index::{hex, FileIndex, Kind};
-use crate::params;
+use crate::index::FileIndex;
 use crate::store::IndexStore;
 use crate::stream::{Plan, Streams};
+use crate::{manifest, params};
 
 /// Shared by every worker.
 pub struct AppState {
@@ -115,43 +115,14 @@ pub struct StreamQuery {
     last_event_id: Option<String>,
 }
 
-/// The manifest; `hashes`/`offsets` are left out of the `meta` event.
-#[derive(Serialize)]
-struct Manifest<'a> {
-    name: &'a str,
-    size: u64,
-    kind: Kind,
-    chunk_size: u32,
-    chunks: u64,
-    version: String,
-    sha256: String,
-    root: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hashes: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offsets: Option<&'a [u64]>,
-}
-
-impl<'a> Manifest<'a> {
-    fn new(name: &'a str, index: &'a FileIndex, full: bool) -> Self {
-        Manifest {
-            name,
-            size: index.size(),
-            kind: index.kind,
-            chunk_size: index.chunk_size,
-            chunks: index.chunks(),
-            version: index.version(),
-            sha256: hex(&index.sha256),
-            root: hex(&index.root),
-            hashes: full.then(|| index.hashes.iter().map(|h| hex(h)).collect()),
-            offsets: (full && index.kind == Kind::Text).then_some(&index.offsets[..]),
-        }
-    }
-}
-
+/// The whole manifest, from bytes serialized once per index version.
 async fn manifest(state: State, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
-    let (file, index) = file_and_index(&state, &q).await?;
-    Ok(HttpResponse::Ok().json(Manifest::new(&file.name, &index, true)))
+    let file = resolve(&state, &q)?;
+    let (_, tail) = state.store.manifest(&file).await?;
+    let parts = manifest::with_name(&file.name, &tail).map_err(std::io::Error::other)?;
+    let len = parts.iter().map(|p| p.len() as u64).sum();
+    let body = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
+    Ok(HttpResponse::Ok().content_type("application/json").body(actix_web::body::SizedStream::new(len, body)))
 }
 
 /// A stream request that passed every check but the 416/204 ones.
@@ -167,12 +138,6 @@ struct Checked {
 fn resolve(state: &AppState, q: &StreamQuery) -> Result<Resolved, ApiError> {
     let name = q.file.as_deref().ok_or(ApiError::MissingParam("file"))?;
     state.catalog.resolve(name)
-}
-
-async fn file_and_index(state: &AppState, q: &StreamQuery) -> Result<(Resolved, Arc<FileIndex>), ApiError> {
-    let file = resolve(state, q)?;
-    let index = state.store.get(&file).await?;
-    Ok((file, index))
 }
 
 /// The parameters every stream endpoint shares, parsed (step 400).
@@ -241,7 +206,7 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
         }
         None => std::iter::once(start..chunks).collect(),
     };
-    let meta = serde_json::to_string(&Manifest::new(&c.file.name, &c.index, false)).map_err(std::io::Error::other)?;
+    let meta = manifest::meta(&c.file.name, &c.index).map_err(std::io::Error::other)?;
     start_stream(&state, c, list, Some(meta))
 }
 

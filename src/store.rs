@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use actix_web::web::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -40,11 +41,21 @@ pub struct IndexStore {
     entries: Mutex<HashMap<FileId, Arc<Slot>>>,
     /// Files hashed so far (not loaded from disk): shows the cache working.
     builds: AtomicU64,
+    /// Whole manifests serialized so far: shows their bytes being shared.
+    serializations: AtomicU64,
 }
 
 struct Slot {
     stamp: Stamp,
     cell: OnceCell<Arc<FileIndex>>,
+    /// The whole manifest's shared bytes ([`crate::manifest::tail`]).
+    manifest: OnceCell<Bytes>,
+}
+
+impl Slot {
+    fn new(stamp: Stamp) -> Arc<Slot> {
+        Arc::new(Slot { stamp, cell: OnceCell::new(), manifest: OnceCell::new() })
+    }
 }
 
 /// What goes to disk: the index plus what it was computed for (the file's
@@ -68,7 +79,13 @@ impl IndexStore {
                 None
             }
         });
-        IndexStore { chunk_size, dir, entries: Mutex::new(HashMap::new()), builds: AtomicU64::new(0) }
+        IndexStore {
+            chunk_size,
+            dir,
+            entries: Mutex::new(HashMap::new()),
+            builds: AtomicU64::new(0),
+            serializations: AtomicU64::new(0),
+        }
     }
 
     /// How many indexes this store computed by hashing a file.
@@ -79,17 +96,48 @@ impl IndexStore {
     /// The index of a resolved file, computing it at most once per version,
     /// from the file's own descriptor.
     pub async fn get(&self, file: &Resolved) -> Result<Arc<FileIndex>, ApiError> {
-        let stamp = Stamp::of(&file.meta);
-        let slot = {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = entries.entry(file.id).or_insert_with(|| Arc::new(Slot { stamp, cell: OnceCell::new() }));
-            if slot.stamp != stamp {
-                *slot = Arc::new(Slot { stamp, cell: OnceCell::new() });
-            }
-            slot.clone()
-        };
-        let index = slot.cell.get_or_try_init(|| self.load_or_build(file, stamp)).await?;
+        let slot = self.slot(file);
+        let index = slot.cell.get_or_try_init(|| self.load_or_build(file, slot.stamp)).await?;
         Ok(index.clone())
+    }
+
+    /// The index and the whole manifest's shared bytes, serialized at most
+    /// once per index version, on the blocking pool (a big manifest takes
+    /// long enough to stall a worker).
+    pub async fn manifest(&self, file: &Resolved) -> Result<(Arc<FileIndex>, Bytes), ApiError> {
+        let slot = self.slot(file);
+        let index = slot.cell.get_or_try_init(|| self.load_or_build(file, slot.stamp)).await?.clone();
+        let bytes = slot
+            .manifest
+            .get_or_try_init(|| {
+                self.serializations.fetch_add(1, Ordering::Relaxed);
+                let index = index.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || crate::manifest::tail(&index))
+                        .await
+                        .map_err(|e| ApiError::Index(std::io::Error::other(e)))?
+                        .map_err(|e| ApiError::Index(e.into()))
+                }
+            })
+            .await?
+            .clone();
+        Ok((index, bytes))
+    }
+
+    /// How many whole manifests this store serialized.
+    pub fn manifest_serializations(&self) -> u64 {
+        self.serializations.load(Ordering::Relaxed)
+    }
+
+    /// The entry for this version of the file (a new one when it changed).
+    fn slot(&self, file: &Resolved) -> Arc<Slot> {
+        let stamp = Stamp::of(&file.meta);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = entries.entry(file.id).or_insert_with(|| Slot::new(stamp));
+        if slot.stamp != stamp {
+            *slot = Slot::new(stamp);
+        }
+        slot.clone()
     }
 
     /// Forgets a file's index, e.g. after a chunk no longer matched it while
