@@ -49,7 +49,8 @@ pub struct ServeArgs {
     /// Seconds of silence after which a paced stream sends a keep-alive comment.
     #[arg(long, default_value_t = 15)]
     pub keep_alive: u64,
-    /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
+    /// Most responses holding a file (event streams and /files downloads); more get 503 with
+    /// Retry-After [default: (open-file limit - a quarter reserve) / 2]
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Also answer requests for this host name (repeatable). A loopback

@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error("method not allowed: use GET or HEAD")]
     MethodNotAllowed,
 
-    #[error("server busy: {0} streams are open, try again shortly")]
+    #[error("server busy: {0} streams and downloads are open, try again shortly")]
     Busy(usize),
 
     #[error("this server does not answer for host {0:?}; see --allowed-host")]
@@ -96,7 +96,8 @@ impl ResponseError for ApiError {
                 res.insert_header((header::ALLOW, "GET, HEAD"));
             }
             ApiError::Busy(_) => {
-                res.insert_header((header::RETRY_AFTER, "1"));
+                // A refused client does not keep a socket (a descriptor) open.
+                res.insert_header((header::RETRY_AFTER, "1")).force_close();
             }
             _ => {}
         }

@@ -4,15 +4,24 @@
 //! 200, never a 206 spliced from two versions. Every file is sent inert
 //! (`Content-Security-Policy: sandbox`, `nosniff`), so it cannot script the app.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use actix_files::NamedFile;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::params;
 use crate::routes::AppState;
+use crate::stream::Slot;
 
 pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // A download holds a descriptor for as long as its client reads: it
+    // counts against `--max-connections` like a stream.
+    let slot = crate::routes::slot_for(&state, &req)?;
     let file = state.catalog.resolve(&name(&req)?)?;
     // actix-files takes the open descriptor (a duplicate per response, as
     // `whole_file` may need a second one); the path only picks the
@@ -31,7 +40,28 @@ pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         _ => res,
     };
     inert(&mut res);
-    Ok(res)
+    Ok(match slot {
+        Some(slot) => res.map_body(|_, body| Holding { body, _slot: slot }).map_into_boxed_body(),
+        None => res,
+    })
+}
+
+/// A response body that keeps a slot until actix is done with it.
+struct Holding {
+    body: BoxBody,
+    _slot: Slot,
+}
+
+impl MessageBody for Holding {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }
 
 /// Served files are untrusted content on the app's own origin: an HTML page

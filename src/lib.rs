@@ -32,6 +32,7 @@ pub mod index;
 pub mod logsafe;
 pub mod manifest;
 pub mod params;
+pub mod peer;
 pub mod routes;
 pub mod store;
 pub mod stream;
@@ -83,7 +84,10 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
     // keeps an idle paced stream's write buffer at actix's initial 8 KiB.
     .h1_write_buffer_size(4 * 1024)
     .client_request_timeout(Duration::from_secs(5))
-    .on_connect(|conn, _| reap_half_open(conn))
+    .on_connect(|conn, ext| {
+        reap_half_open(conn);
+        peer::record(conn, ext);
+    })
     .disable_signals()
     .shutdown_timeout(5)
     .listen(listener)?

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::files;
 use crate::index::FileIndex;
 use crate::store::IndexStore;
-use crate::stream::{Plan, Streams};
+use crate::stream::{Plan, Slot, Streams};
 use crate::{manifest, params};
 
 /// Shared by every worker.
@@ -88,8 +88,9 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// 200 while serving, with the number of open streams (for load balancers
-/// and for watching `--max-connections`).
+/// 200 while serving, with the number of responses holding a file (event
+/// streams and `/files` downloads; for load balancers and for watching
+/// `--max-connections`).
 async fn healthz(state: State) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "streams": state.streams.open() }))
 }
@@ -132,6 +133,7 @@ struct Checked {
     /// Chunk after the client's last event id, if it sent one.
     resume: Option<u64>,
     rate: Option<u64>,
+    slot: Slot,
 }
 
 /// Step 404: the `file` parameter names a servable file.
@@ -165,8 +167,17 @@ fn head_only(req: &HttpRequest) -> Option<HttpResponse> {
     (req.method() == actix_web::http::Method::HEAD).then(|| crate::stream::head().finish())
 }
 
+/// A slot for a `GET` that will hold a file (503 when none is left), taken
+/// before the file is opened; a `HEAD` holds nothing and needs none.
+pub fn slot_for(state: &AppState, req: &HttpRequest) -> Result<Option<Slot>, ApiError> {
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(None);
+    }
+    state.streams.take().map(Some)
+}
+
 /// Steps index and 412, for an already resolved file.
-async fn check(state: &AppState, p: Shared<'_>, file: Resolved) -> Result<Checked, ApiError> {
+async fn check(state: &AppState, p: Shared<'_>, file: Resolved, slot: Option<Slot>) -> Result<Checked, ApiError> {
     let Shared { last_id, rate, version } = p;
     let index = state.store.get(&file).await?;
     if let Some(v) = version {
@@ -177,11 +188,13 @@ async fn check(state: &AppState, p: Shared<'_>, file: Resolved) -> Result<Checke
     }
     // u64::MAX + 1 is past any file's end, which the caller answers with 416.
     let resume = last_id.map(|id| id.saturating_add(1));
-    Ok(Checked { file, index, resume, rate })
+    let slot = slot.ok_or_else(|| ApiError::Io(std::io::Error::other("a GET without a slot")))?;
+    Ok(Checked { file, index, resume, rate, slot })
 }
 
 /// `GET /events?file=NAME[&from=N][&need=RANGES][&v=VERSION][&rate=BPS]`
 async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
+    let slot = slot_for(&state, &req)?;
     let file = resolve(&state, &q)?;
     let from = q.from.as_deref().map(|s| params::chunk_number("from", s)).transpose()?;
     let need = q.need.as_deref().map(params::need).transpose()?;
@@ -189,7 +202,7 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
     if let Some(head) = head_only(&req) {
         return Ok(head);
     }
-    let c = check(&state, p, file).await?;
+    let c = check(&state, p, file, slot).await?;
     let chunks = c.index.chunks();
     let start = c.resume.or(from).unwrap_or(0);
     if start > chunks {
@@ -207,7 +220,7 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
         None => std::iter::once(start..chunks).collect(),
     };
     let meta = manifest::meta(&c.file.name, &c.index).map_err(std::io::Error::other)?;
-    start_stream(&state, c, list, Some(meta))
+    start_stream(&state, &req, c, list, Some(meta))
 }
 
 /// `GET /events/chunk/<start>/<end>?file=NAME[&v=VERSION]`
@@ -217,6 +230,7 @@ async fn range(
     path: web::Path<(String, String)>,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = slot_for(&state, &req)?;
     let file = resolve(&state, &q)?;
     let start = params::chunk_number("start", &path.0)?;
     let end = params::chunk_number("end", &path.1)?;
@@ -224,7 +238,7 @@ async fn range(
     if let Some(head) = head_only(&req) {
         return Ok(head);
     }
-    let c = check(&state, p, file).await?;
+    let c = check(&state, p, file, slot).await?;
     let chunks = c.index.chunks();
     let max = state.config.max_range;
     if start >= end {
@@ -240,13 +254,14 @@ async fn range(
     if from < start || from > end {
         return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
     }
-    start_stream(&state, c, std::iter::once(from..end).collect(), None)
+    start_stream(&state, &req, c, std::iter::once(from..end).collect(), None)
 }
 
 /// 204 when nothing is left (which stops a browser's EventSource), else the stream.
 /// Beyond `--max-connections` open streams: 503 with `Retry-After`.
 fn start_stream(
     state: &AppState,
+    req: &HttpRequest,
     c: Checked,
     list: Vec<Range<u64>>,
     meta: Option<String>,
@@ -255,6 +270,8 @@ fn start_stream(
     if list.is_empty() {
         return Ok(HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish());
     }
+    let slot = c.slot;
+    let peer = req.conn_data::<crate::peer::PeerFd>().copied();
     let plan = Plan {
         name: c.file.name,
         file: c.file.file,
@@ -267,8 +284,9 @@ fn start_stream(
         rate: c.rate,
         retry_ms: state.config.retry_ms,
         keep_alive: state.config.keep_alive,
+        peer,
     };
-    state.streams.respond(plan)
+    state.streams.respond(plan, slot)
 }
 
 /// The part of `ranges` inside `within`.

@@ -81,10 +81,13 @@ pub struct Plan {
     pub rate: Option<u64>,
     pub retry_ms: u64,
     pub keep_alive: Duration,
+    /// The client's socket, to notice a hang-up while a paced stream waits.
+    pub peer: Option<crate::peer::PeerFd>,
 }
 
 /// What every stream shares: the index store (to evict stale indexes), the
-/// count of open streams, and the server's shutdown signal.
+/// count of responses holding a file (event streams and `/files` downloads:
+/// each costs a socket and a file descriptor), and the shutdown signal.
 pub struct Streams {
     store: Arc<IndexStore>,
     open: Arc<AtomicUsize>,
@@ -92,8 +95,8 @@ pub struct Streams {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Holds one of the `max` stream slots until dropped.
-struct Slot(Arc<AtomicUsize>);
+/// Holds one of the `max` slots until dropped (with the response body).
+pub struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -106,19 +109,25 @@ impl Streams {
         Streams { store, open: Arc::new(AtomicUsize::new(0)), max, shutdown }
     }
 
-    /// Streams currently open.
+    /// Responses currently holding a file.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// The streaming response for a plan, or `Busy` when `max` streams are
-    /// already open.
-    pub fn respond(&self, mut plan: Plan) -> Result<HttpResponse, ApiError> {
+    /// A slot for a response that will hold a file, or `Busy` when `max`
+    /// are taken. Handlers take it before opening the file, so the server
+    /// says 503 before it runs out of descriptors, not after.
+    pub fn take(&self) -> Result<Slot, ApiError> {
         let taken = self.open.fetch_add(1, Ordering::Relaxed);
         let slot = Slot(self.open.clone());
         if taken >= self.max {
             return Err(ApiError::Busy(taken));
         }
+        Ok(slot)
+    }
+
+    /// The streaming response for a plan, holding `slot` until it ends.
+    pub fn respond(&self, mut plan: Plan, slot: Slot) -> Result<HttpResponse, ApiError> {
         let mut shutdown = self.shutdown.clone();
         let shutting_down = *shutdown.borrow();
         let body = ChunkStream {
@@ -129,6 +138,7 @@ impl Streams {
             framer: None,
             sent: Sent::default(),
             paced_start: Instant::now(),
+            last_write: Instant::now(),
             sleep: None,
             shutting_down,
             shutdown: Box::pin(async move {
@@ -210,6 +220,9 @@ pub struct ChunkStream {
     framer: Option<Framer>,
     sent: Sent,
     paced_start: Instant,
+    /// When the stream last sent anything (a keep-alive is due after
+    /// `keep_alive` of silence).
+    last_write: Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     shutting_down: bool,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -288,6 +301,7 @@ impl ChunkStream {
         match framer.next_slice(&self.plan) {
             Ok(slice) => {
                 framer.emitted = true;
+                self.last_write = Instant::now();
                 if framer.finished {
                     let i = framer.i;
                     self.framer = None;
@@ -303,7 +317,9 @@ impl ChunkStream {
 
     /// `None` when the next chunk is due; otherwise what to return while
     /// waiting: `Pending`, or a keep-alive comment after `keep_alive` of
-    /// silence (so proxies and clients do not take the stream for dead).
+    /// silence (so proxies and clients do not take the stream for dead), or
+    /// the end of the stream when the client hung up meanwhile (checked every
+    /// [`crate::peer::CHECK_EVERY`], so its slot frees within seconds).
     fn pace(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>> {
         let rate = self.plan.rate?;
         let due = self.paced_start + Duration::from_secs_f64(self.sent.payload as f64 / rate as f64);
@@ -313,13 +329,24 @@ impl ChunkStream {
                 self.sleep = None;
                 return None;
             }
-            let sleep =
-                self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep((due - now).min(self.plan.keep_alive))));
+            let quiet_until = self.last_write + self.plan.keep_alive;
+            let mut wake = due.min(quiet_until);
+            if self.plan.peer.is_some() {
+                wake = wake.min(now + crate::peer::CHECK_EVERY);
+            }
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake.into())));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Some(Poll::Pending);
             }
             self.sleep = None;
-            if Instant::now() < due {
+            if self.plan.peer.is_some_and(|p| p.hung_up()) {
+                self.outcome = Outcome::ClientGone;
+                self.phase = Phase::Done;
+                return Some(Poll::Ready(None));
+            }
+            let now = Instant::now();
+            if now >= quiet_until && now < due {
+                self.last_write = now;
                 return Some(ready(events::KEEP_ALIVE.to_vec()));
             }
         }
