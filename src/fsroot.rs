@@ -105,8 +105,10 @@ impl FsRoot {
             match self.open_beneath(name, want) {
                 Ok(opened) => return opened,
                 Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.openat2.store(false, Ordering::Relaxed),
-                // A symlink on the way (or a concurrent rename): walk it ourselves.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EAGAIN | libc::EXDEV)) => {}
+                // A symlink on the way (ELOOP; ENOTDIR when a directory was
+                // asked for), or a concurrent rename: walk it ourselves.
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EAGAIN | libc::EXDEV | libc::ENOTDIR)) => {}
                 Err(_) => return None,
             }
         }

@@ -95,10 +95,15 @@ async fn healthz(state: State) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "streams": state.streams.open() }))
 }
 
-async fn list_files(state: State) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.clone();
-    let entries = web::block(move || catalog.list()).await.map_err(|e| ApiError::Io(std::io::Error::other(e)))??;
+/// `GET /api/files[?dir=SUB]`: one directory (the root without `dir`).
+async fn list_files(state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let entries = state.catalog.list_dir_bounded(q.into_inner().dir.unwrap_or_default()).await?;
     Ok(HttpResponse::Ok().json(entries))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    dir: Option<String>,
 }
 
 /// Query parameters of the stream endpoints. Every field is a raw string so
