@@ -351,3 +351,21 @@ pub fn stat_at(dir: &File, name: &OsStr) -> Option<libc::stat> {
     let rc = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     (rc == 0).then_some(st)
 }
+
+impl FsRoot {
+    /// The identity, size and mtime (ns) of whatever `rel` (a canonical
+    /// relative path) names now, without following a final symlink; for
+    /// pruning caches of files that were removed, replaced or changed.
+    pub fn identity(&self, rel: &str) -> Option<(FileId, u64, u128)> {
+        let c = CString::new(rel).ok()?;
+        // SAFETY: an all-zero `stat` is valid; fstatat fills it on success.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: live dirfd, NUL-terminated path, writable buffer.
+        let rc = unsafe { libc::fstatat(self.dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if rc != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        let mtime_ns = (st.st_mtime.max(0) as u128) * 1_000_000_000 + st.st_mtime_nsec.max(0) as u128;
+        Some((FileId { dev: st.st_dev, ino: st.st_ino }, st.st_size as u64, mtime_ns))
+    }
+}

@@ -33,7 +33,8 @@ impl AppState {
     /// streams then end between two events.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let catalog = Catalog::new(config.root.clone())?;
-        let store = Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()));
+        let store =
+            Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()).for_root(catalog.fs().clone()));
         let streams = Streams::new(store.clone(), config.max_connections, shutdown);
         Ok(AppState { config, catalog, store, streams })
     }

@@ -12,18 +12,6 @@ use common::*;
 /// The tests here measure the process's memory: one at a time.
 static ALONE: Mutex<()> = Mutex::new(());
 
-/// A temporary directory for a big tree: in memory (`/dev/shm`) when the
-/// machine has it, as 120,000 entries on a busy disk take minutes.
-fn big_tree_dir() -> tempfile::TempDir {
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new().prefix("chunkcast-tree-").tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().unwrap()
-}
-
 fn rss_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap();
@@ -39,7 +27,7 @@ fn entries(server: &TestServer, dir: &str) -> Vec<serde_json::Value> {
 #[test]
 fn a_hundred_thousand_files_are_listed_one_small_directory_at_a_time() {
     let _alone = ALONE.lock().unwrap_or_else(|p| p.into_inner());
-    let root = big_tree_dir();
+    let root = common::fsops::fast_tempdir();
     for d in 0..1000 {
         let dir = root.path().join(format!("d{d:04}"));
         std::fs::create_dir(&dir).unwrap();
@@ -134,7 +122,7 @@ fn dir_goes_through_the_same_checks_as_a_file_name() {
 #[test]
 fn the_index_walk_visits_twenty_thousand_directories_once_each() {
     let _alone = ALONE.lock().unwrap_or_else(|p| p.into_inner());
-    let root = big_tree_dir();
+    let root = common::fsops::fast_tempdir();
     for a in 0..200 {
         for b in 0..100 {
             let dir = root.path().join(format!("a{a:03}/b{b:03}"));

@@ -25,3 +25,16 @@ pub fn mkfifo(path: &Path) {
     let rc = unsafe { libc::mkfifo(p.as_ptr(), 0o644) };
     assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
+
+/// A temporary directory for many small files: in memory (`/dev/shm`) when
+/// the machine has it, as tens of thousands of entries on a busy disk take
+/// minutes.
+pub fn fast_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new().prefix("chunkcast-test-").tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
