@@ -5,18 +5,25 @@
 //!
 //! - [`cli`] parses flags; [`config`] checks server flags once into a `Config`.
 //! - [`routes`] wires every endpoint (used by `main` and the tests alike).
-//! - [`catalog`] turns a client's file name into a path proven to be inside
-//!   the root (or a 404 that reveals nothing), and lists the served files.
+//! - [`host`] refuses foreign `Host` names on a loopback server (DNS
+//!   rebinding); [`http_errors`] turns errors we did not write into JSON.
+//! - [`catalog`] turns a client's file name into a file opened inside the
+//!   root through [`fsroot`] (or a 404 that reveals nothing), and lists one
+//!   directory at a time.
 //! - [`store`] returns the file's [`index`] (chunk offsets and SHA-256s, the
 //!   whole-file digest and the `root`), computing it once per file version and
 //!   persisting it so restarts do not rehash.
 //! - [`params`] parses chunk numbers, `Last-Event-ID`, `need` lists and versions.
+//! - [`manifest`] writes the manifest JSON, once per index version.
 //! - [`stream`] reads, verifies and frames the chunks with [`events`] into an
-//!   SSE body, one chunk ahead, never holding more than a few per connection.
+//!   SSE body, one chunk ahead, never holding more than a few per connection;
+//!   it and `/files` share the slots that bound open descriptors, and
+//!   [`peer`] notices a client that hung up while a paced stream waits.
 //! - [`files`] serves raw bytes (`/files/NAME`) with Range and `If-Range`.
 //! - [`client`] is `chunkcast get`: it downloads through the same protocol,
 //!   verifies every chunk, refills gaps by range and resumes after a kill.
-//! - [`error`] maps every failure to a status and a JSON body.
+//! - [`error`] maps every failure to a status and a JSON body; [`logsafe`]
+//!   escapes client-controlled text in log lines.
 
 pub mod catalog;
 pub mod cli;
