@@ -159,7 +159,7 @@ impl Catalog {
     }
 
     /// [`Catalog::list_dir`] for a request: on the blocking pool, at most
-    /// [`MAX_LISTINGS`] at once.
+    /// `MAX_LISTINGS` (4) at once.
     pub async fn list_dir_bounded(&self, dir: String) -> Result<Vec<Entry>, ApiError> {
         let _permit = self.listing.acquire().await.map_err(|e| ApiError::Io(std::io::Error::other(e)))?;
         let catalog = self.clone();
