@@ -220,18 +220,19 @@ enum Target {
     Data,
 }
 
-fn target(path: &str, query: &HashMap<String, String>) -> Target {
+/// Classifies a request by its path, decoded exactly once as `/files` and
+/// the router see it: the router also matches `/%66iles/x` as `/files/x`, so
+/// classifying the raw text would let an encoded path pass as the page's code.
+fn target(raw_path: &str, query: &HashMap<String, String>) -> Target {
+    let Some(path) = crate::params::percent_decode(raw_path) else { return Target::Data };
     let file = || query.get("file").cloned().map_or(Target::Data, Target::File);
-    match path {
+    match path.as_str() {
         "/healthz" => Target::Public,
         "/" | "/index.html" => Target::Page,
         "/api/manifest" | "/events" => file(),
         p if p.starts_with("/events/chunk/") => file(),
-        p if p.starts_with("/files/") => {
-            let name = percent_encoding::percent_decode_str(&p["/files/".len()..]).decode_utf8();
-            name.map_or(Target::Data, |n| Target::File(n.into_owned()))
-        }
-        p if p.starts_with("/api/") || p.starts_with("/events") || p.starts_with("/files") => Target::Data,
+        p if p.starts_with("/files/") => Target::File(p["/files/".len()..].to_owned()),
+        p if p.starts_with("/api") || p.starts_with("/events") || p.starts_with("/files") => Target::Data,
         _ => Target::Public,
     }
 }

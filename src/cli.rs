@@ -56,7 +56,8 @@ pub struct ServeArgs {
     /// Seconds of silence after which a paced stream sends a keep-alive comment.
     #[arg(long, default_value_t = 15)]
     pub keep_alive: u64,
-    /// Most open streams; more get 503 with Retry-After [default: half the open-file limit]
+    /// Most responses holding a file (event streams and /files downloads); more get 503 with
+    /// Retry-After [default: (open-file limit - a quarter reserve) / 2]
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Require HTTP Basic credentials: USER:PASSWORD, or USER:sha256:HEX with
@@ -67,6 +68,11 @@ pub struct ServeArgs {
     /// file (created, mode 0600, when missing).
     #[arg(long, value_name = "FILE")]
     pub link_key: Option<PathBuf>,
+    /// Also answer requests for this host name (repeatable). A loopback
+    /// server answers only loopback names (DNS-rebinding defence) plus these;
+    /// any other server then answers only these plus loopback names.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     /// Serve the web client from this directory (for development) instead of
     /// the copy built into the binary.
     #[arg(long)]
@@ -154,7 +160,7 @@ pub struct GetArgs {
     pub url: String,
     /// File name as listed by /api/files.
     pub name: String,
-    /// Output path [default: the file's base name]
+    /// Output path [default: the last component of NAME, never a name from the server]
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Ask the server to pace the stream to this many payload bytes per second.

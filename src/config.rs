@@ -31,7 +31,8 @@ pub struct Config {
     /// Serve the web client from this directory instead of the copy built
     /// into the binary (for development).
     pub web_dir: Option<PathBuf>,
-    /// Open streams beyond which new ones get 503 with `Retry-After`.
+    /// Responses holding a file (streams and `/files` downloads) beyond
+    /// which new ones get 503 with `Retry-After`.
     pub max_connections: usize,
     /// `--auth` users and the `--link-key` (open to all by default).
     pub access: Access,
@@ -39,6 +40,8 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Origins whose pages may read responses (`--cors-origin`).
     pub cors: CorsPolicy,
+    /// Which `Host` names are answered (from `bind` and `--allowed-host`).
+    pub hosts: crate::host::HostPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +100,7 @@ impl TryFrom<ServeArgs> for Config {
             .transpose()?;
         Ok(Config {
             root,
+            hosts: crate::host::HostPolicy::new(&args.bind.addrs, &args.allowed_hosts),
             bind: args.bind.addrs,
             chunk_size,
             index_dir,
@@ -139,14 +143,19 @@ fn tls_source(
     })
 }
 
-/// Sized for the machine: a stream holds two descriptors (its socket and
-/// its file), so half the process's open-file limit, less a reserve for the
-/// listener, index files and logs.
+/// Sized for the machine: a stream or a download holds two descriptors (its
+/// socket and its file), so half of what is left of the open-file limit
+/// once a reserve is set aside. The reserve (a quarter of the limit, at
+/// least 64) is for everything that holds no file: the listener, `/healthz`,
+/// the page, `/api/*`, refused clients on their way out, index files, logs;
+/// so those keep answering when every slot is taken.
 pub fn default_max_connections() -> usize {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct we pass.
     let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 1024 };
-    (soft.min(1 << 20) as usize).saturating_sub(64).max(128) / 2
+    let soft = soft.min(1 << 20) as usize;
+    let reserve = (soft / 4).max(64);
+    (soft.saturating_sub(reserve) / 2).max(8)
 }
 
 /// `<user config dir>/chunkcast/link-key`, where `chunkcast link` looks for

@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error("method not allowed: use GET or HEAD")]
     MethodNotAllowed,
 
-    #[error("server busy: {0} streams are open, try again shortly")]
+    #[error("server busy: {0} streams and downloads are open, try again shortly")]
     Busy(usize),
 
     #[error("authentication required: wrong or missing user name or password")]
@@ -43,6 +43,8 @@ pub enum ApiError {
 
     #[error("this link is not valid for this request: it opens one file only, and its signature must match")]
     LinkInvalid,
+    #[error("this server does not answer for host {0:?}; see --allowed-host")]
+    HostNotAllowed(String),
 
     #[error("could not read the file")]
     Io(#[from] std::io::Error),
@@ -66,6 +68,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::LinkExpired => "link_expired",
             ApiError::LinkInvalid => "link_invalid",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Io(_) => "io_error",
             ApiError::Index(_) => "index_error",
         }
@@ -89,6 +92,7 @@ impl ResponseError for ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
+            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Io(_) | ApiError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,7 +100,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = %self, cause = ?std::error::Error::source(self), "request failed");
+            let cause = std::error::Error::source(self).map(|c| c.to_string()).unwrap_or_default();
+            tracing::error!(error = %crate::logsafe::Esc(&self.to_string()), cause = %crate::logsafe::Esc(&cause), "request failed");
         }
         let mut res = HttpResponse::build(status);
         match self {
@@ -104,7 +109,8 @@ impl ResponseError for ApiError {
                 res.insert_header((header::ALLOW, "GET, HEAD"));
             }
             ApiError::Busy(_) => {
-                res.insert_header((header::RETRY_AFTER, "1"));
+                // A refused client does not keep a socket (a descriptor) open.
+                res.insert_header((header::RETRY_AFTER, "1")).force_close();
             }
             ApiError::Unauthorized => {
                 res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="chunkcast", charset="UTF-8""#));

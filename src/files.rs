@@ -1,26 +1,88 @@
 //! `GET /files/NAME`: the raw bytes through actix-files (Range, ETag,
 //! Last-Modified), plus the `If-Range` rule actix-files leaves out: a range
 //! request whose validator no longer matches gets the whole current file with
-//! 200, never a 206 spliced from two versions.
+//! 200, never a 206 spliced from two versions. Every file is sent inert
+//! (`Content-Security-Policy: sandbox`, `nosniff`), so it cannot script the app.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use actix_files::NamedFile;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
+use crate::params;
 use crate::routes::AppState;
+use crate::stream::Slot;
 
 pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let file = state.catalog.resolve(req.match_info().query("name"))?;
-    let open = || NamedFile::open(&file.path).map(|f| f.disable_content_disposition()).map_err(ApiError::Io);
+    // A download holds a descriptor for as long as its client reads: it
+    // counts against `--max-connections` like a stream.
+    let slot = crate::routes::slot_for(&state, &req)?;
+    let file = state.catalog.resolve(&name(&req)?)?;
+    // actix-files takes the open descriptor (a duplicate per response, as
+    // `whole_file` may need a second one); the path only picks the
+    // Content-Type.
+    let path = state.catalog.root().join(&file.rel);
+    let open = || {
+        let fd = file.file.try_clone().map_err(ApiError::Io)?;
+        NamedFile::from_file(fd, &path).map(|f| f.disable_content_disposition()).map_err(ApiError::Io)
+    };
     let res = open()?.into_response(&req);
     let if_range = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok());
-    match if_range {
+    let mut res = match if_range {
         Some(validator) if res.status() == StatusCode::PARTIAL_CONTENT && !matches(validator, &res) => {
-            Ok(whole_file(open()?, &req, &res))
+            whole_file(open()?, &req, &res)
         }
-        _ => Ok(res),
+        _ => res,
+    };
+    inert(&mut res);
+    Ok(match slot {
+        Some(slot) => res.map_body(|_, body| Holding { body, _slot: slot }).map_into_boxed_body(),
+        None => res,
+    })
+}
+
+/// A response body that keeps a slot until actix is done with it.
+struct Holding {
+    body: BoxBody,
+    _slot: Slot,
+}
+
+impl MessageBody for Holding {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
     }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// Served files are untrusted content on the app's own origin: an HTML page
+/// or an SVG with a script must never run as the app (read its API, its
+/// storage). `sandbox` gives the document an opaque origin and no scripts;
+/// `nosniff` stops a browser from promoting a `text/plain` file to HTML.
+/// (No `Cross-Origin-Resource-Policy`: other origins may still fetch files.)
+fn inert(res: &mut HttpResponse) {
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("sandbox"));
+}
+
+/// The file name in the request path, percent-decoded exactly once.
+/// actix's router leaves `%25`, `%2F` and `%2B` encoded in `match_info`, so
+/// `100%25.txt` would reach the catalog as `100%25.txt`; we decode the raw
+/// path ourselves instead, the same way `file=` and `/api/files` names are
+/// decoded (a literal `+` is a `+` in a path).
+fn name(req: &HttpRequest) -> Result<String, ApiError> {
+    let decoded = params::percent_decode(req.uri().path()).ok_or(ApiError::NotFound)?;
+    decoded.strip_prefix("/files/").map(str::to_owned).ok_or(ApiError::NotFound)
 }
 
 /// RFC 9110 §13.1.5: an entity tag must match strongly; a date must equal

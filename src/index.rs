@@ -15,7 +15,7 @@
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::time::UNIX_EPOCH;
 
@@ -121,33 +121,47 @@ pub fn parse_hex(s: &str) -> Option<Hash> {
     Some(out)
 }
 
-/// Computes the index of `path` in one streaming pass with constant memory.
+/// Computes the index of an open file in one streaming pass with constant
+/// memory. It reads the descriptor it is given (positionally, so passes do
+/// not share a cursor), never the path again: the file that was checked is
+/// the file that is hashed.
 ///
 /// The whole-file digest runs on a second thread fed with the same buffers,
 /// so indexing costs one SHA-256 pass of wall time on two cores rather than
 /// two. The file's stamp is read before and after; if it moved while we read,
 /// the result would describe no real version of the file, so we retry.
-pub fn build(path: &Path, chunk_size: u32) -> io::Result<FileIndex> {
+pub fn build(file: &File, chunk_size: u32) -> io::Result<FileIndex> {
     for _ in 0..3 {
-        let mut file = File::open(path)?;
         let before = Stamp::of(&file.metadata()?);
-        let index = match build_pass(&mut file, chunk_size, before, false)? {
+        let index = match build_pass(&mut At { file, pos: 0 }, chunk_size, before, false)? {
             Some(index) => index,
-            None => {
-                let mut file = File::open(path)?;
-                build_pass(&mut file, chunk_size, before, true)?.expect("a binary pass never restarts")
-            }
+            None => build_pass(&mut At { file, pos: 0 }, chunk_size, before, true)?
+                .ok_or_else(|| io::Error::other("a binary pass restarted"))?,
         };
-        if Stamp::of(&std::fs::metadata(path)?) == before && index.size() == before.size {
+        if Stamp::of(&file.metadata()?) == before && index.size() == before.size {
             return Ok(index);
         }
     }
     Err(io::Error::other("the file kept changing while it was indexed"))
 }
 
+/// A reader at a position of a shared descriptor (`pread`).
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// One pass. Returns `None` when the file turned out not to be text after a
 /// text chunk had been cut short, meaning the caller must redo it as binary.
-fn build_pass(file: &mut File, chunk_size: u32, stamp: Stamp, force_binary: bool) -> io::Result<Option<FileIndex>> {
+fn build_pass(file: &mut At<'_>, chunk_size: u32, stamp: Stamp, force_binary: bool) -> io::Result<Option<FileIndex>> {
     let c = chunk_size as usize;
     let mut text = !force_binary;
     let mut diverged = false; // a text chunk was cut short of C
@@ -228,7 +242,7 @@ fn text_cut(buf: &[u8], cut: usize) -> usize {
 }
 
 /// Reads until `buf` holds `want` bytes or the file ends.
-fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize) -> io::Result<()> {
+fn fill(file: &mut At<'_>, buf: &mut Vec<u8>, want: usize) -> io::Result<()> {
     while buf.len() < want {
         let n = (&mut *file).take((want - buf.len()) as u64).read_to_end(buf)?;
         if n == 0 {
@@ -275,7 +289,7 @@ mod tests {
     fn index_of(bytes: &[u8], c: u32) -> FileIndex {
         let dir = std::env::temp_dir().join(format!("cc-index-{}", fastrand::u64(..)));
         std::fs::write(&dir, bytes).unwrap();
-        let index = build(&dir, c).unwrap();
+        let index = build(&File::open(&dir).unwrap(), c).unwrap();
         std::fs::remove_file(&dir).unwrap();
         index
     }

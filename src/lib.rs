@@ -5,20 +5,27 @@
 //!
 //! - [`cli`] parses flags; [`config`] checks server flags once into a `Config`.
 //! - [`routes`] wires every endpoint (used by `main` and the tests alike).
-//! - [`access`] lets a request through, or not: `--auth` users, signed links.
-//! - [`catalog`] turns a client's file name into a path proven to be inside
-//!   the root (or a 404 that reveals nothing), and lists the served files.
+//! - [`access`] lets a request through, or not: `--auth` users, signed links;
+//!   [`host`] refuses foreign `Host` names on a loopback server (DNS
+//!   rebinding); [`http_errors`] turns errors we did not write into JSON.
+//! - [`catalog`] turns a client's file name into a file opened inside the
+//!   root through [`fsroot`] (or a 404 that reveals nothing), and lists one
+//!   directory at a time.
 //! - [`store`] returns the file's [`index`] (chunk offsets and SHA-256s, the
 //!   whole-file digest and the `root`), computing it once per file version and
 //!   persisting it so restarts do not rehash.
 //! - [`params`] parses chunk numbers, `Last-Event-ID`, `need` lists and versions.
+//! - [`manifest`] writes the manifest JSON, once per index version.
 //! - [`stream`] reads, verifies and frames the chunks with [`events`] into an
-//!   SSE body, one chunk ahead, never holding more than a few per connection.
+//!   SSE body, one chunk ahead, never holding more than a few per connection;
+//!   it and `/files` share the slots that bound open descriptors, and
+//!   [`peer`] notices a client that hung up while a paced stream waits.
 //! - [`files`] serves raw bytes (`/files/NAME`) with Range and `If-Range`;
 //!   [`assets`] serves the page, built into the binary.
 //! - [`client`] is `chunkcast get`: it downloads through the same protocol,
 //!   verifies every chunk, refills gaps by range and resumes after a kill.
-//! - [`error`] maps every failure to a status and a JSON body.
+//! - [`error`] maps every failure to a status and a JSON body; [`logsafe`]
+//!   escapes client-controlled text in log lines.
 //! - [`tls`] loads and checks the certificate (or makes a self-signed one)
 //!   for HTTPS with HTTP/2; [`cors`] adds the headers `--cors-origin` allows.
 
@@ -32,8 +39,14 @@ pub mod cors;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod fsroot;
+pub mod host;
+pub mod http_errors;
 pub mod index;
+pub mod logsafe;
+pub mod manifest;
 pub mod params;
+pub mod peer;
 pub mod routes;
 pub mod store;
 pub mod stream;
@@ -73,16 +86,21 @@ pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result
             .app_data(state.clone())
             .app_data(access.clone())
             .app_data(cors.clone())
-            // The last `wrap` runs first: CORS outside access control, so
-            // preflights (which carry no credentials) are answered and a 401
-            // or 403 reaches a cross-origin page readable.
+            // The last `wrap` runs first. From the outside in: the Host check
+            // (a rebinding page gets nothing, not even CORS headers); CORS,
+            // so preflights (which carry no credentials) are answered and
+            // every answer below, errors rewritten to JSON included, reaches
+            // an allowed cross-origin page readable; then access control.
             .wrap(actix_web::middleware::from_fn(access::guard))
+            .wrap(http_errors::json())
             .wrap(actix_web::middleware::from_fn(cors::middleware))
+            .wrap(actix_web::middleware::from_fn(host::check))
             .wrap_fn(|req, srv| {
                 let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
+                    let path = logsafe::Esc(&path);
                     tracing::info!(%method, %path, status = res.status().as_u16(),
                         ms = started.elapsed().as_millis() as u64, "request");
                     Ok(res)
@@ -99,7 +117,12 @@ pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result
     // keeps an idle paced stream's write buffer at actix's initial 8 KiB.
     .h1_write_buffer_size(4 * 1024)
     .client_request_timeout(Duration::from_secs(5))
-    .on_connect(|conn, _| reap_half_open(conn))
+    .on_connect(|conn, ext| {
+        if let Some(socket) = socket_of(conn) {
+            reap_half_open(socket);
+            peer::record(socket, ext);
+        }
+    })
     .disable_signals()
     .shutdown_timeout(5);
     let mut server = server;
@@ -134,14 +157,22 @@ async fn wait_for_signal() {
     }
 }
 
+/// The TCP socket under an accepted connection, plain or TLS.
+fn socket_of(conn: &dyn std::any::Any) -> Option<std::os::fd::RawFd> {
+    use actix_web::rt::net::TcpStream;
+    use std::os::fd::AsRawFd;
+    if let Some(tcp) = conn.downcast_ref::<TcpStream>() {
+        return Some(tcp.as_raw_fd());
+    }
+    let tls = conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()?;
+    Some(tls.get_ref().0.as_raw_fd())
+}
+
 /// Turns on TCP keepalive (first probe after 30 s idle, then every 10 s, 3
 /// misses) and a 60 s `TCP_USER_TIMEOUT`, so a peer that vanished without a
 /// FIN (a laptop closed mid-download) is dropped instead of holding a stream
 /// slot. A live client that merely reads slowly still acks, and stays.
-fn reap_half_open(conn: &dyn std::any::Any) {
-    use std::os::fd::AsRawFd;
-    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
-    let fd = tcp.as_raw_fd();
+fn reap_half_open(fd: std::os::fd::RawFd) {
     let set = |level, name, value: libc::c_int| {
         // SAFETY: setsockopt reads `value` for its size; fd is a live socket.
         unsafe {

@@ -98,7 +98,7 @@ fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
     let config = Config::try_from(serve)?;
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     let state = chunkcast::routes::AppState::new(config, shutdown)?;
-    let entries = state.catalog.list()?;
+    let entries = state.catalog.walk()?;
     actix_web::rt::System::new().block_on(async {
         for entry in &entries {
             let file = state.catalog.resolve(&entry.name)?;

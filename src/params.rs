@@ -87,6 +87,29 @@ pub fn format_need(ranges: &[Range<u64>]) -> String {
     parts.join(",")
 }
 
+/// Decodes `%XX` escapes exactly once (a `+` stays a `+`: this is for URL
+/// paths, not forms). An escape that is not two hex digits is kept as text;
+/// `None` when the bytes are not UTF-8 (no served name can match them).
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +134,18 @@ mod tests {
             assert!(need(bad).is_err(), "{bad:?} accepted");
         }
         assert!(matches!(need(&"1,".repeat(5000)), Err(ApiError::NeedTooLong { .. })));
+    }
+
+    #[test]
+    fn percent_decoding_happens_once() {
+        assert_eq!(percent_decode("a+b.txt").unwrap(), "a+b.txt");
+        assert_eq!(percent_decode("a%2Bb.txt").unwrap(), "a+b.txt");
+        assert_eq!(percent_decode("100%25.txt").unwrap(), "100%.txt");
+        assert_eq!(percent_decode("100%2525.txt").unwrap(), "100%25.txt");
+        assert_eq!(percent_decode("100%.txt").unwrap(), "100%.txt");
+        assert_eq!(percent_decode("a%2fb%20c").unwrap(), "a/b c");
+        assert_eq!(percent_decode("%e2%82%ac%zz%4").unwrap(), "€%zz%4");
+        assert!(percent_decode("%ff").is_none());
     }
 
     proptest! {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::assets;
@@ -16,10 +16,10 @@ use crate::catalog::{Catalog, Resolved};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::files;
-use crate::index::{hex, FileIndex, Kind};
-use crate::params;
+use crate::index::FileIndex;
 use crate::store::IndexStore;
-use crate::stream::{Plan, Streams};
+use crate::stream::{Plan, Slot, Streams};
+use crate::{manifest, params};
 
 /// Shared by every worker.
 pub struct AppState {
@@ -34,7 +34,8 @@ impl AppState {
     /// streams then end between two events.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let catalog = Catalog::new(config.root.clone())?;
-        let store = Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()));
+        let store =
+            Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()).for_root(catalog.fs().clone()));
         let streams = Streams::new(store.clone(), config.max_connections, shutdown);
         Ok(AppState { config, catalog, store, streams })
     }
@@ -96,8 +97,9 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// 200 while serving, with the number of open streams (for load balancers
-/// and for watching `--max-connections`) and the protocols served.
+/// 200 while serving, with the number of responses holding a file (event
+/// streams and `/files` downloads; for load balancers and for watching
+/// `--max-connections`) and the protocols served.
 async fn healthz(state: State) -> HttpResponse {
     let tls = state.config.tls.is_some();
     HttpResponse::Ok().json(serde_json::json!({
@@ -108,10 +110,15 @@ async fn healthz(state: State) -> HttpResponse {
     }))
 }
 
-async fn list_files(state: State) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.clone();
-    let entries = web::block(move || catalog.list()).await.map_err(|e| ApiError::Io(std::io::Error::other(e)))??;
+/// `GET /api/files[?dir=SUB]`: one directory (the root without `dir`).
+async fn list_files(state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let entries = state.catalog.list_dir_bounded(q.into_inner().dir.unwrap_or_default()).await?;
     Ok(HttpResponse::Ok().json(entries))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    dir: Option<String>,
 }
 
 /// Query parameters of the stream endpoints. Every field is a raw string so
@@ -129,43 +136,14 @@ pub struct StreamQuery {
     last_event_id: Option<String>,
 }
 
-/// The manifest; `hashes`/`offsets` are left out of the `meta` event.
-#[derive(Serialize)]
-struct Manifest<'a> {
-    name: &'a str,
-    size: u64,
-    kind: Kind,
-    chunk_size: u32,
-    chunks: u64,
-    version: String,
-    sha256: String,
-    root: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hashes: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offsets: Option<&'a [u64]>,
-}
-
-impl<'a> Manifest<'a> {
-    fn new(name: &'a str, index: &'a FileIndex, full: bool) -> Self {
-        Manifest {
-            name,
-            size: index.size(),
-            kind: index.kind,
-            chunk_size: index.chunk_size,
-            chunks: index.chunks(),
-            version: index.version(),
-            sha256: hex(&index.sha256),
-            root: hex(&index.root),
-            hashes: full.then(|| index.hashes.iter().map(|h| hex(h)).collect()),
-            offsets: (full && index.kind == Kind::Text).then_some(&index.offsets[..]),
-        }
-    }
-}
-
+/// The whole manifest, from bytes serialized once per index version.
 async fn manifest(state: State, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
-    let (file, index) = file_and_index(&state, &q).await?;
-    Ok(HttpResponse::Ok().json(Manifest::new(&file.name, &index, true)))
+    let file = resolve(&state, &q)?;
+    let (_, tail) = state.store.manifest(&file).await?;
+    let parts = manifest::with_name(&file.name, &tail).map_err(std::io::Error::other)?;
+    let len = parts.iter().map(|p| p.len() as u64).sum();
+    let body = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
+    Ok(HttpResponse::Ok().content_type("application/json").body(actix_web::body::SizedStream::new(len, body)))
 }
 
 /// A stream request that passed every check but the 416/204 ones.
@@ -175,6 +153,7 @@ struct Checked {
     /// Chunk after the client's last event id, if it sent one.
     resume: Option<u64>,
     rate: Option<u64>,
+    slot: Slot,
 }
 
 /// Step 404: the `file` parameter names a servable file.
@@ -183,14 +162,14 @@ fn resolve(state: &AppState, q: &StreamQuery) -> Result<Resolved, ApiError> {
     state.catalog.resolve(name)
 }
 
-async fn file_and_index(state: &AppState, q: &StreamQuery) -> Result<(Resolved, Arc<FileIndex>), ApiError> {
-    let file = resolve(state, q)?;
-    let index = state.store.get(&file).await?;
-    Ok((file, index))
+/// The parameters every stream endpoint shares, parsed (step 400).
+struct Shared<'q> {
+    last_id: Option<u64>,
+    rate: Option<u64>,
+    version: Option<&'q str>,
 }
 
-/// Steps 400 (shared parameters), index and 412, for an already resolved file.
-async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resolved) -> Result<Checked, ApiError> {
+fn shared<'q>(req: &HttpRequest, q: &'q StreamQuery) -> Result<Shared<'q>, ApiError> {
     // The header wins over the query parameter when both are present.
     let last_id = match req.headers().get("Last-Event-ID") {
         Some(h) => Some(params::last_event_id(h.as_bytes())?),
@@ -198,6 +177,28 @@ async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resol
     };
     let rate = q.rate.as_deref().map(params::rate).transpose()?;
     let version = q.v.as_deref().map(params::version).transpose()?;
+    Ok(Shared { last_id, rate, version })
+}
+
+/// A `HEAD` of a stream endpoint, once the name and the parameters passed:
+/// the headers a `GET` would get, without indexing, reading or a stream slot
+/// (the version, range and end checks need the index, so they are `GET`'s).
+fn head_only(req: &HttpRequest) -> Option<HttpResponse> {
+    (req.method() == actix_web::http::Method::HEAD).then(|| crate::stream::head().finish())
+}
+
+/// A slot for a `GET` that will hold a file (503 when none is left), taken
+/// before the file is opened; a `HEAD` holds nothing and needs none.
+pub fn slot_for(state: &AppState, req: &HttpRequest) -> Result<Option<Slot>, ApiError> {
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(None);
+    }
+    state.streams.take().map(Some)
+}
+
+/// Steps index and 412, for an already resolved file.
+async fn check(state: &AppState, p: Shared<'_>, file: Resolved, slot: Option<Slot>) -> Result<Checked, ApiError> {
+    let Shared { last_id, rate, version } = p;
     let index = state.store.get(&file).await?;
     if let Some(v) = version {
         let current = index.version();
@@ -207,15 +208,21 @@ async fn check(state: &AppState, req: &HttpRequest, q: &StreamQuery, file: Resol
     }
     // u64::MAX + 1 is past any file's end, which the caller answers with 416.
     let resume = last_id.map(|id| id.saturating_add(1));
-    Ok(Checked { file, index, resume, rate })
+    let slot = slot.ok_or_else(|| ApiError::Io(std::io::Error::other("a GET without a slot")))?;
+    Ok(Checked { file, index, resume, rate, slot })
 }
 
 /// `GET /events?file=NAME[&from=N][&need=RANGES][&v=VERSION][&rate=BPS]`
 async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
+    let slot = slot_for(&state, &req)?;
     let file = resolve(&state, &q)?;
     let from = q.from.as_deref().map(|s| params::chunk_number("from", s)).transpose()?;
     let need = q.need.as_deref().map(params::need).transpose()?;
-    let c = check(&state, &req, &q, file).await?;
+    let p = shared(&req, &q)?;
+    if let Some(head) = head_only(&req) {
+        return Ok(head);
+    }
+    let c = check(&state, p, file, slot).await?;
     let chunks = c.index.chunks();
     let start = c.resume.or(from).unwrap_or(0);
     if start > chunks {
@@ -232,8 +239,8 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
         }
         None => std::iter::once(start..chunks).collect(),
     };
-    let meta = serde_json::to_string(&Manifest::new(&c.file.name, &c.index, false)).map_err(std::io::Error::other)?;
-    start_stream(&state, c, list, Some(meta))
+    let meta = manifest::meta(&c.file.name, &c.index).map_err(std::io::Error::other)?;
+    start_stream(&state, &req, c, list, Some(meta))
 }
 
 /// `GET /events/chunk/<start>/<end>?file=NAME[&v=VERSION]`
@@ -243,10 +250,15 @@ async fn range(
     path: web::Path<(String, String)>,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = slot_for(&state, &req)?;
     let file = resolve(&state, &q)?;
     let start = params::chunk_number("start", &path.0)?;
     let end = params::chunk_number("end", &path.1)?;
-    let c = check(&state, &req, &q, file).await?;
+    let p = shared(&req, &q)?;
+    if let Some(head) = head_only(&req) {
+        return Ok(head);
+    }
+    let c = check(&state, p, file, slot).await?;
     let chunks = c.index.chunks();
     let max = state.config.max_range;
     if start >= end {
@@ -262,13 +274,14 @@ async fn range(
     if from < start || from > end {
         return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
     }
-    start_stream(&state, c, std::iter::once(from..end).collect(), None)
+    start_stream(&state, &req, c, std::iter::once(from..end).collect(), None)
 }
 
 /// 204 when nothing is left (which stops a browser's EventSource), else the stream.
 /// Beyond `--max-connections` open streams: 503 with `Retry-After`.
 fn start_stream(
     state: &AppState,
+    req: &HttpRequest,
     c: Checked,
     list: Vec<Range<u64>>,
     meta: Option<String>,
@@ -277,17 +290,23 @@ fn start_stream(
     if list.is_empty() {
         return Ok(HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish());
     }
+    let slot = c.slot;
+    let peer = req.conn_data::<crate::peer::PeerFd>().copied();
     let plan = Plan {
         name: c.file.name,
-        path: c.file.path,
+        file: c.file.file,
+        id: c.file.id,
+        fs: state.catalog.fs().clone(),
+        rel: c.file.rel,
         index: c.index,
         chunks: list,
         meta,
         rate: c.rate,
         retry_ms: state.config.retry_ms,
         keep_alive: state.config.keep_alive,
+        peer,
     };
-    state.streams.respond(plan)
+    state.streams.respond(plan, slot)
 }
 
 /// The part of `ranges` inside `within`.

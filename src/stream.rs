@@ -23,7 +23,6 @@ use std::fs::File;
 use std::future::Future;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,7 +38,9 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::events;
+use crate::fsroot::{FileId, FsRoot};
 use crate::index::{self, FileIndex, Kind, Stamp};
+use crate::logsafe::Esc;
 use crate::store::IndexStore;
 
 /// Payload bytes per slice. A multiple of 3, so base64 slices join without
@@ -63,7 +64,13 @@ thread_local! {
 /// Everything a stream needs, decided and validated by the route handler.
 pub struct Plan {
     pub name: String,
-    pub path: PathBuf,
+    /// The descriptor the request opened and indexed: the stream reads it
+    /// and nothing else, so a rename cannot redirect it.
+    pub file: Arc<File>,
+    pub id: FileId,
+    /// Where the file is, to notice it was replaced or removed (see `Framer`).
+    pub fs: Arc<FsRoot>,
+    pub rel: String,
     pub index: Arc<FileIndex>,
     /// The chunks to send, in order; never empty (an empty plan is a 204).
     /// The stream takes them over when it starts.
@@ -74,10 +81,13 @@ pub struct Plan {
     pub rate: Option<u64>,
     pub retry_ms: u64,
     pub keep_alive: Duration,
+    /// The client's socket, to notice a hang-up while a paced stream waits.
+    pub peer: Option<crate::peer::PeerFd>,
 }
 
 /// What every stream shares: the index store (to evict stale indexes), the
-/// count of open streams, and the server's shutdown signal.
+/// count of responses holding a file (event streams and `/files` downloads:
+/// each costs a socket and a file descriptor), and the shutdown signal.
 pub struct Streams {
     store: Arc<IndexStore>,
     open: Arc<AtomicUsize>,
@@ -85,8 +95,8 @@ pub struct Streams {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Holds one of the `max` stream slots until dropped.
-struct Slot(Arc<AtomicUsize>);
+/// Holds one of the `max` slots until dropped (with the response body).
+pub struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -99,19 +109,25 @@ impl Streams {
         Streams { store, open: Arc::new(AtomicUsize::new(0)), max, shutdown }
     }
 
-    /// Streams currently open.
+    /// Responses currently holding a file.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// The streaming response for a plan, or `Busy` when `max` streams are
-    /// already open.
-    pub fn respond(&self, mut plan: Plan) -> Result<HttpResponse, ApiError> {
+    /// A slot for a response that will hold a file, or `Busy` when `max`
+    /// are taken. Handlers take it before opening the file, so the server
+    /// says 503 before it runs out of descriptors, not after.
+    pub fn take(&self) -> Result<Slot, ApiError> {
         let taken = self.open.fetch_add(1, Ordering::Relaxed);
         let slot = Slot(self.open.clone());
         if taken >= self.max {
             return Err(ApiError::Busy(taken));
         }
+        Ok(slot)
+    }
+
+    /// The streaming response for a plan, holding `slot` until it ends.
+    pub fn respond(&self, mut plan: Plan, slot: Slot) -> Result<HttpResponse, ApiError> {
         let mut shutdown = self.shutdown.clone();
         let shutting_down = *shutdown.borrow();
         let body = ChunkStream {
@@ -119,10 +135,10 @@ impl Streams {
             // Moved out of the plan: an idle stream keeps as little as it can.
             order: std::mem::take(&mut plan.chunks).into_iter().flatten(),
             next: None,
-            file: None,
             framer: None,
             sent: Sent::default(),
             paced_start: Instant::now(),
+            last_write: Instant::now(),
             sleep: None,
             shutting_down,
             shutdown: Box::pin(async move {
@@ -134,13 +150,19 @@ impl Streams {
             outcome: Outcome::ClientGone,
             _slot: slot,
         };
-        Ok(HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-            .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .insert_header((header::CONTENT_ENCODING, "identity"))
-            .streaming(body))
+        Ok(head().streaming(body))
     }
+}
+
+/// The headers of every stream response. A `HEAD` gets exactly these,
+/// without a stream behind them.
+pub fn head() -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header((header::CONTENT_ENCODING, "identity"));
+    res
 }
 
 /// `retry:` with per-connection jitter in `[base, 1.5 × base]`, so clients
@@ -194,11 +216,13 @@ pub struct ChunkStream {
     order: std::iter::Flatten<std::vec::IntoIter<Range<u64>>>,
     /// A chunk taken from `order` whose pacing delay is not over yet.
     next: Option<u64>,
-    file: Option<File>,
     /// The event being written, when one is mid-way.
     framer: Option<Framer>,
     sent: Sent,
     paced_start: Instant,
+    /// When the stream last sent anything (a keep-alive is due after
+    /// `keep_alive` of silence).
+    last_write: Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     shutting_down: bool,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -271,18 +295,13 @@ impl ChunkStream {
                 self.next = Some(i);
                 return item;
             }
-            if self.file.is_none() {
-                match File::open(&self.plan.path) {
-                    Ok(file) => self.file = Some(file),
-                    Err(e) => return self.stop(Stop::Io(e)),
-                }
-            }
             self.framer = Some(Framer::new(i, &self.plan.index));
         }
-        let (framer, file) = (self.framer.as_mut().expect("set above"), self.file.as_ref().expect("opened above"));
-        match framer.next_slice(file, &self.plan) {
+        let Some(framer) = self.framer.as_mut() else { return self.stop(Stop::Io(std::io::Error::other("no event"))) };
+        match framer.next_slice(&self.plan) {
             Ok(slice) => {
                 framer.emitted = true;
+                self.last_write = Instant::now();
                 if framer.finished {
                     let i = framer.i;
                     self.framer = None;
@@ -298,7 +317,9 @@ impl ChunkStream {
 
     /// `None` when the next chunk is due; otherwise what to return while
     /// waiting: `Pending`, or a keep-alive comment after `keep_alive` of
-    /// silence (so proxies and clients do not take the stream for dead).
+    /// silence (so proxies and clients do not take the stream for dead), or
+    /// the end of the stream when the client hung up meanwhile (checked every
+    /// [`crate::peer::CHECK_EVERY`], so its slot frees within seconds).
     fn pace(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>> {
         let rate = self.plan.rate?;
         let due = self.paced_start + Duration::from_secs_f64(self.sent.payload as f64 / rate as f64);
@@ -308,13 +329,24 @@ impl ChunkStream {
                 self.sleep = None;
                 return None;
             }
-            let sleep =
-                self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep((due - now).min(self.plan.keep_alive))));
+            let quiet_until = self.last_write + self.plan.keep_alive;
+            let mut wake = due.min(quiet_until);
+            if self.plan.peer.is_some() {
+                wake = wake.min(now + crate::peer::CHECK_EVERY);
+            }
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake.into())));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Some(Poll::Pending);
             }
             self.sleep = None;
-            if Instant::now() < due {
+            if self.plan.peer.is_some_and(|p| p.hung_up()) {
+                self.outcome = Outcome::ClientGone;
+                self.phase = Phase::Done;
+                return Some(Poll::Ready(None));
+            }
+            let now = Instant::now();
+            if now >= quiet_until && now < due {
+                self.last_write = now;
                 return Some(ready(events::KEEP_ALIVE.to_vec()));
             }
         }
@@ -325,13 +357,13 @@ impl ChunkStream {
     /// drops the connection on a body error; the client discards the partial
     /// event). Never a half-sent event followed by anything else.
     fn stop(&mut self, stop: Stop) -> Poll<Option<Item>> {
-        let file = &self.plan.name;
+        let file = Esc(&self.plan.name);
         let data = match stop {
             Stop::Changed(_) | Stop::DigestDiffers => {
                 let why = match stop {
                     Stop::Changed(why) => why,
                     _ => {
-                        self.store.evict(&self.plan.path);
+                        self.store.evict(self.plan.id);
                         "chunk digest differs"
                     }
                 };
@@ -360,13 +392,15 @@ impl Drop for ChunkStream {
     /// SSE and logged at debug, with the last chunk it was sent.
     fn drop(&mut self) {
         let ms = self.started.elapsed().as_millis() as u64;
-        let (file, chunks, bytes, last) = (&self.plan.name, self.sent.chunks, self.sent.payload, self.sent.last);
+        let (file, chunks, bytes, last) = (Esc(&self.plan.name), self.sent.chunks, self.sent.payload, self.sent.last);
         match &self.outcome {
-            Outcome::Finished => tracing::info!(file, chunks, bytes, ms, "stream finished"),
-            Outcome::ClientGone => tracing::debug!(file, chunks, bytes, ms, last, "client disconnected"),
-            Outcome::Shutdown => tracing::info!(file, chunks, bytes, ms, last, "stream closed for shutdown"),
-            Outcome::Changed(why) => tracing::warn!(file, why, last, "file changed during a stream"),
-            Outcome::Failed(e) => tracing::error!(file, error = %e, last, "stream failed reading the file"),
+            Outcome::Finished => tracing::info!(%file, chunks, bytes, ms, "stream finished"),
+            Outcome::ClientGone => tracing::debug!(%file, chunks, bytes, ms, last, "client disconnected"),
+            Outcome::Shutdown => tracing::info!(%file, chunks, bytes, ms, last, "stream closed for shutdown"),
+            Outcome::Changed(why) => tracing::warn!(%file, why, last, "file changed during a stream"),
+            Outcome::Failed(e) => {
+                tracing::error!(%file, error = %Esc(&e.to_string()), last, "stream failed reading the file")
+            }
         }
     }
 }
@@ -393,7 +427,8 @@ impl Framer {
     /// Reads the next slice and frames it: the event header goes with the
     /// first, the closing `"}` and blank line with the last, and only after
     /// the chunk's digest matched the index.
-    fn next_slice(&mut self, file: &File, plan: &Plan) -> Result<Vec<u8>, Stop> {
+    fn next_slice(&mut self, plan: &Plan) -> Result<Vec<u8>, Stop> {
+        let file = &*plan.file;
         let index = &plan.index;
         let hash = &index.hashes[self.i as usize];
         let text = index.kind == Kind::Text;
@@ -401,9 +436,16 @@ impl Framer {
         let n = slice.min(self.len - self.pos);
         let mut out = Vec::with_capacity(n * 4 / 3 + 256);
         if self.pos == 0 {
-            let meta = std::fs::metadata(&plan.path).map_err(|_| Stop::Changed("file is gone"))?;
+            // The descriptor's own stamp says whether its bytes were changed
+            // in place; the name's identity says whether the file was
+            // replaced or removed (the old one is still readable through our
+            // descriptor, but the client asked for what the name holds).
+            let meta = file.metadata().map_err(Stop::Io)?;
             if Stamp::of(&meta) != index.stamp {
                 return Err(Stop::Changed("size or modification time differs"));
+            }
+            if !plan.fs.still(&plan.rel, plan.id) {
+                return Err(Stop::Changed("file was replaced or removed"));
             }
             events::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
         }

@@ -62,6 +62,13 @@ fn basic_auth_protects_every_data_endpoint() {
         let hash_as_password = server.get_with(&path, &[("Authorization", &basic("bob", &sha256_hex(b"hunter2")))]);
         assert_eq!(hash_as_password.status, 401, "{path}");
     }
+    // Encoded paths reach the same handlers, so they are protected the same.
+    for path in ["/%66iles/story.txt", "/api/m%61nifest?file=story.txt", "/%65vents?file=story.txt", "/%61pi/files"] {
+        let res = server.get(path);
+        assert_eq!(res.status, 401, "{path}: {}", res.text());
+        let with = server.get_with(path, &[("Authorization", &basic("ann", "open sesame"))]);
+        assert_eq!(with.status, 200, "{path} is routed to its handler: {}", with.text());
+    }
     // The page's code and the health check stay public.
     assert_eq!(server.get("/app.js").status, 200);
     assert_eq!(server.get("/healthz").status, 200);
@@ -121,6 +128,10 @@ fn a_signed_link_opens_its_file_and_nothing_else() {
     }
     let raw = server.get(&format!("/files/{}?{link}", q(name)));
     assert_eq!(raw.body, std::fs::read(root.path().join(name)).unwrap());
+
+    let encoded = server.get(&format!("/%66iles/{}?{link}", q(name)));
+    assert_eq!(encoded.status, 200, "{}", encoded.text());
+    assert_eq!(encoded.body, raw.body);
 
     // Another file, the list, or no `file` at all: link_invalid.
     server.get(&format!("/api/manifest?file=story.txt&{link}")).assert_error(403, "link_invalid");

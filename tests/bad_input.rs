@@ -161,14 +161,17 @@ fn other_methods_are_405_and_unknown_parameters_are_ignored() {
             "/healthz",
         ] {
             let (status, body) = server.raw(
-                format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             );
             assert_eq!(status, 405, "{method} {path}: {body}");
             assert!(body.contains("\"code\":\"method_not_allowed\""), "{method} {path}: {body}");
         }
     }
-    let head = server.raw(b"HEAD /api/manifest?file=one-byte.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let head =
+        server.raw(b"HEAD /api/manifest?file=one-byte.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(head.0, 200);
     let res = server.get("/events?file=one-byte.txt&_=1699999&foo=bar&from=0");
     assert_eq!(res.status, 200);
@@ -181,10 +184,10 @@ fn the_server_survives_a_barrage_of_bad_requests() {
     let root = hostile_root();
     let server = TestServer::start(root.path(), &[]);
     let garbage: &[&[u8]] = &[
-        b"GET /events?file=%ff%fe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        b"GET /events?file=one-byte.txt HTTP/1.1\r\nHost: t\r\nLast-Event-ID: \xff\xfe\r\nConnection: close\r\n\r\n",
-        b"GET /events?file=one-byte.txt&file=two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        b"GET /events?file=one-byte.txt&from=%ZZ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /events?file=%ff%fe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /events?file=one-byte.txt HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: \xff\xfe\r\nConnection: close\r\n\r\n",
+        b"GET /events?file=one-byte.txt&file=two HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /events?file=one-byte.txt&from=%ZZ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         b"NONSENSE\r\n\r\n",
     ];
     for req in garbage {

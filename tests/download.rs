@@ -132,10 +132,25 @@ fn files_are_listed_with_size_and_time_and_hidden_ones_are_not() {
     std::fs::write(root.path().join(".git/config"), b"x").unwrap();
     let server = TestServer::start(root.path(), &[]);
     let list = server.get("/api/files").json();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
-    assert_eq!(names, fixture_names().iter().map(String::as_str).collect::<Vec<_>>());
+    // One directory per listing: walk into each `dir` entry by its name.
+    let mut names = Vec::new();
+    let mut dirs = vec![String::new()];
+    while let Some(dir) = dirs.pop() {
+        let listing = server.get(&format!("/api/files?dir={}", q(&dir))).json();
+        for e in listing.as_array().unwrap() {
+            let name = e["name"].as_str().unwrap().to_owned();
+            assert!(name.starts_with(&dir), "{name} listed under {dir:?}");
+            match e["type"].as_str().unwrap() {
+                "dir" => dirs.push(name),
+                "file" => names.push(name),
+                t => panic!("type {t}"),
+            }
+        }
+    }
+    names.sort();
+    assert_eq!(names, fixture_names());
     let first = &list[0];
-    assert_eq!(first["size"], std::fs::metadata(root.path().join(names[0])).unwrap().len());
+    assert_eq!(first["size"], std::fs::metadata(root.path().join(&names[0])).unwrap().len());
     let modified = first["modified"].as_str().unwrap();
     assert!(modified.ends_with('Z') && modified.len() == 20, "RFC 3339 UTC: {modified}");
 }

@@ -73,7 +73,7 @@ fn clients_that_never_read_cost_bounded_server_memory() {
     let addr = url.trim_start_matches("http://").to_owned();
     // Warm the index so its one-off cost is not counted.
     let mut s = TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /api/manifest?file=big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /api/manifest?file=big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     s.read_to_end(&mut Vec::new()).unwrap();
     let before = rss_kib(child.id());
 
@@ -81,7 +81,7 @@ fn clients_that_never_read_cost_bounded_server_memory() {
     let sockets: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| {
             let mut s = TcpStream::connect(&addr).unwrap();
-            s.write_all(b"GET /events?file=big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            s.write_all(b"GET /events?file=big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
             s
         })
         .collect();
@@ -148,7 +148,7 @@ fn a_request_whose_headers_never_finish_is_dropped() {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     // A slowloris: a request line and one header, then nothing.
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     let started = Instant::now();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);

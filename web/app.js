@@ -55,36 +55,66 @@ function clearAlert() {
   $('alert').hidden = true;
 }
 
-async function loadFiles() {
+/** The folder being shown ('' for the top), as the server names it. */
+let currentDir = '';
+
+/**
+ * Lists one folder (the server answers one directory per request): its
+ * sub-folders open in place, its files download; a breadcrumb line leads back up.
+ * @param {string} [dir]
+ */
+async function loadFiles(dir = currentDir) {
   const body = /** @type {HTMLTableSectionElement} */ ($('files').querySelector('tbody'));
   if (link) return showLinkedFile(body, link.file);
   try {
-    const files = await listFiles();
+    // listFiles fetches `api/files`; the folder goes in its query.
+    const files = await listFiles(undefined, (url, init) => {
+      const u = new URL(String(url));
+      if (dir) u.searchParams.set('dir', dir);
+      return fetch(u, init);
+    });
+    currentDir = dir;
+    drawCrumbs(dir);
     body.replaceChildren();
-    if (!files.length) body.innerHTML = '<tr><td colspan="3">The server offers no files.</td></tr>';
+    if (!files.length) body.innerHTML = `<tr><td colspan="3">${dir ? 'This folder is empty.' : 'The server offers no files.'}</td></tr>`;
     for (const f of files) {
-      const tr = document.createElement('tr');
-      const name = document.createElement('td');
-      name.textContent = f.name;
-      const size = document.createElement('td');
-      size.className = 'num';
-      size.textContent = formatBytes(f.size);
-      size.title = `${f.size} bytes`;
-      const act = document.createElement('td');
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.textContent = 'Download';
-      b.dataset.file = f.name;
-      b.setAttribute('aria-label', `Download ${f.name}`);
-      b.onclick = () => startDownload(f.name);
-      act.append(b);
-      tr.append(name, size, act);
-      body.append(tr);
+      body.append(f.type === 'dir'
+        ? fileRow(f.name, '', { label: 'Open', cls: 'secondary', key: 'dir', aria: `Open folder ${f.name}`, run: () => loadFiles(f.name) })
+        : fileRow(f.name, formatBytes(f.size), { label: 'Download', key: 'file', aria: `Download ${f.name}`, run: () => startDownload(f.name) }, `${f.size} bytes`));
     }
   } catch (e) {
     body.innerHTML = '<tr><td colspan="3">The file list is unavailable.</td></tr>';
-    alertUser(`Cannot load the file list: ${/** @type {Error} */ (e).message}.`, { label: 'Try again', run: loadFiles });
+    alertUser(`Cannot load the file list: ${/** @type {Error} */ (e).message}.`, { label: 'Try again', run: () => loadFiles(dir) });
   }
+}
+
+/**
+ * One row of the list: the name's last part (a folder's with a slash), a
+ * size column, and one button carrying `data-<key>` = the full name.
+ * @param {string} full @param {string} sizeText
+ * @param {{label: string, cls?: string, key: 'file'|'dir', aria: string, run: () => void}} action
+ * @param {string} [sizeTitle]
+ */
+function fileRow(full, sizeText, action, sizeTitle) {
+  const tr = document.createElement('tr');
+  const name = document.createElement('td');
+  name.textContent = full.slice(full.lastIndexOf('/') + 1) + (action.key === 'dir' ? '/' : '');
+  name.title = full;
+  const size = document.createElement('td');
+  size.className = 'num';
+  size.textContent = sizeText;
+  if (sizeTitle) size.title = sizeTitle;
+  const act = document.createElement('td');
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = action.label;
+  if (action.cls) b.className = action.cls;
+  b.dataset[action.key] = full;
+  b.setAttribute('aria-label', action.aria);
+  b.onclick = action.run;
+  act.append(b);
+  tr.append(name, size, act);
+  return tr;
 }
 
 /**
@@ -92,22 +122,38 @@ async function loadFiles() {
  * @param {HTMLTableSectionElement} body @param {string} name
  */
 function showLinkedFile(body, name) {
-  const tr = document.createElement('tr');
-  const cell = document.createElement('td');
-  cell.textContent = name;
-  const size = document.createElement('td');
-  size.className = 'num';
-  size.textContent = 'shared with you';
-  const act = document.createElement('td');
-  const b = document.createElement('button');
-  b.type = 'button';
-  b.textContent = 'Download';
-  b.dataset.file = name;
-  b.setAttribute('aria-label', `Download ${name}`);
-  b.onclick = () => startDownload(name);
-  act.append(b);
-  tr.append(cell, size, act);
-  body.replaceChildren(tr);
+  body.replaceChildren(fileRow(name, 'shared with you', { label: 'Download', key: 'file', aria: `Download ${name}`, run: () => startDownload(name) }));
+}
+
+/** The breadcrumb line above the list: "All files / a / b", each part a way back up. */
+function drawCrumbs(/** @type {string} */ dir) {
+  let nav = document.getElementById('crumbs');
+  if (!nav) {
+    nav = document.createElement('nav');
+    nav.id = 'crumbs';
+    nav.setAttribute('aria-label', 'Folder');
+    $('files').closest('.table-wrap')?.before(nav);
+  }
+  const parts = dir ? dir.split('/') : [];
+  nav.replaceChildren();
+  [''].concat(parts.map((_, i) => parts.slice(0, i + 1).join('/'))).forEach((path, i) => {
+    const label = i === 0 ? 'All files' : parts[i - 1];
+    if (i > 0) nav.append(' / ');
+    if (path === dir) {
+      const here = document.createElement('strong');
+      here.textContent = label;
+      here.setAttribute('aria-current', 'location');
+      nav.append(here);
+    } else {
+      const up = document.createElement('button');
+      up.type = 'button';
+      up.className = 'secondary';
+      up.textContent = label;
+      up.dataset.crumb = path;
+      up.onclick = () => loadFiles(path);
+      nav.append(up);
+    }
+  });
 }
 
 /** Offers to resume a download that a reload interrupted. */
@@ -268,7 +314,7 @@ async function startDownload(name) {
           { label: 'Download the new version', run: () => startDownload(name) });
       } else if (e.code === 'not_found') {
         localStorage.removeItem(ACTIVE_KEY);
-        alertUser(`“${name}” is no longer on the server.`, { label: 'Refresh the file list', run: loadFiles });
+        alertUser(`“${name}” is no longer on the server.`, { label: 'Refresh the file list', run: () => loadFiles() });
       } else if (e.code === 'server_down') {
         alertUser(`The server cannot be reached: ${e.message}`, { label: 'Try again', run: () => d.resume() });
       } else if (e.code === 'storage') {

@@ -18,6 +18,7 @@
 
 mod agent;
 mod manifest;
+mod output;
 mod sink;
 mod state;
 
@@ -55,6 +56,8 @@ pub enum ClientError {
     GaveUp(u32, String),
     #[error("verification failed: {0}")]
     Verify(String),
+    #[error("cannot name the output file after {0:?}: {1}; pass -o PATH")]
+    OutputName(String, &'static str),
     #[error("local file error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -78,22 +81,25 @@ pub struct Summary {
 /// Downloads `args.name` from `args.url`; see the module docs for the steps.
 pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
     let started = Instant::now();
+    // Decided before any network work, and never from the server's answer.
+    let out = match &args.output {
+        Some(path) => path.clone(),
+        None => output::default_output(&args.name)?,
+    };
     let agent = agent::build(&args.url, args.cacert.as_deref(), Duration::from_secs(args.stall_timeout))?;
     let base = args.url.trim_end_matches('/').to_owned();
     let mut dl = Download { agent, base, args, retry_ms: None };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
-    let out = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(manifest.name.rsplit('/').next().unwrap_or(&manifest.name)));
     let (part, resumed) = PartFile::open(&out, &manifest)?;
     let have = match resumed {
         Resumed::Found { have } => have,
         Resumed::Discarded { old_version } => {
             if !args.quiet {
                 eprintln!(
-                    "{}: server has a new version ({old_version} -> {}); starting over",
-                    manifest.name, manifest.version
+                    "{}: server has a new version ({} -> {}); starting over",
+                    crate::logsafe::Esc(&args.name),
+                    crate::logsafe::Esc(&old_version),
+                    crate::logsafe::Esc(&manifest.version)
                 );
             }
             vec![false; manifest.chunks as usize]

@@ -928,7 +928,7 @@ mod tests {
     /// The raw HTTP response to `GET target`.
     fn wire(server: &TestServer, target: &str) -> Vec<u8> {
         let mut s = TcpStream::connect(server.addr).unwrap();
-        write!(s, "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        write!(s, "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
         out

@@ -2,6 +2,9 @@
 //! plus small HTTP helpers. Every test talks to it over real sockets.
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod fsops;
+
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -118,7 +121,7 @@ impl TestServer {
 
     /// `GET path` with a raw request target.
     pub fn raw_get(&self, target: &str) -> (u16, String) {
-        self.raw(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        self.raw(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
     }
 
     /// Opens a stream and returns a reader positioned at its body.

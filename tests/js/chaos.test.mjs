@@ -474,7 +474,7 @@ test('seeded runs of chunkcast.js through a faulty proxy never yield a wrong fil
 async function wire(target) {
   const u = new URL(/** @type {NonNullable<typeof corpus.small>} */ (corpus.small).url);
   const sock = net.connect(Number(u.port), u.hostname);
-  sock.write(`GET ${target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
+  sock.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
   /** @type {Buffer[]} */
   const parts = [];
   for await (const d of sock) parts.push(d);

@@ -1,0 +1,84 @@
+//! The real `chunkcast` binary as a child process, for what only a process
+//! shows: its log output, its descriptor limit, its bind address.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Spawned {
+    pub child: Child,
+    /// Where to connect (the printed address, with 127.0.0.1 for 0.0.0.0).
+    pub addr: SocketAddr,
+    /// Everything the server wrote to stderr so far.
+    pub stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Starts `chunkcast serve --root ROOT --bind BIND --no-index-dir ARGS...`,
+/// under `ulimit -n NOFILE` when given, with `RUST_LOG=log`.
+pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &str) -> Spawned {
+    let exe = env!("CARGO_BIN_EXE_chunkcast");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), exe]);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(["serve", "--root", root.to_str().unwrap(), "--bind", bind, "--no-index-dir"])
+        .args(args)
+        .env("RUST_LOG", log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut err = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.rsplit(" at ").next().unwrap().trim().trim_start_matches("http://").trim_end_matches('/');
+    let mut addr: SocketAddr = url.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    if addr.ip().is_unspecified() {
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    Spawned { child, addr, stderr }
+}
+
+impl Spawned {
+    /// One request on its own connection: status and body.
+    pub fn request(&self, target: &str, host: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+
+    pub fn log(&self) -> Vec<u8> {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
