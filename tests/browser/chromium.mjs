@@ -14,8 +14,10 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /**
+ * `httpCredentials` answers a server's Basic challenge as a person typing into
+ * the browser's prompt would.
  * @param {{lanHost?: string, ignoreCertificateErrors?: boolean, args?: string[],
- *          viewport?: {width: number, height: number}}} [o]
+ *          viewport?: {width: number, height: number}, httpCredentials?: {username: string, password: string}}} [o]
  * @returns {Promise<{context: import('playwright-core').BrowserContext, close: () => Promise<void>}>}
  */
 export async function launch(o = {}) {
@@ -25,7 +27,7 @@ export async function launch(o = {}) {
   if (o.ignoreCertificateErrors) args.push('--ignore-certificate-errors');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args, acceptDownloads: true,
-    viewport: o.viewport ?? { width: 1000, height: 900 },
+    viewport: o.viewport ?? { width: 1000, height: 900 }, httpCredentials: o.httpCredentials,
   });
   return {
     context,

@@ -68,6 +68,21 @@ test('a link opens one file, and its download survives a cut with the link on ev
   await page.close();
 });
 
+test('with --auth, a browser that logged in lists and downloads (EventSource sends the credentials)', async () => {
+  const signedIn = await launch({ httpCredentials: { username: 'ann', password: 'secret' } });
+  try {
+    const { page, problems } = await openPage(signedIn.context, srv.url);
+    const files = await page.$$eval('button[data-file]', (bs) => bs.map((b) => /** @type {HTMLElement} */ (b).dataset.file));
+    assert.ok(files.includes('private.bin') && files.includes('shared.bin'), `${files}`);
+    await page.click('button[data-file="shared.bin"]');
+    await waitData(page, 'state', 'v === "done"', 60000);
+    assert.equal(await page.textContent('#sha256'), sha);
+    assert.deepEqual(problems, []);
+  } finally {
+    await signedIn.close();
+  }
+});
+
 test('an expired link is reported as expired', async () => {
   // Signed for one second, then used after it has passed.
   const url = link('shared.bin', '1s');
