@@ -121,7 +121,12 @@ async fn wait_for_signal() {
 /// slot. A live client that merely reads slowly still acks, and stays.
 fn reap_half_open(conn: &dyn std::any::Any) {
     use std::os::fd::AsRawFd;
-    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
+    use actix_web::rt::net::TcpStream;
+    // Under TLS the connection is the TLS stream around the socket.
+    let tcp = conn.downcast_ref::<TcpStream>().or_else(|| {
+        conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>().map(|tls| tls.get_ref().0)
+    });
+    let Some(tcp) = tcp else { return };
     let fd = tcp.as_raw_fd();
     let set = |level, name, value: libc::c_int| {
         // SAFETY: setsockopt reads `value` for its size; fd is a live socket.
