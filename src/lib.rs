@@ -120,8 +120,8 @@ async fn wait_for_signal() {
 /// FIN (a laptop closed mid-download) is dropped instead of holding a stream
 /// slot. A live client that merely reads slowly still acks, and stays.
 fn reap_half_open(conn: &dyn std::any::Any) {
-    use std::os::fd::AsRawFd;
     use actix_web::rt::net::TcpStream;
+    use std::os::fd::AsRawFd;
     // Under TLS the connection is the TLS stream around the socket.
     let tcp = conn.downcast_ref::<TcpStream>().or_else(|| {
         conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>().map(|tls| tls.get_ref().0)

@@ -100,6 +100,25 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The server's suites with AES-128-GCM first (clients usually ask for
+/// AES-256 first). Both are safe here; AES-128 runs 10 rounds instead of 14,
+/// and encryption is most of what TLS adds to a stream's CPU cost: on a
+/// machine whose AES-GCM runs near 1 GB/s it is a third of the server's
+/// work per byte.
+fn aes128_first(provider: &CryptoProvider) -> CryptoProvider {
+    use rustls::CipherSuite as C;
+    let mut p = provider.clone();
+    p.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            C::TLS13_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    p
+}
+
 /// Loads (or makes) the certificate and key and checks them.
 pub fn load(source: &TlsSource) -> Result<Tls, TlsError> {
     match source {
@@ -126,10 +145,11 @@ fn from_files(cert_path: &Path, key_path: &Path, generated: bool, hosts: Vec<Str
         Err(e) => return Err(TlsError::BadCertificate(cert_path.to_owned(), e.to_string())),
     }
     let fingerprint = fingerprint(&chain[0]);
-    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(aes128_first(&provider)))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
+    server_config.ignore_client_order = true;
     Ok(Tls { server_config: Arc::new(server_config), fingerprint, cert_path: cert_path.to_owned(), generated, hosts })
 }
 

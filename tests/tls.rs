@@ -383,3 +383,22 @@ fn get_trusts_the_system_store() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(root.path().join("story.txt")).unwrap());
 }
+
+#[test]
+fn the_server_picks_aes_128_gcm_whatever_the_client_prefers() {
+    let root = fixture_root();
+    let certs = tempfile::tempdir().unwrap();
+    let (server, cert) = tls_server(root.path(), certs.path(), &[]);
+    // OpenSSL (curl) lists AES-256-GCM first in both versions.
+    for version in [&["--tlsv1.3"][..], &["--tlsv1.2", "--tls-max", "1.2"][..]] {
+        let mut args = vec!["-v", "-o", "/dev/null"];
+        args.extend_from_slice(version);
+        let url = server.url("/healthz");
+        args.push(&url);
+        let (out, code, _) = curl(&cert, &args);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code, "200", "{log}");
+        let line = log.lines().find(|l| l.contains("SSL connection using")).unwrap_or_default();
+        assert!(line.contains("AES_128_GCM") || line.contains("AES128-GCM"), "{version:?}: {line}");
+    }
+}
