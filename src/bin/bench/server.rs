@@ -48,7 +48,7 @@ impl Server {
         while stdout.read_line(&mut line)? > 0 && !line.contains(" at ") {
             line.clear();
         }
-        // `... at <url> (<protocols>)`
+        // `chunkcast serving <root> (<protocols>) at <url>`
         let url = line.split_once(" at ").and_then(|(_, rest)| rest.split_whitespace().next());
         let Some(url) = url.map(|u| u.trim_end_matches('/').to_owned()) else {
             let _ = child.kill();
