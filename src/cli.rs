@@ -85,7 +85,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate for these names, made once
     /// into the config dir and reused [default: localhost, this host's name
-    /// and the bind address]
+    /// and the bind address (every interface's, bound to 0.0.0.0 or ::)]
     #[arg(long, value_name = "HOST", num_args = 0.., conflicts_with = "tls_cert")]
     pub tls_self_signed: Option<Vec<String>>,
     /// Let pages on this origin (e.g. https://app.example) use the server

@@ -52,7 +52,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("chunkcast: SHA-256 fingerprint {}", tls.fingerprint);
     }
     let (scheme, protocols) = if config.tls.is_some() { ("https", "HTTP/2, HTTP/1.1") } else { ("http", "HTTP/1.1") };
-    println!("chunkcast serving {} at {scheme}://{}/ ({protocols})", config.root.display(), openable(addr));
+    // The URL stays the line's last word: scripts and tests take it from there.
+    println!("chunkcast serving {} ({protocols}) at {scheme}://{}/", config.root.display(), openable(addr));
     for other in &listeners[1..] {
         println!("chunkcast also listening on {}", other.local_addr()?);
     }

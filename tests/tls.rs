@@ -383,3 +383,51 @@ fn get_trusts_the_system_store() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(root.path().join("story.txt")).unwrap());
 }
+
+#[test]
+fn the_server_picks_aes_128_gcm_whatever_the_client_prefers() {
+    let root = fixture_root();
+    let certs = tempfile::tempdir().unwrap();
+    let (server, cert) = tls_server(root.path(), certs.path(), &[]);
+    // OpenSSL (curl) lists AES-256-GCM first in both versions.
+    for version in [&["--tlsv1.3"][..], &["--tlsv1.2", "--tls-max", "1.2"][..]] {
+        let mut args = vec!["-v", "-o", "/dev/null"];
+        args.extend_from_slice(version);
+        let url = server.url("/healthz");
+        args.push(&url);
+        let (out, code, _) = curl(&cert, &args);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code, "200", "{log}");
+        let line = log.lines().find(|l| l.contains("SSL connection using")).unwrap_or_default();
+        assert!(line.contains("AES_128_GCM") || line.contains("AES128-GCM"), "{version:?}: {line}");
+    }
+}
+
+#[test]
+fn rsa_and_ec_keys_in_their_traditional_pem_forms_are_served() {
+    // openssl writes the "BEGIN RSA PRIVATE KEY" (PKCS#1) and "BEGIN EC
+    // PRIVATE KEY" (SEC1) forms many existing certificates come with.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ec.key"]);
+    let san = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+    for kind in ["rsa", "ec"] {
+        let (key, cert) = (format!("{kind}.key"), format!("{kind}.pem"));
+        openssl(&["req", "-x509", "-key", &key, "-out", &cert, "-days", "2", "-subj", "/CN=localhost", "-addext", san]);
+        let pem = std::fs::read_to_string(d.join(&key)).unwrap();
+        let label = if kind == "rsa" { "BEGIN RSA PRIVATE KEY" } else { "BEGIN EC PRIVATE KEY" };
+        assert!(pem.contains(label), "{kind}: {pem}");
+        let root = fixture_root();
+        let server = TestServer::start(
+            root.path(),
+            &["--tls-cert", d.join(&cert).to_str().unwrap(), "--tls-key", d.join(&key).to_str().unwrap()],
+        );
+        let (out, code, version) = curl(&d.join(&cert), &["--http2", "-o", "/dev/null", &server.url("/healthz")]);
+        assert_eq!((code.as_str(), version.as_str()), ("200", "2"), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -67,12 +67,7 @@ async function loadFiles(dir = currentDir) {
   const body = /** @type {HTMLTableSectionElement} */ ($('files').querySelector('tbody'));
   if (link) return showLinkedFile(body, link.file);
   try {
-    // listFiles fetches `api/files`; the folder goes in its query.
-    const files = await listFiles(undefined, (url, init) => {
-      const u = new URL(String(url));
-      if (dir) u.searchParams.set('dir', dir);
-      return fetch(u, init);
-    });
+    const files = await listFiles(undefined, undefined, dir);
     currentDir = dir;
     drawCrumbs(dir);
     body.replaceChildren();

@@ -198,7 +198,8 @@ export declare function findStored(name: string): Promise<{ store: string; versi
 export declare function clearStored(name: string): Promise<void>;
 
 /** The files the server offers. */
-export declare function listFiles(base?: string, f?: typeof fetch): Promise<{ name: string; size: number; modified: string }[]>;
+/** One folder of the served tree (`dir` as listed; the top without it). */
+export declare function listFiles(base?: string, f?: typeof fetch, dir?: string): Promise<{ name: string; size: number; modified: string; type: 'file' | 'dir' }[]>;
 export declare function checkManifest(m: Manifest, name: string): Promise<Uint8Array>;
 export declare function span(m: Pick<Manifest, 'kind' | 'size' | 'chunks' | 'chunk_size'> & { offsets?: number[] | null }, i: number): { off: number; len: number };
 export declare function formatNeed(list: [number, number][], maxLength?: number): { need: string; covered: number };

@@ -51,10 +51,12 @@ pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.rsplit(" at ").next().unwrap().trim().trim_start_matches("http://").trim_end_matches('/');
-    let mut addr: SocketAddr = url.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    if addr.ip().is_unspecified() {
-        addr.set_ip([127, 0, 0, 1].into());
-    }
+    // Bound to every interface, the line names the host (`http://vm:PORT/`):
+    // this machine, reached here through loopback.
+    let addr: SocketAddr = url.parse().unwrap_or_else(|_| {
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok());
+        SocketAddr::from(([127, 0, 0, 1], port.unwrap_or_else(|| panic!("no port in {line:?}"))))
+    });
     Spawned { child, addr, stderr }
 }
 

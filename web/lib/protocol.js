@@ -137,15 +137,18 @@ export async function errorText(res) {
 }
 
 /**
- * The files the server offers.
- * @param {string} [base] @param {typeof fetch} [f]
- * @returns {Promise<{name: string, size: number, modified: string}[]>}
+ * One folder of what the server offers (`dir`: a folder's name as listed;
+ * the top without it). Names are relative to the served root.
+ * @param {string} [base] @param {typeof fetch} [f] @param {string} [dir]
+ * @returns {Promise<{name: string, size: number, modified: string, type: 'file'|'dir'}[]>}
  */
-export async function listFiles(base, f = globalThis.fetch.bind(globalThis)) {
+export async function listFiles(base, f = globalThis.fetch.bind(globalThis), dir = '') {
   const loc = typeof location !== 'undefined' ? location.href : undefined;
+  const url = new URL('api/files', new URL(base ?? loc ?? '', loc));
+  if (dir) url.searchParams.set('dir', dir);
   let res;
   try {
-    res = await f(new URL('api/files', new URL(base ?? loc ?? '', loc)).href, { cache: 'no-store' });
+    res = await f(url.href, { cache: 'no-store' });
   } catch (e) {
     throw new ChunkcastError('server_down', 'cannot reach the server', { cause: e });
   }

@@ -48,7 +48,9 @@ impl Server {
         while stdout.read_line(&mut line)? > 0 && !line.contains(" at ") {
             line.clear();
         }
-        let Some(url) = line.trim().rsplit_once(" at ").map(|(_, u)| u.trim_end_matches('/').to_owned()) else {
+        // `chunkcast serving <root> (<protocols>) at <url>`
+        let url = line.split_once(" at ").and_then(|(_, rest)| rest.split_whitespace().next());
+        let Some(url) = url.map(|u| u.trim_end_matches('/').to_owned()) else {
             let _ = child.kill();
             let _ = child.wait();
             let log = std::fs::read_to_string(log).unwrap_or_default();
