@@ -358,7 +358,15 @@ fn self_signed_is_made_once_reused_and_remade_for_other_hosts() {
     let root = fixture_root();
     let server = TestServer::start(
         root.path(),
-        &["--tls-cert", dir.join("cert.pem").to_str().unwrap(), "--tls-key", dir.join("key.pem").to_str().unwrap()],
+        &[
+            "--tls-cert",
+            dir.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            dir.join("key.pem").to_str().unwrap(),
+            // Reached by that name on a loopback bind: the name must be allowed.
+            "--allowed-host",
+            "nas.lan",
+        ],
     );
     let port = server.addr.port();
     let resolve = format!("nas.lan:{port}:127.0.0.1");
