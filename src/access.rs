@@ -212,7 +212,8 @@ pub fn unix_now() -> u64 {
 enum Target {
     /// The page's code and styles, and `/healthz`: never protected.
     Public,
-    /// The page's entry: protected, but opened by a link.
+    /// The page's entry: protected (it is where a browser asks for the
+    /// password), but opened by anything that looks like a link.
     Page,
     /// One served file, by name (manifest, stream, range, raw bytes).
     File(String),
@@ -271,9 +272,10 @@ fn check(access: &Access, req: &ServiceRequest) -> Result<(), ApiError> {
     if let (Some(key), Some(signature)) = (&access.links, query.get(LINK_SIGNATURE)) {
         let name = match &target {
             Target::File(name) => name,
-            // The page opened from a link names the link's file.
-            Target::Page => query.get("file").ok_or(ApiError::LinkInvalid)?,
-            Target::Public => return Ok(()),
+            // The page opened from a link is only code, the same for all: it
+            // loads even for a stale link, and tells its holder what is wrong
+            // when the link's first request (the manifest) is refused.
+            Target::Page | Target::Public => return Ok(()),
             Target::Data => return Err(ApiError::LinkInvalid),
         };
         let expires = query.get(LINK_EXPIRES).map_or("", String::as_str);

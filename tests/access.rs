@@ -138,7 +138,6 @@ fn a_signed_link_opens_its_file_and_nothing_else() {
     server.get(&format!("/files/story.txt?{link}")).assert_error(403, "link_invalid");
     server.get(&format!("/events/chunk/0/1?file=story.txt&{link}")).assert_error(403, "link_invalid");
     server.get(&format!("/api/files?{link}")).assert_error(403, "link_invalid");
-    server.get(&format!("/?{link}")).assert_error(403, "link_invalid");
     // Without the link the server still wants credentials.
     server.get(&format!("/api/manifest?file={}", q(name))).assert_error(401, "unauthorized");
 }
