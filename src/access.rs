@@ -244,8 +244,8 @@ pub async fn guard<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let verdict = match req.app_data::<web::Data<Access>>() {
-        Some(access) => check(access, &req),
+    let verdict = match req.app_data::<web::Data<crate::routes::AppState>>() {
+        Some(state) => check(&state.config.access, &req),
         None => Ok(()),
     };
     match verdict {

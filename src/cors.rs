@@ -76,12 +76,13 @@ impl CorsPolicy {
 }
 
 /// The middleware (`middleware::from_fn(cors::middleware)`); the policy is
-/// app data.
+/// the checked config's, in the app state.
 pub async fn middleware<B: MessageBody>(
-    policy: web::Data<CorsPolicy>,
+    state: web::Data<crate::routes::AppState>,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let policy = &state.config.cors;
     if !policy.enabled() {
         return Ok(next.call(req).await?.map_into_left_body());
     }

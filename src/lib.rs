@@ -76,16 +76,12 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
 /// more than one address).
 pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
-    let access = web::Data::new(config.access.clone());
     let tls = config.tls.as_ref().map(|t| (*t.server_config).clone());
-    let cors = web::Data::new(config.cors.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = web::Data::new(routes::AppState::new(config, shutdown_rx)?);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(access.clone())
-            .app_data(cors.clone())
             // The last `wrap` runs first. From the outside in: the Host check
             // (a rebinding page gets nothing, not even CORS headers); CORS,
             // so preflights (which carry no credentials) are answered and
