@@ -167,6 +167,7 @@ class Card {
     this.retryAt = state === 'reconnecting' || state === 'stalled' ? retryDeadline(message) : null;
     this.say(stateText(state, message, this.retryAt));
     this.setButtons();
+    this.text.hold(state === 'paused');
     if (state === 'opening' && d.manifest) {
       this.map.reset(d.manifest.chunks);
       const text = d.manifest.kind === 'text';
@@ -232,7 +233,6 @@ class Card {
 
   /** @param {Blob} blob @param {string} sha */
   async finished(blob, sha) {
-    remember(this.name, null);
     this.map.draw();
     this.q('.sha256').textContent = sha;
     this.q('.sha-check').textContent = '';
@@ -329,6 +329,7 @@ class Card {
   }
 
   async release() {
+    remember(this.name, null);
     await this.d?.close();
     await clearStored(this.name).catch(() => {});
     this.released = true;

@@ -29,8 +29,12 @@ export async function offerResume(o) {
     li.dataset.name = s.name;
     li.dataset.chunks = String(s.chunks);
     const text = document.createElement('span');
-    text.textContent = `“${s.name}”: ${plural(s.chunks, 'chunk')} on disk`
-      + (pct ? ` (about ${pct.toFixed(0)}% of ${formatBytes(s.size)})` : s.size ? ` of ${formatBytes(s.size)}` : '') + '. ';
+    const complete = chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
+    li.dataset.complete = String(complete);
+    text.textContent = complete
+      ? `“${s.name}”: complete (${formatBytes(s.size)}), not saved yet: resuming checks it and offers Save. `
+      : `“${s.name}”: ${plural(s.chunks, 'chunk')} on disk`
+        + (pct ? ` (about ${pct.toFixed(0)}% of ${formatBytes(s.size)})` : s.size ? ` of ${formatBytes(s.size)}` : '') + '. ';
     const yes = document.createElement('button');
     yes.type = 'button';
     yes.textContent = 'Resume';

@@ -27,6 +27,7 @@ export class TextView {
     this.chunk = 4096;
     this.last = 0;
     this.frame = 0;
+    this.held = false;
     /**
      * Whether the box keeps the end in view. Typing starts at the top and
      * follows the cursor; without a pace a whole block appears at once and
@@ -45,6 +46,16 @@ export class TextView {
     if (!this.rate && rate && !this.node.length) this.follow = true;
     this.rate = rate > 0 ? rate : 0;
     this._schedule();
+  }
+
+  /**
+   * Holds the typing (the download is paused: the text pauses with it) or
+   * lets it go on.
+   * @param {boolean} on
+   */
+  hold(on) {
+    this.held = on;
+    if (on) { cancelAnimationFrame(this.frame); this.frame = 0; } else this._schedule();
   }
 
   /** Verified text, in order. @param {string} text */
@@ -66,7 +77,7 @@ export class TextView {
   }
 
   _schedule() {
-    if (!this.frame && this.pendingChars) {
+    if (!this.frame && this.pendingChars && !this.held) {
       this.last = performance.now();
       this.frame = requestAnimationFrame((t) => this._tick(t));
     }
