@@ -48,7 +48,7 @@ test('folders open in place and a deep file downloads', async () => {
   assert.match(await page.textContent('#crumbs'), /All files \/ docs \/ sub/);
 
   await page.click(`button[data-file="${deep}"]`);
-  await page.waitForFunction(() => document.querySelector('#download')?.dataset.state === 'done', null, { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('.download')?.dataset.state === 'done', null, { timeout: 30000 });
 
   // The breadcrumb leads back to the top.
   await page.click('button[data-crumb=""]');

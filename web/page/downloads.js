@@ -110,8 +110,9 @@ class Card {
     this.map = new ChunkMap(/** @type {HTMLCanvasElement} */ (q('.map-canvas')), q('.counts'));
     this.text = new TextView(q('.text'));
     this.rateSel = /** @type {HTMLSelectElement} */ (q('select.rate'));
-    this.rateSel.value = String(defaultRate());
-    if (this.rateSel.selectedIndex < 0) this.rateSel.value = '0';
+    const rate = defaultRate();
+    this.rateSel.value = String(rate);
+    if (this.rateSel.selectedIndex < 0) this.rateSel.add(new Option(`${formatBytes(rate)}/s`, String(rate), true, true));
     this.rateSel.onchange = () => {
       const rate = Number(this.rateSel.value) || 0;
       localStorage.setItem(RATE_KEY, String(rate));
