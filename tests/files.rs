@@ -106,5 +106,8 @@ fn download_1_asks_for_an_attachment_named_in_rfc_6266_form() {
     // A range of an attachment is still a range.
     let part = server.get_with("/files/all-bytes.bin?download=1", &[("Range", "bytes=0-9")]);
     assert_eq!(part.status, 206);
-    assert_eq!(part.header("content-disposition"), Some("attachment; filename=\"all-bytes.bin\"; filename*=UTF-8''all-bytes.bin"));
+    assert_eq!(
+        part.header("content-disposition"),
+        Some("attachment; filename=\"all-bytes.bin\"; filename*=UTF-8''all-bytes.bin")
+    );
 }
