@@ -59,6 +59,10 @@ test('a link opens one file, and its download survives a cut with the link on ev
   const { page, problems } = await openPage(browser.context, link('shared.bin', '1h') + '&demo');
   const files = await page.$$eval('button[data-file]', (bs) => bs.map((b) => /** @type {HTMLElement} */ (b).dataset.file));
   assert.deepEqual(files, ['shared.bin'], 'the page shows the linked file only');
+  // Its copy-link button gives the signed /files address: it works for someone without the page.
+  const copyLink = await page.getAttribute('button[data-copy="shared.bin"]', 'data-link');
+  assert.match(copyLink, /\/files\/shared\.bin\?exp=\d+&sig=/);
+  assert.equal(sha256hex(Buffer.from(await (await fetch(copyLink)).arrayBuffer())), sha);
   await setPace(page, 8388608); // 8 MiB/s: slow enough to cut mid-way
   await page.click('button[data-file="shared.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 30');
