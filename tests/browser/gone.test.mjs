@@ -20,7 +20,7 @@ let browser;
 
 before(async () => {
   mkdirSync(OUT, { recursive: true });
-  root = makeRoot({ 'going.bin': pseudoRandom(SIZE, 7), 'changing.bin': pseudoRandom(SIZE, 8), 'going.txt': 'gone soon. '.repeat(40000) });
+  root = makeRoot({ 'going.bin': pseudoRandom(SIZE, 7), 'changing.bin': pseudoRandom(SIZE, 8), 'going.txt': 'gone soon. '.repeat(200000) });
   srv = await startServer({ root, chunkSize: '16K', args: ['--retry-ms', '200'] });
   browser = await launch();
 });
@@ -53,7 +53,9 @@ for (const name of ['going.bin', 'going.txt']) {
       throw new Error(`${e.message}: ${JSON.stringify(await page.$eval('.download', (el) => ({ ...el.dataset })))} ${await page.textContent('.download')}`);
     });
     unlinkSync(path.join(root, name));
-    await waitData(page, 'state', 'v === "gone"', 30000, name);
+    await waitData(page, 'state', 'v === "gone"', 30000, name).catch(async (e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(await page.evaluate(() => /** @type {any} */ (window).shown))}`);
+    });
     await page.screenshot({ path: path.join(OUT, `gone-${name}.png`), fullPage: true });
     const alert = await page.textContent(inCard('.dl-alert-text', name));
     assert.match(alert, new RegExp(`“${name.replace('.', '\\.')}” is no longer on the server`));

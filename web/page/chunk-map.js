@@ -72,7 +72,8 @@ export class ChunkMap {
     const mark = style.getPropertyValue('--mark').trim() || '#fff';
     // Square-ish cells filling the width; the canvas grows to fit the rows.
     const width = canvas.width;
-    const cell = Math.min(24, Math.max(1, Math.floor(Math.sqrt((width * 160) / n))));
+    // Small enough that a card stays compact with several downloads listed.
+    const cell = Math.min(16, Math.max(1, Math.floor(Math.sqrt((width * 48) / n))));
     const cols = Math.max(1, Math.floor(width / cell));
     const rows = Math.ceil(n / cols);
     if (canvas.height !== rows * cell) { canvas.height = rows * cell; this.redrawAll = true; }

@@ -169,6 +169,8 @@ class Card {
     this.say(stateText(state, message, this.retryAt));
     this.setButtons();
     this.text.hold(state === 'paused');
+    // Out of the live states, the last speed and ETA no longer hold.
+    if (!LIVE.has(state) && d.manifest) this.showProgress(d.progress());
     if (state === 'opening' && d.manifest) {
       this.map.reset(d.manifest.chunks);
       const text = d.manifest.kind === 'text';
@@ -253,13 +255,24 @@ class Card {
     }
   }
 
+  /**
+   * What was received no longer counts (the file changed or is gone): the
+   * numbers say where it stopped, the bar and map start from zero.
+   */
+  discarded() {
+    const p = this.d?.progress();
+    this.map.clear();
+    this.text.stop();
+    /** @type {HTMLProgressElement} */ (this.q('.bar')).value = 0;
+    if (p) this.q('.dl-stats').textContent = `Stopped at ${formatPercent(p.percent)} (${p.chunksVerified}/${plural(p.chunks, 'chunk')}); what was received was discarded.`;
+  }
+
   /** @param {import('../chunkcast.js').ChunkcastError} e */
   onError(e) {
     const name = this.name;
     if (e.code === 'closed') return;
     if (e.code === 'changed') {
-      this.map.clear();
-      this.text.stop();
+      this.discarded();
       this.alert(`“${name}” changed on the server while it was downloading. The chunks received so far were discarded.`,
         { label: 'Download the new version', run: () => this.list.start(name) });
     } else if (e.code === 'not_found') {
@@ -267,8 +280,7 @@ class Card {
       // verified belongs to a file that no longer exists, so it is dropped.
       this.state = 'gone';
       this.el.dataset.state = 'gone';
-      this.map.clear();
-      this.text.stop();
+      this.discarded();
       remember(name, null);
       clearStored(name).catch(() => {}).then(() => this.list.o.onStorageChange());
       this.say('Gone from the server.');
