@@ -10,6 +10,7 @@
 // and `sig` with every request the download makes.
 
 import { hasWebCrypto } from './chunkcast.js';
+import { fileHandleSupported } from './lib/store/file-handle.js';
 import { DownloadList } from './page/downloads.js';
 import { FileBrowser } from './page/files.js';
 import { offerResume, showStorage } from './page/offers.js';
@@ -50,6 +51,7 @@ const files = new FileBrowser({
   filter: /** @type {HTMLInputElement} */ ($('filter')),
   link,
   onDownload: (name) => { $('alert').hidden = true; downloads.start(name); },
+  onSaveTo: fileHandleSupported() ? saveTo : null,
   onError: (text, retry) => alertUser(text, { label: 'Try again', run: retry }),
   onCopied: status,
 });
@@ -65,6 +67,22 @@ const downloads = new DownloadList({
   onStorageChange: storage,
   refreshFiles: () => files.load(),
 });
+/**
+ * Asks where to save `name`, then downloads straight into that file.
+ * @param {string} name
+ */
+async function saveTo(name) {
+  let handle;
+  try {
+    handle = await /** @type {any} */ (window).showSaveFilePicker({ suggestedName: name.slice(name.lastIndexOf('/') + 1) });
+  } catch (e) {
+    if (/** @type {Error} */ (e).name !== 'AbortError') alertUser(`The browser could not open a file to save into: ${/** @type {Error} */ (e).message}`);
+    return;
+  }
+  $('alert').hidden = true;
+  downloads.start(name, handle);
+}
+
 window.addEventListener('offline', () => status('The browser went offline.'));
 window.addEventListener('online', () => status('Back online.'));
 
@@ -77,6 +95,6 @@ files.load();
 offerResume({
   section: $('resume-offer'), list: $('resume-text'),
   all: /** @type {HTMLButtonElement} */ ($('resume-offer-yes')), none: /** @type {HTMLButtonElement} */ ($('resume-offer-no')),
-  resume: (name) => downloads.start(name), told: status, changed: storage,
+  resume: (name, handle) => downloads.start(name, handle), told: status, changed: storage,
 }).catch(() => { /* nothing stored, or no storage here */ });
 storage();

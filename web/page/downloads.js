@@ -8,6 +8,7 @@
  */
 
 import { clearStored, Download, formatBytes, sha256, toHex } from '../chunkcast.js';
+import { FileHandleStore } from '../lib/store/file-handle.js';
 import { ChunkMap } from './chunk-map.js';
 import { formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
 import { TextView } from './text-view.js';
@@ -67,10 +68,11 @@ export class DownloadList {
 
   /**
    * Starts (or shows) the download of `name`. A file already downloading is
-   * not started twice: its card is brought into view.
-   * @param {string} name
+   * not started twice: its card is brought into view. With `handle`, the
+   * verified chunks are written straight into that file (see file-handle.js).
+   * @param {string} name @param {FileSystemFileHandle} [handle]
    */
-  async start(name) {
+  async start(name, handle) {
     const had = this.cards.get(name);
     if (had && (LIVE.has(had.state) || had.state === 'paused' || had.state === 'starting')) {
       had.reveal();
@@ -78,7 +80,7 @@ export class DownloadList {
     }
     // The old card lets go of its storage before the new one opens it.
     if (had) await had.remove(false);
-    const card = new Card(this, name);
+    const card = new Card(this, name, handle);
     this.cards.set(name, card);
     this.o.list.prepend(card.el);
     this.o.section.hidden = false;
@@ -89,10 +91,12 @@ export class DownloadList {
 }
 
 class Card {
-  /** @param {DownloadList} list @param {string} name */
-  constructor(list, name) {
+  /** @param {DownloadList} list @param {string} name @param {FileSystemFileHandle} [handle] */
+  constructor(list, name, handle) {
     this.list = list;
     this.name = name;
+    /** @type {FileHandleStore|null} the picked file the chunks are written into, if any */
+    this.picked = handle ? new FileHandleStore(name, handle) : null;
     this.state = 'starting';
     /** @type {number|null} */
     this.retryAt = null;
@@ -104,6 +108,8 @@ class Card {
     const q = (/** @type {string} */ s) => /** @type {HTMLElement} */ (el.querySelector(s));
     this.q = q;
     q('.dl-name').textContent = name;
+    if (this.picked) q('.dl-target').textContent = `Writing into “${this.picked.handle.name}” as verified chunks arrive: no second copy is kept in this browser.`;
+    q('.dl-target').hidden = !this.picked;
     const id = `dl-${Math.random().toString(36).slice(2)}`;
     q('.dl-name').id = id;
     el.setAttribute('aria-labelledby', id);
@@ -145,7 +151,7 @@ class Card {
     const o = this.list.o;
     const rate = Number(this.rateSel.value) || 0;
     const d = new Download(name, {
-      store: o.storeKind,
+      store: this.picked ?? o.storeKind,
       rate,
       params: o.link?.file === name ? o.link.params : undefined,
       onstate: (state, message) => this.onState(state, message),
@@ -229,13 +235,17 @@ class Card {
     this.rateSel.disabled = ended;
     // Save only while there is a verified copy to save.
     this.q('.done').hidden = s !== 'done';
-    this.q('.save').hidden = s !== 'done' || this.released;
+    this.q('.save').hidden = s !== 'done' || this.released || !!this.picked;
     this.q('.forget').hidden = !ended;
-    this.q('.forget').textContent = s === 'done' && !this.released && this.d?.store?.persistent ? 'Remove the stored copy' : 'Remove from the list';
+    this.q('.forget').textContent = s === 'done' && !this.released && !this.picked && this.d?.store?.persistent ? 'Remove the stored copy' : 'Remove from the list';
   }
 
   /** @param {Blob} blob @param {string} sha */
   async finished(blob, sha) {
+    if (this.picked) {
+      remember(this.name, null);
+      this.say(`Done: verified, and saved in “${this.picked.handle.name}”.`);
+    }
     this.map.draw();
     this.q('.sha256').textContent = sha;
     this.q('.sha-check').textContent = '';
@@ -282,7 +292,7 @@ class Card {
       this.el.dataset.state = 'gone';
       this.discarded();
       remember(name, null);
-      clearStored(name).catch(() => {}).then(() => this.list.o.onStorageChange());
+      this.dropStored().then(() => this.list.o.onStorageChange());
       this.say('Gone from the server.');
       this.alert(`“${name}” is no longer on the server: it was deleted or moved. The partial download was removed.`,
         { label: 'Refresh the file list', run: () => this.list.o.refreshFiles() });
@@ -317,7 +327,7 @@ class Card {
     if (!this.d) return;
     await this.d.close();
     remember(this.name, null);
-    await clearStored(this.name).catch(() => {});
+    await this.dropStored();
     this.state = 'cancelled';
     this.el.dataset.state = 'cancelled';
     this.text.stop();
@@ -325,6 +335,12 @@ class Card {
     this.list.o.announce(`${this.name}: cancelled`);
     this.setButtons();
     this.list.o.onStorageChange();
+  }
+
+  /** Removes the partial download: from the browser's storage, or the picked file. */
+  async dropStored() {
+    if (this.picked) await this.picked.drop();
+    else await clearStored(this.name).catch(() => {});
   }
 
   /**
@@ -363,7 +379,7 @@ class Card {
     await this.d?.close();
     if (dropStored) {
       remember(this.name, null);
-      await clearStored(this.name).catch(() => {});
+      if (this.state !== 'done' || !this.picked) await this.dropStored();
       this.list.o.onStorageChange();
     }
     if (!this.list.cards.size) this.list.o.section.hidden = true;

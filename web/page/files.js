@@ -43,7 +43,7 @@ export class FileBrowser {
   /**
    * @param {{table: HTMLTableElement, crumbs: HTMLElement, filter: HTMLInputElement,
    *   link: {file: string, params: Record<string, string>}|null,
-   *   onDownload: (name: string) => void, onError: (message: string, retry: () => void) => void,
+   *   onDownload: (name: string) => void, onSaveTo: ((name: string) => void)|null, onError: (message: string, retry: () => void) => void,
    *   onCopied: (message: string) => void}} o
    */
   constructor(o) {
@@ -132,10 +132,13 @@ export class FileBrowser {
       if (Number.isFinite(f.size)) size.title = `${f.size} bytes`;
       const link = this.o.link?.file === f.name ? this.o.link.params : undefined;
       const url = fileUrl(f.name, link);
-      act.append(
-        button('Download', `Download ${f.name}`, '', { file: f.name }, () => this.o.onDownload(f.name)),
-        button('Copy link', `Copy the link to ${f.name}`, 'secondary', { copy: f.name, link: url }, () => this.copy(url, f.name)),
-      );
+      act.append(button('Download', `Download ${f.name}`, '', { file: f.name }, () => this.o.onDownload(f.name)));
+      const saveTo = this.o.onSaveTo;
+      if (saveTo) {
+        // Written straight into a file the person picks: no second copy.
+        act.append(button('Save to…', `Download ${f.name} into a file you pick`, 'secondary', { saveTo: f.name }, () => saveTo(f.name)));
+      }
+      act.append(button('Copy link', `Copy the link to ${f.name}`, 'secondary', { copy: f.name, link: url }, () => this.copy(url, f.name)));
     }
     if (f.modified) {
       date.textContent = formatDate(f.modified);

@@ -6,6 +6,7 @@
  */
 
 import { clearStored, formatBytes } from '../chunkcast.js';
+import { allowWriting, findHandle, forgetHandle, listHandles } from '../lib/store/file-handle.js';
 import { listStored, storageEstimate } from '../lib/store/list.js';
 import { knownDownloads } from './downloads.js';
 import { plural } from './format.js';
@@ -13,12 +14,33 @@ import { plural } from './format.js';
 /**
  * Fills `#resume-offer` with one line per stored download.
  * @param {{section: HTMLElement, list: HTMLElement, all: HTMLButtonElement, none: HTMLButtonElement,
- *   resume: (name: string) => void, told: (text: string) => void, changed: () => void}} o
+ *   resume: (name: string, handle?: FileSystemFileHandle) => void, told: (text: string) => void, changed: () => void}} o
  */
 export async function offerResume(o) {
-  const stored = await listStored();
   const known = knownDownloads();
+  /** @type {{name: string, chunks: number, size: number, into?: string}[]} */
+  const stored = await listStored();
+  // Downloads into a picked file: the file holds the chunks, IndexedDB the handle.
+  for (const h of await listHandles()) {
+    if (!stored.some((s) => s.name === h.name)) stored.push({ name: h.name, chunks: h.written.length, size: h.size, into: h.handle.name });
+  }
   o.list.replaceChildren();
+  /**
+   * Resumes one: into its picked file once writing is allowed again (the
+   * browser asks; the click on Resume lets it), else from storage.
+   * @param {string} name
+   */
+  const resumeOne = async (name) => {
+    const h = await findHandle(name);
+    if (!h) return o.resume(name);
+    if (await allowWriting(h.handle).catch(() => false)) return o.resume(name, h.handle);
+    o.told(`Writing into “${h.handle.name}” was not allowed, so ${name} was not resumed.`);
+  };
+  /** @param {string} name */
+  const discard = async (name) => {
+    await clearStored(name).catch(() => {});
+    await forgetHandle(name);
+  };
   let total = 0;
   const left = new Set(stored.map((s) => s.name));
   const hideIfDone = () => { if (!left.size) o.section.hidden = true; };
@@ -29,18 +51,18 @@ export async function offerResume(o) {
     li.dataset.name = s.name;
     li.dataset.chunks = String(s.chunks);
     const text = document.createElement('span');
-    const complete = chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
+    const complete = !s.into && chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
     li.dataset.complete = String(complete);
     text.textContent = complete
       ? `“${s.name}”: complete (${formatBytes(s.size)}), not saved yet: resuming checks it and offers Save. `
-      : `“${s.name}”: ${plural(s.chunks, 'chunk')} on disk`
+      : `“${s.name}”: ${plural(s.chunks, 'chunk')} ${s.into ? `written into “${s.into}”` : 'on disk'}`
         + (pct ? ` (about ${pct.toFixed(0)}% of ${formatBytes(s.size)})` : s.size ? ` of ${formatBytes(s.size)}` : '') + '. ';
     const yes = document.createElement('button');
     yes.type = 'button';
     yes.textContent = 'Resume';
     yes.dataset.resume = s.name;
     yes.setAttribute('aria-label', `Resume ${s.name}`);
-    yes.onclick = () => { li.remove(); left.delete(s.name); hideIfDone(); o.resume(s.name); };
+    yes.onclick = () => { li.remove(); left.delete(s.name); hideIfDone(); resumeOne(s.name); };
     const no = document.createElement('button');
     no.type = 'button';
     no.className = 'secondary';
@@ -49,7 +71,7 @@ export async function offerResume(o) {
     no.setAttribute('aria-label', `Discard ${s.name}`);
     no.onclick = async () => {
       li.remove(); left.delete(s.name); hideIfDone();
-      await clearStored(s.name).catch(() => {});
+      await discard(s.name);
       o.told(`Discarded the unfinished download of ${s.name}.`);
       o.changed();
     };
@@ -63,13 +85,13 @@ export async function offerResume(o) {
   o.all.textContent = stored.length > 1 ? `Resume all ${stored.length}` : 'Resume download';
   o.all.onclick = () => {
     o.section.hidden = true;
-    for (const name of left) o.resume(name);
+    for (const name of left) resumeOne(name);
     left.clear();
   };
   o.none.textContent = stored.length > 1 ? 'Discard all' : 'Discard it';
   o.none.onclick = async () => {
     o.section.hidden = true;
-    for (const name of left) await clearStored(name).catch(() => {});
+    for (const name of left) await discard(name);
     o.told(`Discarded ${plural(left.size, 'unfinished download')}.`);
     left.clear();
     o.changed();
