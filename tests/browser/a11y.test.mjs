@@ -61,7 +61,7 @@ test('on a 390 px phone, Download far down the list brings the download into vie
   await page.waitForFunction(() => {
     const r = document.querySelector('.download[data-name="zz-last.bin"]')?.getBoundingClientRect();
     return !!r && r.top >= 0 && r.top < window.innerHeight - 100;
-  }, null, { timeout: 5000 });
+  }, null, { timeout: 15000 });
   await waitData(page, 'state', 'v === "done"', 30000);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);

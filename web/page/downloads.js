@@ -101,6 +101,7 @@ class Card {
     /** @type {number|null} */
     this.retryAt = null;
     this.released = false;
+    this.toldReconnecting = -Infinity;
     const el = /** @type {HTMLElement} */ (/** @type {DocumentFragment} */ (list.o.template.content.cloneNode(true)).firstElementChild);
     this.el = el;
     el.dataset.name = name;
@@ -188,8 +189,12 @@ class Card {
       remember(this.name, { chunkSize: d.manifest?.chunk_size ?? 0 });
       this.list.o.onStorageChange();
     }
-    if (ANNOUNCED.has(state) && state !== was && state !== 'error' && state !== 'changed') {
-      this.list.o.announce(`${this.name}: ${stateText(state, message, this.retryAt)}`);
+    // Failures are read out by the card's alert (role=alert). A connection
+    // that keeps failing is announced once a minute, not at every attempt.
+    const quiet = state === 'reconnecting' && performance.now() - this.toldReconnecting < 60_000;
+    if (ANNOUNCED.has(state) && state !== was && state !== 'error' && state !== 'changed' && !quiet) {
+      if (state === 'reconnecting') this.toldReconnecting = performance.now();
+      this.list.o.announce(`${this.name}: ${stateText(state, '', null)}`);
     }
   }
 

@@ -62,6 +62,9 @@ export function stateText(state, message, retryAt) {
     case 'paused': return 'Paused. Nothing is lost: Resume continues from the first missing chunk.';
     case 'offline': return 'You are offline. The download continues when the network is back.';
     case 'checking': return 'The connection stopped; asking the server why…';
+    // The reason is told once, in the card's alert, not here as well.
+    case 'error': return 'Stopped.';
+    case 'changed': return 'Changed on the server.';
     case 'stalled':
     case 'reconnecting': {
       if (retryAt === null) return 'Connection lost: reconnecting…';
