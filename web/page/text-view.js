@@ -20,8 +20,12 @@ export class TextView {
     /** @type {string[]} verified text not shown yet */
     this.pending = [];
     this.pendingChars = 0;
+    /** @type {number[]} characters per byte of each pending piece */
+    this.ratios = [];
+    /** characters of pending[0] already typed */
+    this.at = 0;
     this.rate = 0;
-    /** chars the pace allows but not yet typed (fractions carry over frames) */
+    /** bytes the pace allows but not yet typed (fractions carry over frames) */
     this.budget = 0;
     /** a chunk's size, to know when the typing has fallen behind */
     this.chunk = 4096;
@@ -62,6 +66,8 @@ export class TextView {
   push(text) {
     if (!text) return;
     this.pending.push(text);
+    // The pace is in bytes; a character is 1 to 4 of them (UTF-8).
+    this.ratios.push(text.length / new TextEncoder().encode(text).length);
     this.pendingChars += text.length;
     this._schedule();
   }
@@ -95,10 +101,11 @@ export class TextView {
       // At the pace; faster only when more than two chunks wait (the server
       // ran ahead, or the pace was lowered mid-way), so the text never lags
       // the download by much.
-      const behind = this.pendingChars / (2 * this.chunk);
+      const ratio = this.ratios[0] ?? 1;
+      const behind = this.pendingChars / ratio / (2 * this.chunk);
       this.budget += this.rate * dt * Math.max(1, behind);
-      take = Math.floor(this.budget);
-      this.budget -= take;
+      take = Math.floor(this.budget * ratio);
+      this.budget -= take / ratio;
     }
     if (take > 0) this._type(take);
     if (this.pendingChars) {
@@ -112,19 +119,24 @@ export class TextView {
   /** Moves `n` characters from pending to the screen. @param {number} n */
   _type(n) {
     let out = '';
+    // `at` is how far into the first pending piece the typing is: a piece
+    // (a whole chunk's text) is read in place, never copied per frame.
     while (n > 0 && this.pending.length) {
       const head = this.pending[0];
-      if (head.length <= n) {
-        out += head;
-        n -= head.length;
+      const left = head.length - this.at;
+      if (left <= n) {
+        out += head.slice(this.at);
+        n -= left;
         this.pending.shift();
+        this.ratios.shift();
+        this.at = 0;
       } else {
         // Never split a surrogate pair: it would show as two broken glyphs.
-        let cut = n;
+        let cut = this.at + n;
         const code = head.charCodeAt(cut - 1);
         if (code >= 0xd800 && code <= 0xdbff) cut++;
-        out += head.slice(0, cut);
-        this.pending[0] = head.slice(cut);
+        out += head.slice(this.at, cut);
+        this.at = cut;
         n = 0;
       }
     }
@@ -139,6 +151,8 @@ export class TextView {
     cancelAnimationFrame(this.frame);
     this.frame = 0;
     this.pending = [];
+    this.ratios = [];
     this.pendingChars = 0;
+    this.at = 0;
   }
 }
