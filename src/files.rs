@@ -3,6 +3,8 @@
 //! request whose validator no longer matches gets the whole current file with
 //! 200, never a 206 spliced from two versions. Every file is sent inert
 //! (`Content-Security-Policy: sandbox`, `nosniff`), so it cannot script the app.
+//! `?download=1` asks for `Content-Disposition: attachment` (a "save as"
+//! link), with the name in RFC 6266 form so non-ASCII names survive.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -22,7 +24,8 @@ pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     // A download holds a descriptor for as long as its client reads: it
     // counts against `--max-connections` like a stream.
     let slot = crate::routes::slot_for(&state, &req)?;
-    let file = state.catalog.resolve(&name(&req)?)?;
+    let asked = name(&req)?;
+    let file = state.catalog.resolve(&asked)?;
     // actix-files takes the open descriptor (a duplicate per response, as
     // `whole_file` may need a second one); the path only picks the
     // Content-Type.
@@ -40,6 +43,9 @@ pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         _ => res,
     };
     inert(&mut res);
+    if wants_attachment(&req) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, attachment(&asked));
+    }
     Ok(match slot {
         Some(slot) => res.map_body(|_, body| Holding { body, _slot: slot }).map_into_boxed_body(),
         None => res,
@@ -73,6 +79,36 @@ fn inert(res: &mut HttpResponse) {
     let h = res.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
     h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("sandbox"));
+}
+
+/// Whether the query asks for a download rather than a view: `download=1`
+/// (other parameters, such as a signed link's `exp` and `sig`, may come too).
+fn wants_attachment(req: &HttpRequest) -> bool {
+    req.query_string().split('&').any(|p| p == "download=1")
+}
+
+/// `attachment` with the base name of the name asked for (not the
+/// canonical path, which may be a link's target) twice (RFC 6266 §4.3): `filename*`
+/// in UTF-8, percent-encoded (RFC 8187), which every current browser reads,
+/// and before it a plain `filename` for older clients, where every byte that
+/// is not printable ASCII (or is a quote or backslash) becomes `_`.
+fn attachment(asked: &str) -> header::HeaderValue {
+    let name = asked.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("download");
+    let plain = |c: char| (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ';
+    let ascii: String = name.chars().map(|c| if plain(c) { c } else { '_' }).collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        // attr-char of RFC 8187: ALPHA / DIGIT / "!#$&+-.^_`|~"
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let value = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+    // Only printable ASCII went in, so this cannot fail; fall back to a bare
+    // `attachment` rather than panic in a request path.
+    header::HeaderValue::from_str(&value).unwrap_or_else(|_| header::HeaderValue::from_static("attachment"))
 }
 
 /// The file name in the request path, percent-decoded exactly once.

@@ -74,3 +74,40 @@ fn curl_continue_resumes_a_partial_download() {
     assert!(status.success());
     assert_eq!(std::fs::read(&out).unwrap(), original);
 }
+
+#[test]
+fn download_1_asks_for_an_attachment_named_in_rfc_6266_form() {
+    let root = fixture_root();
+    let server = TestServer::start(root.path(), &[]);
+    // Viewed by default: no Content-Disposition.
+    let plain = server.get(&format!("/files/{}", q("ünïcødé 名前.txt")));
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-disposition"), None);
+
+    let res = server.get(&format!("/files/{}?download=1", q("ünïcødé 名前.txt")));
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, std::fs::read(root.path().join("ünïcødé 名前.txt")).unwrap());
+    assert_eq!(
+        res.header("content-disposition"),
+        Some("attachment; filename=\"_n_c_d_ __.txt\"; filename*=UTF-8''%C3%BCn%C3%AFc%C3%B8d%C3%A9%20%E5%90%8D%E5%89%8D.txt")
+    );
+
+    // Quotes never break out of the plain form; only the base name is given.
+    let odd = server.get(&format!("/files/{}?download=1", q("name with spaces & 'quotes'.txt")));
+    assert_eq!(
+        odd.header("content-disposition"),
+        Some("attachment; filename=\"name with spaces & 'quotes'.txt\"; filename*=UTF-8''name%20with%20spaces%20&%20%27quotes%27.txt")
+    );
+    let nested = server.get("/files/nested/deeper/note.txt?download=1");
+    assert_eq!(
+        nested.header("content-disposition"),
+        Some("attachment; filename=\"note.txt\"; filename*=UTF-8''note.txt")
+    );
+    // A range of an attachment is still a range.
+    let part = server.get_with("/files/all-bytes.bin?download=1", &[("Range", "bytes=0-9")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-disposition"),
+        Some("attachment; filename=\"all-bytes.bin\"; filename*=UTF-8''all-bytes.bin")
+    );
+}

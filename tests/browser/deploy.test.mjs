@@ -179,7 +179,7 @@ test('an instance killed mid-download: the browser and chunkcast get both finish
   await page.goto(nginx.url);
   assert.equal(await page.evaluate(() => /** @type {any} */ (performance.getEntriesByType('navigation')[0]).nextHopProtocol), 'h2');
   await page.waitForSelector('button[data-file="big.bin"]');
-  await page.selectOption('#rate', String(RATE));
+  await page.evaluate((r) => localStorage.setItem('chunkcast.rate', String(r)), RATE); // the pace new downloads start at
   await page.click('button[data-file="big.bin"]');
 
   const out = path.join(dir, 'big.bin');
@@ -190,8 +190,8 @@ test('an instance killed mid-download: the browser and chunkcast get both finish
   get.stderr.on('data', (d) => { getErr += d; });
   const getDone = new Promise((resolve) => get.on('exit', resolve));
 
-  const percent = () => page.$eval('#download', (el) => Number(/** @type {HTMLElement} */ (el).dataset.percent));
-  await page.waitForFunction(() => Number(/** @type {HTMLElement} */ (document.querySelector('#download')).dataset.percent) >= 25, null, { timeout: 30000, polling: 50 });
+  const percent = () => page.$eval('.download', (el) => Number(/** @type {HTMLElement} */ (el).dataset.percent));
+  await page.waitForFunction(() => Number(/** @type {HTMLElement} */ (document.querySelector('.download')).dataset.percent) >= 25, null, { timeout: 30000, polling: 50 });
   // Which instance is serving big.bin? Its /healthz counts the open streams
   // (nginx logs a request only when it ends).
   const openStreams = () => Promise.all(Object.values(instances).map(async (i) => (await (await fetch(new URL('/healthz', i.url))).json()).streams));
@@ -209,10 +209,11 @@ test('an instance killed mid-download: the browser and chunkcast get both finish
   victimServer.proc.kill('SIGKILL');
   assert.ok(pctAtKill < 100, `killed mid-download (${pctAtKill}%)`);
 
-  await page.waitForFunction(() => /** @type {HTMLElement} */ (document.querySelector('#download')).dataset.state === 'done', null, { timeout: 120000, polling: 100 });
+  await page.waitForFunction(() => /** @type {HTMLElement} */ (document.querySelector('.download')).dataset.state === 'done', null, { timeout: 120000, polling: 100 });
   await page.screenshot({ path: path.join(OUT, 'deploy-after-failover.png'), fullPage: true });
-  assert.equal(await page.textContent('#sha256'), bigSha);
-  assert.match(await page.textContent('#sha-check'), /✓/);
+  assert.equal(await page.textContent('.download .sha256'), bigSha);
+  await page.waitForFunction(() => document.querySelector('.download .sha-check')?.textContent !== '', null, { timeout: 30000 });
+  assert.match(await page.textContent('.download .sha-check'), /✓/);
   const code = await getDone;
   assert.equal(code, 0, `chunkcast get failed: ${getErr}`);
   assert.equal(await fileSha(out), bigSha);

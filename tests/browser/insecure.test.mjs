@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { LAN_HOST, launch } from './chromium.mjs';
-import { data, openPage as openIn, saveAndHash, waitData } from './page-helpers.mjs';
+import { data, inCard, openPage as openIn, saveAndHash, setPace, waitData } from './page-helpers.mjs';
 import { FIXTURES, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const BIG = 40 << 20; // above the 32 MiB kept in memory: 'auto' picks a persistent store
@@ -68,10 +68,10 @@ test('a binary file downloads verified through IndexedDB, and saves the exact by
   await page.click('button[data-file="lan.bin"]');
   await waitLong(page, 'state', 'v === "done"');
   assert.equal(await data(page, 'verified'), String(BIG / CHUNK));
-  assert.equal(await page.textContent('#sha256'), bigSha['lan.bin']);
+  assert.equal(await page.textContent(inCard('.sha256')), bigSha['lan.bin']);
   // The page also hashes the whole file once more (with the fallback here).
-  await page.waitForFunction(() => document.querySelector('#sha-check').textContent !== '', null, { timeout: 30000 });
-  assert.match(await page.textContent('#sha-check'), /✓/);
+  await page.waitForFunction(() => document.querySelector('.download .sha-check').textContent !== '', null, { timeout: 30000 });
+  assert.match(await page.textContent(inCard('.sha-check')), /✓/);
   assert.deepEqual(await stored(page, 'lan.bin'), { store: 'idb', version: (await (await fetch(`${srv.url}api/manifest?file=lan.bin`)).json()).version, chunks: BIG / CHUNK, size: BIG });
   assert.equal(await savedSha(page), bigSha['lan.bin']);
   assert.deepEqual(problems, []);
@@ -83,9 +83,10 @@ test('a text file streams as text, verified, through IndexedDB', async () => {
   const { page, problems } = await openPage('?store=idb');
   await page.click('button[data-file="story.txt"]');
   await waitLong(page, 'state', 'v === "done"');
-  assert.equal(await page.textContent('#text'), story.toString('utf8'));
-  assert.equal(await page.textContent('#sha256'), sha256hex(story));
-  assert.equal(await page.$eval('#download', (el) => el.dataset.wholeSha256), sha256hex(story));
+  await page.waitForFunction(() => document.querySelector('.download .text').dataset.caughtUp === 'true', null, { timeout: 10000 });
+  assert.equal(await page.textContent(inCard('.text')), story.toString('utf8'));
+  assert.equal(await page.textContent(inCard('.sha256')), sha256hex(story));
+  assert.equal(await page.$eval('.download', (el) => el.dataset.wholeSha256), sha256hex(story));
   assert.equal((await stored(page, 'story.txt'))?.store, 'idb');
   assert.equal(await savedSha(page), sha256hex(story));
   assert.deepEqual(problems, []);
@@ -95,24 +96,24 @@ test('a text file streams as text, verified, through IndexedDB', async () => {
 test('a reload mid-download resumes from IndexedDB without fetching verified chunks again', async () => {
   const name = 'lan-reload.bin';
   const { page } = await openPage();
-  await page.selectOption('#rate', '8388608'); // 8 MiB/s: time to reload mid-way
+  await setPace(page, 8388608); // 8 MiB/s: time to reload mid-way
   await page.click(`button[data-file="${name}"]`);
   await waitLong(page, 'percent', 'Number(v) >= 50');
   await page.waitForTimeout(300);
   const before = Number(await data(page, 'verified'));
   await page.reload();
   await page.waitForSelector('#resume-offer:not([hidden])');
-  const onDisk = Number(await page.$eval('#resume-offer', (el) => el.dataset.chunks));
+  const onDisk = Number(await page.$eval(`#resume-text li[data-name="${name}"]`, (el) => el.dataset.chunks));
   // IndexedDB is written in batches of 8 MiB: at most that much is lost.
   assert.ok(onDisk >= before - (8 << 20) / CHUNK - 2 && onDisk <= before + 4 && onDisk > 0, `${onDisk} chunks on disk, ${before} verified before the reload`);
-  await page.selectOption('#rate', '0');
-  await page.click('#resume-offer-yes');
+  await setPace(page, 0);
+  await page.click(`button[data-resume="${name}"]`);
   await waitLong(page, 'state', 'v === "done"');
   const resumed = Number(await data(page, 'resumed'));
   assert.equal(resumed, onDisk, 'every recorded chunk was found verified');
   const received = Number(await data(page, 'received'));
   assert.equal(received, BIG - resumed * CHUNK, 'only the chunks not stored were fetched');
-  assert.equal(await page.textContent('#sha256'), bigSha[name]);
+  assert.equal(await page.textContent(inCard('.sha256')), bigSha[name]);
   assert.equal(await savedSha(page), bigSha[name]);
   await page.close();
 });
@@ -124,16 +125,16 @@ test('a failure that is not storage is not called storage', async () => {
   const { page } = await openPage();
   await page.route('**/vendor/**', (r) => r.abort());
   await page.click('button[data-file="one-chunk.bin"]');
-  await page.waitForSelector('#alert:not([hidden])');
-  const alert = await page.textContent('#alert-text');
+  await page.waitForSelector(`${inCard('.dl-alert')}:not([hidden])`);
+  const alert = await page.textContent(inCard('.dl-alert-text'));
   assert.doesNotMatch(alert, /storage/i);
   assert.match(alert, /cannot download here.*SHA-256.*HTTPS/s);
   assert.equal(await data(page, 'state'), 'error');
   // With the fallback reachable again, "Try again" downloads and verifies.
   await page.unroute('**/vendor/**');
-  await page.click('#alert-action');
+  await page.click(inCard('.dl-alert-action'));
   await waitLong(page, 'state', 'v === "done"');
-  assert.equal(await page.textContent('#sha256'), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
+  assert.equal(await page.textContent(inCard('.sha256')), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
   await page.close();
 });
 
@@ -145,7 +146,7 @@ test('chunks are hashed in a worker; if the worker cannot start, the page hashes
   await page.click('button[data-file="lan.bin"]');
   await waitLong(page, 'state', 'v === "done"');
   assert.ok(blocked >= 1, 'the page tried to start the hashing worker');
-  assert.equal(await page.textContent('#sha256'), bigSha['lan.bin']);
+  assert.equal(await page.textContent(inCard('.sha256')), bigSha['lan.bin']);
   assert.equal(await savedSha(page), bigSha['lan.bin']);
   assert.deepEqual(problems.filter((p) => !/hash-worker|Failed to load/i.test(p)), []);
   await page.close();

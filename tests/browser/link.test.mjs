@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
-import { data, openPage, saveAndHash, waitData } from './page-helpers.mjs';
+import { data, inCard, openPage, saveAndHash, setPace, waitData } from './page-helpers.mjs';
 import { BINARY, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const SIZE = 24 << 20;
@@ -56,16 +56,20 @@ test('without credentials or a link the page is refused', async () => {
 });
 
 test('a link opens one file, and its download survives a cut with the link on every request', async () => {
-  const { page, problems } = await openPage(browser.context, link('shared.bin', '1h'));
+  const { page, problems } = await openPage(browser.context, link('shared.bin', '1h') + '&demo');
   const files = await page.$$eval('button[data-file]', (bs) => bs.map((b) => /** @type {HTMLElement} */ (b).dataset.file));
   assert.deepEqual(files, ['shared.bin'], 'the page shows the linked file only');
-  await page.selectOption('#rate', '8388608'); // 8 MiB/s: slow enough to cut mid-way
+  // Its copy-link button gives the signed /files address: it works for someone without the page.
+  const copyLink = await page.getAttribute('button[data-copy="shared.bin"]', 'data-link');
+  assert.match(copyLink, /\/files\/shared\.bin\?exp=\d+&sig=/);
+  assert.equal(sha256hex(Buffer.from(await (await fetch(copyLink)).arrayBuffer())), sha);
+  await setPace(page, 8388608); // 8 MiB/s: slow enough to cut mid-way
   await page.click('button[data-file="shared.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 30');
-  await page.click('#drop');
+  await page.click(inCard('.drop'));
   await waitData(page, 'reconnects', 'Number(v) >= 1');
   await waitData(page, 'state', 'v === "done"', 60000);
-  assert.equal(await page.textContent('#sha256'), sha);
+  assert.equal(await page.textContent(inCard('.sha256')), sha);
   const saved = await saveAndHash(page);
   assert.equal(saved.sha, sha);
   assert.deepEqual(problems, []);
@@ -80,7 +84,7 @@ test('with --auth, a browser that logged in lists and downloads (EventSource sen
     assert.ok(files.includes('private.bin') && files.includes('shared.bin'), `${files}`);
     await page.click('button[data-file="shared.bin"]');
     await waitData(page, 'state', 'v === "done"', 60000);
-    assert.equal(await page.textContent('#sha256'), sha);
+    assert.equal(await page.textContent(inCard('.sha256')), sha);
     assert.deepEqual(problems, []);
   } finally {
     await signedIn.close();
@@ -95,7 +99,7 @@ test('an expired link is reported as expired', async () => {
   await page.goto(url);
   await page.click('button[data-file="shared.bin"]');
   await waitData(page, 'state', 'v === "error"', 30000);
-  const shown = `${await page.textContent('#dl-state')} ${await page.textContent('#alert-text')}`;
+  const shown = `${await page.textContent(inCard('.dl-state'))} ${await page.textContent(inCard('.dl-alert-text'))}`;
   assert.match(shown, /expired/i);
   assert.ok(!Number(await data(page, 'verified') ?? 0), 'nothing was downloaded');
   await page.close();

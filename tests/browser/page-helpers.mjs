@@ -1,6 +1,9 @@
 // Driving the chunkcast page in the browser tests: open it and wait for the
-// file list, read and wait on #download's data-* state, save the result and
-// hash what the browser wrote.
+// file list, read and wait on a download card's data-* state, save the
+// result and hash what the browser wrote.
+//
+// The page lists downloads newest first, one `.download` card each (with
+// data-name); helpers take the card's file name, or default to the newest.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
@@ -20,19 +23,44 @@ export async function openPage(context, url) {
   return { page, problems };
 }
 
-/** A `data-*` value of #download. @param {import('playwright-core').Page} page @param {string} key */
-export const data = (page, key) => page.$eval('#download', (el, k) => /** @type {HTMLElement} */ (el).dataset[k], key);
+/**
+ * The CSS selector of a download card: the one of file `name`, or the newest.
+ * @param {string} [name]
+ */
+export const card = (name) => (name === undefined ? '.download' : `.download[data-name="${name.replace(/["\\]/g, '\\$&')}"]`);
+
+/** A selector inside a card, e.g. `inCard('.pause', 'a.bin')`. @param {string} sel @param {string} [name] */
+export const inCard = (sel, name) => `${card(name)} ${sel}`;
 
 /**
- * Waits until `pred` (a JS expression of `v`) holds for #download's `data-<key>`.
- * @param {import('playwright-core').Page} page @param {string} key @param {string} pred @param {number} [timeout]
+ * A `data-*` value of a download card.
+ * @param {import('playwright-core').Page} page @param {string} key @param {string} [name]
  */
-export const waitData = (page, key, pred, timeout = 60000) =>
-  page.waitForFunction(([k, p]) => new Function('v', `return ${p}`)(/** @type {HTMLElement} */ (document.querySelector('#download')).dataset[k]), [key, pred], { timeout, polling: 50 });
+export const data = (page, key, name) => page.$eval(card(name), (el, k) => /** @type {HTMLElement} */ (el).dataset[k], key);
 
-/** Clicks Save and returns the SHA-256 and name of the file the browser wrote. @param {import('playwright-core').Page} page */
-export async function saveAndHash(page) {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+/**
+ * Waits until `pred` (a JS expression of `v`) holds for a card's `data-<key>`.
+ * @param {import('playwright-core').Page} page @param {string} key @param {string} pred @param {number} [timeout] @param {string} [name]
+ */
+export const waitData = (page, key, pred, timeout = 60000, name = undefined) =>
+  page.waitForFunction(([sel, k, p]) => {
+    const el = /** @type {HTMLElement|null} */ (document.querySelector(sel));
+    return !!el && new Function('v', `return ${p}`)(el.dataset[k]);
+  }, [card(name), key, pred], { timeout, polling: 50 });
+
+/**
+ * The pace new downloads start at (what a person last chose on a card),
+ * set before the download starts so it is paced from its first chunk.
+ * @param {import('playwright-core').Page} page @param {number} rate  bytes/s, 0 for none
+ */
+export const setPace = (page, rate) => page.evaluate((r) => localStorage.setItem('chunkcast.rate', String(r)), rate);
+
+/**
+ * Clicks a card's Save and returns the SHA-256 and name of the file the browser wrote.
+ * @param {import('playwright-core').Page} page @param {string} [name]
+ */
+export async function saveAndHash(page, name) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(inCard('.save', name))]);
   const file = await download.path();
   const hash = createHash('sha256');
   await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
-import { data, openPage as openIn, saveAndHash, waitData } from './page-helpers.mjs';
+import { data, inCard, openPage as openIn, saveAndHash, setPace, waitData } from './page-helpers.mjs';
 import { FIXTURES, REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
@@ -41,23 +41,25 @@ after(async () => {
 const openPage = (url, query = '') => openIn(context, url + query);
 
 test('a 64 MiB download survives two dropped connections and saves the exact bytes', async () => {
-  const { page, problems } = await openPage(srv.url);
-  await page.selectOption('#rate', '8388608'); // 8 MiB/s: slow enough to cut twice
+  const { page, problems } = await openPage(srv.url, '?demo');
+  await setPace(page, 8388608); // 8 MiB/s: slow enough to cut twice
   await page.click('button[data-file="big.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 20');
-  await page.click('#drop');
+  await page.click(inCard('.drop'));
   await page.screenshot({ path: path.join(OUT, 'download-after-first-drop.png'), fullPage: true });
   await waitData(page, 'reconnects', 'Number(v) >= 1');
   await waitData(page, 'percent', 'Number(v) >= 55');
-  await page.click('#drop');
+  await page.click(inCard('.drop'));
   await page.screenshot({ path: path.join(OUT, 'download-after-second-drop.png'), fullPage: true });
   await waitData(page, 'state', 'v === "done"', 120000);
   assert.equal(await data(page, 'reconnects'), '2');
   assert.equal(await data(page, 'verified'), '256');
   // Nothing was fetched twice beyond the chunks in flight at each drop.
   assert.ok(Number(await data(page, 'received')) < BIG * 1.1, `received ${await data(page, 'received')}`);
-  assert.equal(await page.textContent('#sha256'), bigSha);
-  assert.match(await page.textContent('#sha-check'), /✓/);
+  assert.equal(await page.textContent(inCard('.sha256')), bigSha);
+  // The second, whole-file check runs after the download is done.
+  await page.waitForFunction(() => document.querySelector('.download .sha-check').textContent !== '', null, { timeout: 30000 });
+  assert.match(await page.textContent(inCard('.sha-check')), /✓/);
   await page.screenshot({ path: path.join(OUT, 'download-done.png'), fullPage: true });
   const saved = await saveAndHash(page);
   assert.equal(saved.sha, bigSha);
@@ -68,7 +70,7 @@ test('a 64 MiB download survives two dropped connections and saves the exact byt
 
 test('a reload mid-download offers to resume, and the resume continues from disk', async () => {
   const { page } = await openPage(srv.url);
-  await page.selectOption('#rate', '8388608'); // 8 MiB/s
+  await setPace(page, 8388608); // 8 MiB/s
   await page.click('button[data-file="big-reload.bin"]');
   await waitData(page, 'percent', 'Number(v) >= 30');
   // Chunks verified by now reach the disk within a staging batch (50 ms) and
@@ -79,17 +81,18 @@ test('a reload mid-download offers to resume, and the resume continues from disk
   await page.reload();
   await page.waitForSelector('#resume-offer:not([hidden])');
   assert.match(await page.textContent('#resume-text'), /big-reload\.bin/);
-  const onDisk = Number(await page.$eval('#resume-offer', (el) => el.dataset.chunks));
+  // One line per download found in storage (big.bin of the test before may be one too).
+  const onDisk = Number(await page.$eval('#resume-text li[data-name="big-reload.bin"]', (el) => el.dataset.chunks));
   assert.ok(onDisk >= before && onDisk <= 256, `${onDisk} chunks on disk, ${before} verified 1.5 s before the reload`);
   await page.screenshot({ path: path.join(OUT, 'reload-resume-offer.png'), fullPage: true });
-  await page.selectOption('#rate', '0');
-  await page.click('#resume-offer-yes');
+  await setPace(page, 0);
+  await page.click('button[data-resume="big-reload.bin"]');
   await waitData(page, 'state', 'v === "done"', 120000);
   const resumed = Number(await data(page, 'resumed'));
   assert.ok(resumed >= onDisk * 0.9, `${resumed} chunks resumed from disk of ${onDisk}`);
   const received = Number(await data(page, 'received'));
   assert.ok(received <= BIG - resumed * (256 << 10) + (8 << 20), `received ${received} after resuming ${resumed} chunks`);
-  assert.equal(await page.textContent('#sha256'), bigSha);
+  assert.equal(await page.textContent(inCard('.sha256')), bigSha);
   const saved = await saveAndHash(page);
   assert.equal(saved.sha, bigSha);
   await page.close();
@@ -98,21 +101,23 @@ test('a reload mid-download offers to resume, and the resume continues from disk
 test('a text file shows its text growing, pauses and continues, and ends whole', async () => {
   const story = readFileSync(path.join(FIXTURES, 'story.txt'), 'utf8');
   const { page, problems } = await openPage(textSrv.url);
-  await page.selectOption('#rate', '16384');
+  await setPace(page, 16384);
   await page.click('button[data-file="story.txt"]');
-  await page.waitForFunction(() => document.querySelector('#text').textContent.length > 0, null, { timeout: 10000 });
-  const partial = (await page.textContent('#text')).length;
+  await page.waitForFunction(() => document.querySelector('.download .text').textContent.length > 0, null, { timeout: 10000 });
+  const partial = (await page.textContent(inCard('.text'))).length;
   assert.ok(partial < story.length, 'the text arrives in pieces');
-  await page.click('#pause');
-  await page.waitForFunction(() => document.querySelector('#download').dataset.state === 'paused');
-  const paused = (await page.textContent('#text')).length;
+  await page.click(inCard('.pause'));
+  await page.waitForFunction(() => document.querySelector('.download').dataset.state === 'paused');
+  const paused = (await page.textContent(inCard('.text'))).length;
   await page.screenshot({ path: path.join(OUT, 'text-paused.png'), fullPage: true });
   await page.waitForTimeout(600);
-  assert.equal((await page.textContent('#text')).length, paused, 'nothing arrives while paused');
-  assert.equal(await page.textContent('#resume'), 'Continue');
-  await page.click('#resume');
+  assert.equal((await page.textContent(inCard('.text'))).length, paused, 'nothing arrives while paused');
+  assert.equal(await page.textContent(inCard('.resume')), 'Continue');
+  await page.click(inCard('.resume'));
   await waitData(page, 'state', 'v === "done"', 30000);
-  assert.equal(await page.textContent('#text'), story);
+  // The text is typed at the pace: it ends a moment after the download.
+  await page.waitForFunction(() => document.querySelector('.download .text').dataset.caughtUp === 'true', null, { timeout: 10000 });
+  assert.equal(await page.textContent(inCard('.text')), story);
   assert.deepEqual(problems, []);
   await page.close();
 });
@@ -132,7 +137,7 @@ test('the page is usable with the keyboard alone and at phone width', async () =
   await page.keyboard.press('Enter');
   await waitData(page, 'state', 'v === "done"');
   // The Save button takes the focus when done, so Enter saves.
-  assert.equal(await page.evaluate(() => document.activeElement?.id), 'save');
+  assert.ok(await page.evaluate(() => document.activeElement?.classList.contains('save')), 'Save has the focus');
   const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
   assert.equal(sha256hex(readFileSync(await download.path())), sha256hex(readFileSync(path.join(FIXTURES, 'one-chunk.bin'))));
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -148,19 +153,19 @@ test('failures are told, never silent: a file gone, and a server that is down', 
   const { unlinkSync } = await import('node:fs');
   unlinkSync(path.join(root, name));
   await page.click(`button[data-file="${name}"]`);
-  await page.waitForSelector('#alert:not([hidden])');
-  assert.match(await page.textContent('#alert-text'), /no longer on the server/);
+  await page.waitForSelector(`${inCard('.dl-alert')}:not([hidden])`);
+  assert.match(await page.textContent(inCard('.dl-alert-text')), /no longer on the server/);
 
   // A server that goes away mid-download: the page says it is retrying, then gives up clearly.
   const own = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '100'] });
   const p2 = await context.newPage();
   await p2.goto(own.url);
   await p2.waitForSelector('button[data-file]');
-  await p2.selectOption('#rate', '262144');
+  await setPace(p2, 262144);
   await p2.click('button[data-file="big.bin"]');
   await waitData(p2, 'verified', 'Number(v) >= 5');
   await own.stop();
-  await p2.waitForFunction(() => /retrying|reconnecting|server/i.test(document.querySelector('#dl-state').textContent), null, { timeout: 20000 });
+  await p2.waitForFunction(() => /retrying|reconnecting|server/i.test(document.querySelector('.download .dl-state').textContent), null, { timeout: 20000 });
   await p2.screenshot({ path: path.join(OUT, 'server-down.png'), fullPage: true });
   await page.close();
   await p2.close();

@@ -775,6 +775,9 @@ export class Download {
    */
   async _changed(why, fresh) {
     if (!LIVE.has(this.state) && this.state !== 'paused') return;
+    // A deleted file also stops the stream as "changed": only the manifest
+    // tells gone (404) from changed (another version), so ask it first.
+    if (!fresh && (await this._gone())) return;
     const old = this.manifest?.version ?? '';
     this.gen++;
     this._stopNetwork();
@@ -794,6 +797,23 @@ export class Download {
       this.opts.onerror?.(err);
       this._reject?.(err);
     }
+  }
+
+  /**
+   * Whether the file is gone from the server (its manifest answers 404); if
+   * so the download ends with `not_found`, its chunks kept for the caller to
+   * clear. Network stops while asking, so nothing more arrives meanwhile.
+   */
+  async _gone() {
+    const gen = ++this.gen;
+    this._stopNetwork();
+    if (this.state !== 'paused') this._setState('checking', 'the server stopped the stream; asking whether the file changed or is gone');
+    let err = null;
+    try { await this.fetchManifest(); } catch (e) { err = asError(e); }
+    if (gen !== this.gen) return true; // closed meanwhile
+    if (err?.code !== 'not_found') return false;
+    this._fatal(err);
+    return true;
   }
 
   _restartNow() {

@@ -7,5 +7,5 @@ export function formatBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let u = 0;
   while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
-  return `${u ? n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0) : n} ${units[u]}`;
+  return `${u ? n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0) : Math.round(n)} ${units[u]}`;
 }

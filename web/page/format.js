@@ -1,0 +1,76 @@
+// @ts-check
+/** @file Numbers and words for people on the page: speeds, times, dates, plurals, and each state as one sentence. */
+
+import { formatBytes } from '../lib/format.js';
+
+/** "1 chunk", "2 chunks". @param {number} n @param {string} one @param {string} [many] */
+export function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** A speed: never a raw float ("1022 B/s", "8.06 MiB/s"), 0 as "0 B/s". @param {number} bytesPerSecond */
+export function formatSpeed(bytesPerSecond) {
+  return `${formatBytes(Math.max(0, Math.round(bytesPerSecond)))}/s`;
+}
+
+/** Seconds left, or a dash when unknown. @param {number|null} s */
+export function formatEta(s) {
+  if (s === null || !Number.isFinite(s)) return '—';
+  if (s < 60) return `${Math.ceil(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+/** A percentage with one decimal, never 100.0 before the end. @param {number} p */
+export function formatPercent(p) {
+  const v = Math.floor(p * 10) / 10;
+  return `${v.toFixed(1)}%`;
+}
+
+/** A modification date as the person's locale writes it, with the time. @param {string} iso */
+export function formatDate(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * When the library says it retries "in 2.3 s", the moment that will be
+ * (performance.now() ms), so the page can count down; null otherwise.
+ * @param {string} message
+ */
+export function retryDeadline(message) {
+  const m = /in ([\d.]+) s\b/.exec(message);
+  return m ? performance.now() + Number(m[1]) * 1000 : null;
+}
+
+/**
+ * One sentence for a state. The library's own message is shown as it is
+ * (never re-capitalised: it may start with a file name).
+ * @param {string} state @param {string} message @param {number|null} retryAt
+ */
+export function stateText(state, message, retryAt) {
+  switch (state) {
+    case 'manifest': return 'Fetching the manifest…';
+    case 'opening': return 'Opening storage…';
+    case 'connecting': return 'Connecting…';
+    case 'resuming': return 'Resuming…';
+    case 'streaming': return 'Receiving…';
+    case 'refilling': return 'Refetching chunks that were missing or failed…';
+    case 'verifying': return 'Proving the whole file…';
+    case 'done': return 'Done: verified.';
+    case 'paused': return 'Paused. Nothing is lost: Resume continues from the first missing chunk.';
+    case 'offline': return 'You are offline. The download continues when the network is back.';
+    case 'checking': return 'The connection stopped; asking the server why…';
+    // The reason is told once, in the card's alert, not here as well.
+    case 'error': return 'Stopped.';
+    case 'changed': return 'Changed on the server.';
+    case 'stalled':
+    case 'reconnecting': {
+      if (retryAt === null) return 'Connection lost: reconnecting…';
+      const s = Math.max(0, Math.ceil((retryAt - performance.now()) / 1000));
+      return s > 0 ? `Connection lost: reconnecting in ${s} s…` : 'Connection lost: reconnecting now…';
+    }
+    default: return message || state;
+  }
+}
