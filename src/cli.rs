@@ -155,14 +155,35 @@ impl std::str::FromStr for Bind {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Output rules:
+  Without -o, the file is saved in the current directory under NAME's last component.
+  An existing file is never replaced without --force, unless it already is this version of
+  the file (then nothing is downloaded). A regular file is written as PATH.part (with
+  PATH.part.json) and renamed once every chunk is verified; if interrupted, running the same
+  command again resumes from the verified chunks on disk.
+  -o - streams the verified bytes to standard output, in order; -o /dev/null, another device
+  or a named pipe is written straight through, in order. Neither keeps a part file: an
+  interrupted download starts over.
+
+Examples:
+  chunkcast get http://host:8080 docs/report.pdf
+  chunkcast get http://host:8080/files/docs/report.pdf -o ~/Downloads/
+  chunkcast get 'http://host:8080/?file=big.iso' -o - | sha256sum")]
 pub struct GetArgs {
-    /// Server base URL, e.g. http://127.0.0.1:8080
+    /// The server: its address (http://HOST:8080) followed by NAME, a file's
+    /// /files/NAME URL, or the page's URL opened on a file (?file=NAME).
     pub url: String,
-    /// File name as listed by /api/files.
-    pub name: String,
-    /// Output path [default: the last component of NAME, never a name from the server]
-    #[arg(short, long)]
+    /// File name as listed by /api/files (not needed when URL names the file).
+    pub name: Option<String>,
+    /// Where to save: a file, an existing directory (saved inside under NAME's
+    /// last component), `-` for standard output, or a device or named pipe
+    /// [default: NAME's last component, never a name from the server]
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Ask the server to pace the stream to this many payload bytes per second.
     #[arg(long, value_parser = parse_size)]
     pub rate: Option<u64>,
