@@ -190,7 +190,8 @@ pub struct GetArgs {
     /// Seconds without any byte from the server before the stream is reopened.
     #[arg(long, default_value_t = 30)]
     pub stall_timeout: u64,
-    /// Give up after this many reconnects in a row that brought no new chunk.
+    /// Give up after this many failed attempts in a row (refused
+    /// connections, streams that dropped without a new chunk).
     #[arg(long, default_value_t = 10)]
     pub retries: u32,
     /// Range requests in flight when refilling missing or bad chunks.
@@ -200,7 +201,7 @@ pub struct GetArgs {
     /// (the chunk digests and root already prove it; this costs one more pass).
     #[arg(long)]
     pub verify_sha256: bool,
-    /// No progress bar or summary.
+    /// No progress bar, retry lines or summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
     /// Also trust the certificate(s) in this PEM file for https:// URLs

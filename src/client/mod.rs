@@ -361,7 +361,7 @@ impl Download<'_> {
                 Ended::Complete => return Ok(lock(&shared).have_count > before),
                 Ended::Dropped { new_chunks, why } => {
                     lock(&shared).reconnects += 1;
-                    drops = if new_chunks > 0 { 0 } else { drops + 1 };
+                    drops = if new_chunks > 0 { 1 } else { drops + 1 };
                     if drops > self.config.retries {
                         return Err(ClientError::GaveUp(drops, why));
                     }

@@ -86,11 +86,9 @@ impl Meter {
 
 impl Term {
     pub fn new(config: &Config, quiet: bool) -> Arc<Term> {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        };
+        // Hidden until the download starts: before the manifest is in there
+        // is nothing to draw, and retries are printed as lines.
+        let bar = ProgressBar::hidden();
         let meter = Arc::new(Mutex::new(Meter {
             started: None,
             samples: VecDeque::new(),
@@ -189,6 +187,9 @@ impl Reporter for Term {
         meter.verified = start.have;
         meter.retrying = None;
         drop(meter);
+        if !self.quiet {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
         self.bar.set_length(start.size);
         self.bar.set_position(start.have);
         self.bar.set_prefix(crate::logsafe::Esc(start.name).to_string());
@@ -218,7 +219,7 @@ impl Reporter for Term {
         lock(&self.meter).retrying =
             Some((format!("{} (attempt {} of {})", r.why, r.attempt, r.of), Instant::now() + r.delay));
         // The bar shows the state while it is drawn; otherwise one line each.
-        if self.bar.is_hidden() || self.bar.length().is_none() {
+        if self.bar.is_hidden() {
             self.line(&text);
         }
     }
@@ -243,5 +244,67 @@ fn secs(d: Duration) -> String {
         format!("{s:.1} s")
     } else {
         format!("{s:.0} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(size: u64, have: u64, t0: Instant) -> Meter {
+        Meter {
+            started: Some(t0),
+            samples: VecDeque::new(),
+            run_bytes: 0,
+            verified: have,
+            size,
+            last_byte: None,
+            retrying: None,
+        }
+    }
+
+    /// Feeds `rate` bytes per second in 100 ms steps for `secs`.
+    fn feed(m: &mut Meter, from: Instant, secs: u64, rate: u64) -> Instant {
+        let mut now = from;
+        for _ in 0..secs * 10 {
+            now += Duration::from_millis(100);
+            m.run_bytes += rate / 10;
+            m.verified += rate / 10;
+            m.last_byte = Some(now);
+            m.samples.push_back((now, m.run_bytes));
+        }
+        now
+    }
+
+    #[test]
+    fn speed_counts_only_this_runs_bytes() {
+        let t0 = Instant::now();
+        // 900 MiB resumed from disk, then 10 MiB/s.
+        let mut m = meter(1000 << 20, 900 << 20, t0);
+        let now = feed(&mut m, t0, 2, 10 << 20);
+        let status = m.status(now);
+        assert!(status.starts_with("10.0 MiB/s, ETA"), "{status}");
+    }
+
+    #[test]
+    fn a_stall_shows_as_such_and_the_speed_decays() {
+        let t0 = Instant::now();
+        let mut m = meter(1000 << 20, 0, t0);
+        let now = feed(&mut m, t0, 5, 10 << 20);
+        assert!(m.speed(now + Duration::from_millis(1500)) < m.speed(now), "decays without bytes");
+        assert_eq!(m.speed(now + Duration::from_secs(4)), 0.0);
+        let status = m.status(now + Duration::from_secs(5));
+        assert_eq!(status, "stalled: nothing received for 5 s");
+        m.retrying =
+            Some(("cannot connect to h:1: connection refused (attempt 2 of 11)".into(), now + Duration::from_secs(7)));
+        let status = m.status(now + Duration::from_secs(5));
+        assert_eq!(status, "reconnecting in 2 s: cannot connect to h:1: connection refused (attempt 2 of 11)");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs(Duration::from_millis(400)), "0.4 s");
+        assert_eq!(secs(Duration::from_millis(2040)), "2 s");
+        assert_eq!(mib_per_s(1.5 * 1048576.0), "1.5 MiB/s");
     }
 }
