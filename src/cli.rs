@@ -155,21 +155,43 @@ impl std::str::FromStr for Bind {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Output rules:
+  Without -o, the file is saved in the current directory under NAME's last component.
+  An existing file is never replaced without --force, unless it already is this version of
+  the file (then nothing is downloaded). A regular file is written as PATH.part (with
+  PATH.part.json) and renamed once every chunk is verified; if interrupted, running the same
+  command again resumes from the verified chunks on disk.
+  -o - streams the verified bytes to standard output, in order; -o /dev/null, another device
+  or a named pipe is written straight through, in order. Neither keeps a part file: an
+  interrupted download starts over.
+
+Examples:
+  chunkcast get http://host:8080 docs/report.pdf
+  chunkcast get http://host:8080/files/docs/report.pdf -o ~/Downloads/
+  chunkcast get 'http://host:8080/?file=big.iso' -o - | sha256sum")]
 pub struct GetArgs {
-    /// Server base URL, e.g. http://127.0.0.1:8080
+    /// The server: its address (http://HOST:8080) followed by NAME, a file's
+    /// /files/NAME URL, or the page's URL opened on a file (?file=NAME).
     pub url: String,
-    /// File name as listed by /api/files.
-    pub name: String,
-    /// Output path [default: the last component of NAME, never a name from the server]
-    #[arg(short, long)]
+    /// File name as listed by /api/files (not needed when URL names the file).
+    pub name: Option<String>,
+    /// Where to save: a file, an existing directory (saved inside under NAME's
+    /// last component), `-` for standard output, or a device or named pipe
+    /// [default: NAME's last component, never a name from the server]
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Ask the server to pace the stream to this many payload bytes per second.
     #[arg(long, value_parser = parse_size)]
     pub rate: Option<u64>,
     /// Seconds without any byte from the server before the stream is reopened.
     #[arg(long, default_value_t = 30)]
     pub stall_timeout: u64,
-    /// Give up after this many reconnects in a row that brought no new chunk.
+    /// Give up after this many failed attempts in a row (refused
+    /// connections, streams that dropped without a new chunk).
     #[arg(long, default_value_t = 10)]
     pub retries: u32,
     /// Range requests in flight when refilling missing or bad chunks.
@@ -179,7 +201,7 @@ pub struct GetArgs {
     /// (the chunk digests and root already prove it; this costs one more pass).
     #[arg(long)]
     pub verify_sha256: bool,
-    /// No progress bar or summary.
+    /// No progress bar, retry lines or summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
     /// Also trust the certificate(s) in this PEM file for https:// URLs

@@ -172,11 +172,30 @@ pub struct Parser {
     pub retry_ms: Option<u64>,
     line: Vec<u8>,
     skip_lf: bool,
+    /// Longest line (and event data) accepted; `None`: unbounded.
+    max_line: Option<usize>,
 }
 
 impl Parser {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Caps the line buffer: a longer line (or event data) is an
+    /// `InvalidData` error instead of memory that grows with the input.
+    pub fn with_max_line(mut self, max: usize) -> Self {
+        self.max_line = Some(max);
+        self
+    }
+
+    fn too_long(&self, len: usize) -> io::Result<()> {
+        match self.max_line {
+            Some(max) if len > max => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the server sent an SSE line or event longer than {max} bytes (the most a chunk can take)"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Reads until the next dispatched event; `Ok(None)` at a clean end of
@@ -210,6 +229,7 @@ impl Parser {
                 continue;
             }
             self.process_field();
+            self.too_long(self.data.len())?;
         }
     }
 
@@ -241,6 +261,7 @@ impl Parser {
                     self.line.extend_from_slice(&buf[start..]);
                     let n = buf.len();
                     r.consume(n);
+                    self.too_long(self.line.len())?;
                 }
             }
         }

@@ -28,13 +28,22 @@ fn run() -> anyhow::Result<()> {
         // Bare `chunkcast` (`cargo run`): the bundled fixtures, for a first try.
         None => serve(ServeArgs { root: Some(chunkcast::config::in_project("fixtures")), ..ServeArgs::default() }),
         Some(Command::Serve(args)) => serve(*args),
-        Some(Command::Get(args)) => {
-            client::get(&args)?;
-            Ok(())
-        }
+        Some(Command::Get(args)) => get(&args),
         Some(Command::Index(args)) => index_dir(&args),
         Some(Command::Link(args)) => link(&args),
     }
+}
+
+/// `chunkcast get`: checks the command line before any network work, then
+/// downloads with the terminal reporter. Errors are printed as their own
+/// message (no cause chain: a path or an OS error is named once).
+fn get(args: &chunkcast::cli::GetArgs) -> anyhow::Result<()> {
+    let config = client::Config::try_from(args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let term = client::term::Term::new(&config, args.quiet);
+    term.exit_on_ctrl_c();
+    let result = client::get(&config, &*term);
+    term.finish(&result);
+    result.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

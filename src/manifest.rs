@@ -63,9 +63,24 @@ pub fn tail(index: &FileIndex) -> serde_json::Result<Bytes> {
     Ok(Bytes::from(json))
 }
 
+/// The server's limits a client must respect, sent in the whole manifest
+/// (they come from the server's flags, not the index, so they are per
+/// request like the name): the most chunks per range request, and the
+/// longest `need` list.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_range: u64,
+    pub max_need: usize,
+}
+
 /// The parts of a whole manifest for `name`, given its shared tail.
-pub fn with_name(name: &str, tail: &Bytes) -> serde_json::Result<[Bytes; 2]> {
-    let head = format!("{{\"name\":{},", serde_json::to_string(name)?);
+pub fn with_name(name: &str, limits: Limits, tail: &Bytes) -> serde_json::Result<[Bytes; 2]> {
+    let head = format!(
+        "{{\"name\":{},\"max_range\":{},\"max_need\":{},",
+        serde_json::to_string(name)?,
+        limits.max_range,
+        limits.max_need
+    );
     Ok([Bytes::from(head), tail.clone()])
 }
 

@@ -140,7 +140,8 @@ pub struct StreamQuery {
 async fn manifest(state: State, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
     let file = resolve(&state, &q)?;
     let (_, tail) = state.store.manifest(&file).await?;
-    let parts = manifest::with_name(&file.name, &tail).map_err(std::io::Error::other)?;
+    let limits = manifest::Limits { max_range: state.config.max_range, max_need: params::MAX_NEED_LEN };
+    let parts = manifest::with_name(&file.name, limits, &tail).map_err(std::io::Error::other)?;
     let len = parts.iter().map(|p| p.len() as u64).sum();
     let body = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
     Ok(HttpResponse::Ok().content_type("application/json").body(actix_web::body::SizedStream::new(len, body)))

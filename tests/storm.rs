@@ -84,7 +84,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
         .map(|n| {
             let args = GetArgs {
                 url: format!("http://{}", front.addr),
-                name: "paced.bin".into(),
+                name: Some("paced.bin".into()),
                 output: Some(out.path().join(format!("c{n}"))),
                 rate: Some(4096), // one chunk a second: still streaming at the drop
                 stall_timeout: 30,
@@ -93,8 +93,10 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 verify_sha256: false,
                 quiet: true,
                 cacert: None,
+                force: false,
             };
-            std::thread::Builder::new().stack_size(256 * 1024).spawn(move || chunkcast::client::get(&args)).unwrap()
+            let get = move || chunkcast::client::get(&(&args).try_into()?, &chunkcast::client::report::Silent);
+            std::thread::Builder::new().stack_size(256 * 1024).spawn(get).unwrap()
         })
         .collect();
     std::thread::sleep(Duration::from_millis(2500));

@@ -69,8 +69,34 @@ pub fn classify(e: ureq::Error, url: &str) -> ClientError {
         (_, false) if speaks_tls(&e, host) => {
             ClientError::Tls(format!("{host} answered with TLS, not plain HTTP: use https:// instead of http://"))
         }
-        _ => ClientError::Unreachable(e.to_string()),
+        _ => retryable_or_not(e, host),
     }
+}
+
+/// The rest, in words a person reads while the client retries:
+/// `cannot connect to HOST: connection refused`. A name that does not
+/// resolve or a URL ureq cannot use is not worth retrying.
+fn retryable_or_not(e: ureq::Error, host: &str) -> ClientError {
+    use std::io::ErrorKind as K;
+    let why = match &e {
+        ureq::Error::HostNotFound => {
+            return ClientError::Fatal(format!("cannot find the host {host} (name lookup failed)"))
+        }
+        ureq::Error::BadUri(why) => return ClientError::Fatal(format!("bad URL: {why}")),
+        ureq::Error::Http(why) => return ClientError::Fatal(format!("bad request: {why}")),
+        ureq::Error::Io(io) => match io.kind() {
+            K::ConnectionRefused => format!("cannot connect to {host}: connection refused"),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => format!("the connection to {host} was reset"),
+            K::TimedOut | K::WouldBlock => format!("{host} did not answer in time"),
+            K::UnexpectedEof => format!("{host} closed the connection"),
+            _ => format!("cannot connect to {host}: {io}"),
+        },
+        ureq::Error::Timeout(ureq::Timeout::PerRead) => format!("{host} sent nothing within the stall timeout"),
+        ureq::Error::Timeout(what) => format!("{host} did not answer in time ({what})"),
+        ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
+        other => format!("{host}: {other}"),
+    };
+    ClientError::Unreachable(why)
 }
 
 /// Whether a plain-HTTP request failed because the server speaks TLS. ureq
@@ -108,6 +134,17 @@ fn certificate_reason(why: &rustls::CertificateError) -> String {
             "the certificate is for another host name; connect with a name it lists".into()
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// Words for an error while reading a response body (ureq wraps its own
+/// errors in `io::Error` there).
+pub fn describe_read(e: std::io::Error, url: &str) -> String {
+    let host = host_of(url);
+    match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+        Some(Ok(ureq)) => retryable_or_not(*ureq, host).to_string(),
+        Some(Err(other)) => format!("{host}: {other}"),
+        None => format!("{host}: the connection failed"),
     }
 }
 

@@ -20,6 +20,12 @@ pub struct Manifest {
     pub hashes: Vec<String>,
     #[serde(default)]
     pub offsets: Option<Vec<u64>>,
+    /// The server's limits (absent from servers older than them): the most
+    /// chunks one range request may ask for, and the longest `need` list.
+    #[serde(default)]
+    pub max_range: Option<u64>,
+    #[serde(default)]
+    pub max_need: Option<usize>,
     #[serde(skip)]
     pub(super) digests: Vec<Hash>,
 }
@@ -64,6 +70,17 @@ impl Manifest {
             None => (i * c, ((i + 1) * c).min(self.size)),
         };
         (start, (end - start) as usize)
+    }
+
+    /// Chunks per range request: the server's `max_range`, else its old
+    /// fixed default (256).
+    pub fn range_limit(&self) -> u64 {
+        self.max_range.unwrap_or(256).max(1)
+    }
+
+    /// Longest `need` list the server takes, else its old fixed limit.
+    pub fn need_limit(&self) -> usize {
+        self.max_need.unwrap_or(crate::params::MAX_NEED_LEN)
     }
 
     pub fn hash(&self, i: u64) -> Hash {

@@ -19,8 +19,11 @@
 mod agent;
 mod manifest;
 mod output;
+pub mod report;
 mod sink;
 mod state;
+pub mod target;
+pub mod term;
 
 use std::borrow::Cow;
 use std::io::BufReader;
@@ -31,19 +34,28 @@ use std::time::{Duration, Instant};
 
 use crate::cli::GetArgs;
 use crate::events::Parser;
-use crate::params::{format_need, MAX_NEED_LEN};
+use crate::params::format_need;
 pub use manifest::Manifest;
-use sink::Sink;
+pub use output::Output;
+use report::{Reporter, Retry, Start};
+use sink::{Outcome, Sink, Store};
 use state::{PartFile, Resumed};
+pub use target::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("cannot use {0:?} as a URL: {1}")]
+    BadUrl(String, String),
     #[error("the server has no file named {0:?}")]
     NotFound(String),
-    #[error("{0} changed on the server during the download; run again to fetch the new version")]
+    #[error("{0:?} was removed from the server during the download (the manifest now answers 404)")]
+    Gone(String),
+    #[error("{0:?} changed on the server during the download; run again to fetch the new version")]
     Changed(String),
-    #[error("cannot reach the server: {0}")]
+    #[error("{0}")]
     Unreachable(String),
+    #[error("{0}")]
+    Fatal(String),
     #[error("{0}")]
     Tls(String),
     #[error("--cacert: {0}")]
@@ -52,14 +64,56 @@ pub enum ClientError {
     Server(String),
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("gave up after {0} attempts without progress: {1}")]
+    #[error("gave up after {0} attempts: {1}")]
     GaveUp(u32, String),
     #[error("verification failed: {0}")]
     Verify(String),
     #[error("cannot name the output file after {0:?}: {1}; pass -o PATH")]
     OutputName(String, &'static str),
-    #[error("local file error: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("{}: {}", .0.display(), .1)]
+    Output(PathBuf, String),
+    #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
+    Exists(PathBuf),
+    /// A local file operation failed; the message names the path once
+    /// (the error is not a `source`, so no chain repeats it).
+    #[error("{}: {}", .0.display(), .1)]
+    File(PathBuf, std::io::Error),
+}
+
+/// A checked `get` command line: the target parsed, the output decided.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub output: Output,
+    /// Replace an existing regular file.
+    pub force: bool,
+    pub rate: Option<u64>,
+    pub stall_timeout: Duration,
+    pub retries: u32,
+    pub parallel: usize,
+    pub verify_sha256: bool,
+    pub cacert: Option<PathBuf>,
+}
+
+impl TryFrom<&GetArgs> for Config {
+    type Error = ClientError;
+
+    /// Every check that needs no network: the URL, the output path.
+    fn try_from(args: &GetArgs) -> Result<Config, ClientError> {
+        let target = target::parse(&args.url, args.name.as_deref())?;
+        let output = Output::resolve(args.output.as_deref(), &target.name)?;
+        Ok(Config {
+            target,
+            output,
+            force: args.force,
+            rate: args.rate,
+            stall_timeout: Duration::from_secs(args.stall_timeout),
+            retries: args.retries,
+            parallel: args.parallel.max(1),
+            verify_sha256: args.verify_sha256,
+            cacert: args.cacert.clone(),
+        })
+    }
 }
 
 /// What a finished download reports.
@@ -70,65 +124,105 @@ pub struct Summary {
     pub sha256: String,
     /// Chunks found intact in a part file and not downloaded again.
     pub resumed_chunks: u64,
+    /// Bytes verified in this run (not resumed from disk).
+    pub bytes_this_run: u64,
     pub reconnects: u64,
     pub corrupt_chunks: u64,
     pub refilled_chunks: u64,
     /// Payload bytes received beyond one copy of each chunk.
     pub bytes_resent: u64,
     pub seconds: f64,
+    /// The output already was this version: nothing was transferred.
+    pub already_there: bool,
 }
 
-/// Downloads `args.name` from `args.url`; see the module docs for the steps.
-pub fn get(args: &GetArgs) -> Result<Summary, ClientError> {
+/// Downloads `config.target` into `config.output`, telling `reporter` how
+/// it goes; see the module docs for the steps.
+pub fn get(config: &Config, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
-    // Decided before any network work, and never from the server's answer.
-    let out = match &args.output {
-        Some(path) => path.clone(),
-        None => output::default_output(&args.name)?,
-    };
-    let agent = agent::build(&args.url, args.cacert.as_deref(), Duration::from_secs(args.stall_timeout))?;
-    let base = args.url.trim_end_matches('/').to_owned();
-    let mut dl = Download { agent, base, args, retry_ms: None };
+    let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout)?;
+    let mut dl = Download { agent, config, retry_ms: None, reporter };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
-    let (part, resumed) = PartFile::open(&out, &manifest)?;
-    let have = match resumed {
-        Resumed::Found { have } => have,
-        Resumed::Discarded { old_version } => {
-            if !args.quiet {
-                eprintln!(
-                    "{}: server has a new version ({} -> {}); starting over",
-                    crate::logsafe::Esc(&args.name),
-                    crate::logsafe::Esc(&old_version),
-                    crate::logsafe::Esc(&manifest.version)
-                );
-            }
-            vec![false; manifest.chunks as usize]
+    let (store, have) = match &config.output {
+        Output::File { path, exists: true } if !config.force => {
+            return if state::is_this_version(path, &manifest)? {
+                Ok(Summary {
+                    path: path.clone(),
+                    bytes: manifest.size,
+                    sha256: manifest.sha256.clone(),
+                    already_there: true,
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..Summary::default()
+                })
+            } else {
+                Err(ClientError::Exists(path.clone()))
+            };
         }
-        Resumed::Fresh => vec![false; manifest.chunks as usize],
+        Output::File { path, .. } => {
+            let (part, resumed) = PartFile::open(path, &manifest)?;
+            let have = match resumed {
+                Resumed::Found { have } => have,
+                Resumed::Discarded { old_version } => {
+                    reporter.notice(&format!(
+                        "{}: the server has a new version ({} -> {}); starting over",
+                        crate::logsafe::Esc(&config.target.name),
+                        crate::logsafe::Esc(&old_version),
+                        crate::logsafe::Esc(&manifest.version)
+                    ));
+                    vec![false; manifest.chunks as usize]
+                }
+                Resumed::Fresh => vec![false; manifest.chunks as usize],
+            };
+            (Store::Part(part), have)
+        }
+        ordered => {
+            let (out, path) = open_ordered(ordered)?;
+            let whole = config.verify_sha256.then(<sha2::Sha256 as sha2::Digest>::new);
+            (Store::Ordered { out, path, next: 0, whole }, vec![false; manifest.chunks as usize])
+        }
     };
-    let mut sink = Sink::new(&manifest, part, have, args.quiet);
+    let mut sink = Sink::new(&manifest, store, have, reporter);
     let resumed_chunks = sink.have_count;
-    dl.fill(&manifest, &mut sink)?;
-    let mut summary = sink.finish(&manifest, &out, args.verify_sha256)?;
-    summary.resumed_chunks = resumed_chunks;
-    summary.seconds = started.elapsed().as_secs_f64();
-    if !args.quiet {
-        eprintln!(
-            "{}: {} bytes verified (sha256 {}) in {:.2}s, {:.1} MB/s; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
-            summary.path.display(), summary.bytes, summary.sha256, summary.seconds,
-            summary.bytes as f64 / summary.seconds.max(1e-9) / 1e6, summary.reconnects, summary.corrupt_chunks,
-            summary.refilled_chunks, resumed_chunks
-        );
+    let resumed_bytes = sink.bytes_verified();
+    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes });
+    if let Err(e) = dl.fill(&manifest, &mut sink) {
+        return Err(dl.changed_or_gone(e));
     }
+    let out = match &config.output {
+        Output::File { path, .. } | Output::Stream(path) => path.clone(),
+        Output::Stdout => PathBuf::from("-"),
+    };
+    let mut summary = sink.finish(&manifest, out, config.verify_sha256)?;
+    summary.resumed_chunks = resumed_chunks;
+    summary.bytes_this_run = manifest.size - resumed_bytes;
+    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Opens a device, a FIFO or standard output for writing, in place: no
+/// create, no truncate, no rename.
+fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError> {
+    match output {
+        Output::Stdout => {
+            use std::os::fd::AsFd as _;
+            let path = PathBuf::from("standard output");
+            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| ClientError::File(path.clone(), e))?;
+            Ok((std::fs::File::from(fd), path))
+        }
+        Output::Stream(path) | Output::File { path, .. } => {
+            let file =
+                std::fs::OpenOptions::new().write(true).open(path).map_err(|e| ClientError::File(path.clone(), e))?;
+            Ok((file, path.clone()))
+        }
+    }
 }
 
 struct Download<'a> {
     agent: ureq::Agent,
-    base: String,
-    args: &'a GetArgs,
+    config: &'a Config,
     /// The server's last `retry:`, used as the backoff's base.
     retry_ms: Option<u64>,
+    reporter: &'a dyn Reporter,
 }
 
 /// How one streaming request ended.
@@ -141,8 +235,9 @@ enum Ended {
 
 impl Download<'_> {
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut url = format!("{}{path}", self.base);
-        for (i, (k, v)) in query.iter().enumerate() {
+        let mut url = format!("{}{path}", self.config.target.base);
+        let link = self.config.target.link.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (i, (k, v)) in query.iter().copied().chain(link).enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(k);
             url.push('=');
@@ -151,55 +246,75 @@ impl Download<'_> {
         url
     }
 
+    fn name(&self) -> &str {
+        &self.config.target.name
+    }
+
     fn manifest(&mut self) -> Result<Manifest, ClientError> {
-        let url = self.url("/api/manifest", &[("file", &self.args.name)]);
+        let url = self.url("/api/manifest", &[("file", self.name())]);
         let mut res = self.agent.get(&url).call().map_err(|e| agent::classify(e, &url))?;
         let status = res.status().as_u16();
-        let body = res
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| agent::classify(e, &url))?;
         match status {
             200 => Manifest::parse(&body),
-            404 => Err(ClientError::NotFound(self.args.name.clone())),
+            404 => Err(ClientError::NotFound(self.name().to_owned())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
             s => Err(ClientError::Protocol(error_message(s, &body))),
         }
     }
 
-    /// Retries transient failures (server unreachable or 5xx) with backoff.
+    /// A stream said the file changed: ask the manifest once more, so a
+    /// deleted file is reported as gone rather than changed.
+    fn changed_or_gone(&mut self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Changed(name) | ClientError::NotFound(name) => match self.manifest() {
+                Err(ClientError::NotFound(_)) => ClientError::Gone(name),
+                _ => ClientError::Changed(name),
+            },
+            other => other,
+        }
+    }
+
+    /// Retries transient failures (server unreachable or 5xx) with backoff,
+    /// saying each time what failed and when the next attempt comes.
     fn with_retries<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
-        let mut attempt = 0;
+        let mut attempt = 1;
         loop {
             match f(self) {
                 Err(e @ (ClientError::Unreachable(_) | ClientError::Server(_))) => {
-                    attempt += 1;
-                    if attempt > self.args.retries {
+                    if attempt > self.config.retries {
                         return Err(ClientError::GaveUp(attempt, e.to_string()));
                     }
-                    self.backoff(attempt);
+                    self.backoff(attempt, &e.to_string(), false);
+                    attempt += 1;
                 }
                 other => return other,
             }
         }
     }
 
-    /// Full jitter: sleep a uniform random time in [0, min(cap, base·2^n)].
-    fn backoff(&self, attempt: u32) {
+    /// Reports the retry, then sleeps. Full jitter: a uniform random time
+    /// in [0, min(cap, base·2^n)], so clients dropped together come back
+    /// spread out.
+    fn backoff(&self, failures: u32, why: &str, reconnect: bool) {
         let base = self.retry_ms.unwrap_or(250).clamp(50, 5_000);
-        let ceiling = base.saturating_mul(1 << attempt.min(10)).min(15_000);
-        std::thread::sleep(Duration::from_millis(fastrand::u64(0..=ceiling)));
+        let ceiling = base.saturating_mul(1 << failures.min(10)).min(15_000);
+        let delay = Duration::from_millis(fastrand::u64(0..=ceiling));
+        let retry = Retry { why, attempt: failures + 1, of: self.config.retries + 1, delay, reconnect };
+        self.reporter.retry(&retry);
+        std::thread::sleep(delay);
     }
 
     /// Streams and refills until every chunk is verified.
     fn fill(&mut self, m: &Manifest, sink: &mut Sink) -> Result<(), ClientError> {
         let mut fruitless = 0;
+        let per_range = m.range_limit();
         while sink.have_count < m.chunks {
             let missing = sink.missing();
             // Few scattered chunks: fetch by range. Otherwise one stream.
-            let progressed = if sink.stream_rounds > 0 && missing_chunks(&missing) <= 256 * self.args.parallel as u64 {
+            // An ordered output only ever streams from its next chunk.
+            let few = missing_chunks(&missing) <= per_range * self.config.parallel as u64;
+            let progressed = if sink.stream_rounds > 0 && few && !sink.ordered() {
                 self.refill(m, sink, &missing)?
             } else {
                 self.stream(m, sink, &missing)?
@@ -208,10 +323,10 @@ impl Download<'_> {
                 fruitless = 0;
             } else {
                 fruitless += 1;
-                if fruitless > self.args.retries {
+                if fruitless > self.config.retries {
                     return Err(ClientError::GaveUp(fruitless, "no new chunks arrived".into()));
                 }
-                self.backoff(fruitless);
+                self.backoff(fruitless, "no new chunks arrived", true);
             }
         }
         Ok(())
@@ -223,9 +338,9 @@ impl Download<'_> {
     fn stream(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
         sink.stream_rounds += 1;
         let from = missing[0].start.to_string();
-        let need = fitting_need(missing, m.chunks);
-        let rate = self.args.rate.map(|r| r.to_string());
-        let mut query = vec![("file", self.args.name.as_str()), ("v", m.version.as_str())];
+        let need = if sink.ordered() { None } else { fitting_need(missing, m.chunks, m.need_limit()) };
+        let rate = self.config.rate.map(|r| r.to_string());
+        let mut query = vec![("file", self.name()), ("v", m.version.as_str())];
         match &need {
             Some(need) => query.push(("need", need)),
             None => query.push(("from", &from)),
@@ -246,22 +361,25 @@ impl Download<'_> {
                 Ended::Complete => return Ok(lock(&shared).have_count > before),
                 Ended::Dropped { new_chunks, why } => {
                     lock(&shared).reconnects += 1;
-                    drops = if new_chunks > 0 { 0 } else { drops + 1 };
-                    if drops > self.args.retries {
+                    drops = if new_chunks > 0 { 1 } else { drops + 1 };
+                    if drops > self.config.retries {
                         return Err(ClientError::GaveUp(drops, why));
                     }
-                    self.backoff(drops.max(1));
+                    self.backoff(drops.max(1), &why, true);
                 }
             }
         }
     }
 
     /// Refills scattered chunks through the range endpoint, `parallel`
-    /// requests in flight, each at most 256 chunks (the server's default
-    /// `--max-range`). A batch that drops is left for the next round.
+    /// requests in flight, each at most the manifest's `max_range` chunks.
+    /// A batch that drops is left for the next round.
     fn refill(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
-        let batches: Vec<Range<u64>> =
-            missing.iter().flat_map(|r| (r.start..r.end).step_by(256).map(move |s| s..(s + 256).min(r.end))).collect();
+        let per = m.range_limit();
+        let batches: Vec<Range<u64>> = missing
+            .iter()
+            .flat_map(|r| (r.start..r.end).step_by(per as usize).map(move |s| s..(s + per).min(r.end)))
+            .collect();
         let before = sink.have_count;
         let queue = Mutex::new(batches.into_iter());
         let shared = Mutex::new(&mut *sink);
@@ -269,7 +387,7 @@ impl Download<'_> {
         let worker = || -> Result<(), ClientError> {
             while let Some(batch) = lock(&queue).next() {
                 let path = format!("/events/chunk/{}/{}", batch.start, batch.end);
-                let url = this.url(&path, &[("file", &this.args.name), ("v", &m.version)]);
+                let url = this.url(&path, &[("file", this.name()), ("v", &m.version)]);
                 if let Ended::Dropped { .. } = this.request(&url, None, m, &shared, false)?.ended {
                     lock(&shared).reconnects += 1;
                 }
@@ -277,7 +395,7 @@ impl Download<'_> {
             Ok(())
         };
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..this.args.parallel.max(1)).map(|_| scope.spawn(worker)).collect();
+            let workers: Vec<_> = (0..this.config.parallel).map(|_| scope.spawn(worker)).collect();
             workers
                 .into_iter()
                 .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
@@ -288,7 +406,8 @@ impl Download<'_> {
     }
 
     /// One HTTP request on a stream endpoint, read to its end or its failure.
-    /// The sink is locked for one chunk at a time, so refill workers share it.
+    /// Chunks are checked without the lock; the sink is locked only to store
+    /// one, so refill workers hash in parallel.
     fn request(
         &self,
         url: &str,
@@ -323,15 +442,22 @@ impl Download<'_> {
             }
         }
         let mut reader = BufReader::with_capacity(256 * 1024, res.body_mut().as_reader());
-        let mut parser = Parser::new();
+        let mut parser = Parser::new().with_max_line(max_event_len(m));
         let mut new_chunks = 0;
         let mut id = last_id;
         let mut scratch = Vec::new();
         let ended = loop {
             let event = match parser.next_raw(&mut reader) {
                 Ok(Some(event)) => event,
-                Ok(None) => break Ended::Dropped { new_chunks, why: "stream ended before `end`".into() },
-                Err(e) => break Ended::Dropped { new_chunks, why: e.to_string() },
+                Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
+                // The parser's own refusal (the line cap), not a transport error.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidData
+                        && !e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) =>
+                {
+                    return Err(ClientError::Protocol(e.to_string()));
+                }
+                Err(e) => break Ended::Dropped { new_chunks, why: agent::describe_read(e, url) },
             };
             let json = |what: &str| {
                 serde_json::from_slice::<serde_json::Value>(event.data)
@@ -339,10 +465,20 @@ impl Download<'_> {
             };
             match event.event {
                 "chunk" => {
-                    if lock(sink).chunk(m, event.data, &mut scratch)? {
-                        new_chunks += 1;
+                    let checked = sink::check(m, event.data, &mut scratch);
+                    let mut sink = lock(sink);
+                    let outcome = sink.accept(m, checked, &scratch)?;
+                    // An ordered output resumes at the next chunk it can
+                    // write; a gap or a bad chunk ends this request.
+                    if let Some(resume) = sink.ordered_resume() {
+                        id = resume;
+                        if matches!(outcome, Outcome::Gap | Outcome::Corrupt) {
+                            break Ended::Dropped { new_chunks, why: "a chunk failed verification".into() };
+                        }
+                    } else {
+                        id = event.id.and_then(|s| s.parse().ok()).or(id);
                     }
-                    id = event.id.and_then(|s| s.parse().ok()).or(id);
+                    new_chunks += u64::from(outcome == Outcome::New);
                 }
                 "meta" if with_meta && json("meta")?["version"] != m.version.as_str() => {
                     return Err(ClientError::Changed(m.name.clone()));
@@ -364,6 +500,17 @@ impl Download<'_> {
     }
 }
 
+/// The longest SSE line a stream of `m` can legally carry, plus slack: a
+/// chunk's base64 (4/3 of its bytes) or escaped text (at most 6 bytes per
+/// byte, `\u00XX`) and its JSON header, plus 4 MiB. A server that sends
+/// more without a newline is broken or hostile; the client's buffer stays
+/// bounded instead of growing with it.
+pub fn max_event_len(m: &Manifest) -> usize {
+    let payload = m.chunk_size as usize;
+    let encoded = if m.kind == crate::index::Kind::Text { payload * 6 } else { payload.div_ceil(3) * 4 };
+    encoded + (4 << 20)
+}
+
 /// What one request on a stream endpoint brought back.
 struct Reply {
     ended: Ended,
@@ -383,7 +530,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the same (what is missing is one tail of the file). A list too long for
 /// one request names as many gaps as fit; the next round asks for the rest.
 /// Either way the server never sends a chunk the client already has.
-fn fitting_need(missing: &[Range<u64>], chunks: u64) -> Option<String> {
+fn fitting_need(missing: &[Range<u64>], chunks: u64, max_len: usize) -> Option<String> {
     if let [only] = missing {
         if only.end == chunks {
             return None;
@@ -392,7 +539,7 @@ fn fitting_need(missing: &[Range<u64>], chunks: u64) -> Option<String> {
     let mut need = String::new();
     for r in missing {
         let part = format_need(std::slice::from_ref(r));
-        if !need.is_empty() && need.len() + 1 + part.len() > MAX_NEED_LEN {
+        if !need.is_empty() && need.len() + 1 + part.len() > max_len {
             break;
         }
         if !need.is_empty() {

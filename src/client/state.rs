@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Manifest;
-use crate::index::sha256;
+use sha2::{Digest as _, Sha256};
+
+use super::{ClientError, Manifest};
+use crate::index::{hex, sha256};
 
 /// What a part file must match to be resumed.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,7 +41,7 @@ impl Identity {
 
 pub struct PartFile {
     pub file: File,
-    part_path: PathBuf,
+    pub part_path: PathBuf,
     state_path: PathBuf,
 }
 
@@ -57,47 +59,84 @@ pub enum Resumed {
 }
 
 impl PartFile {
-    pub fn open(out: &Path, manifest: &Manifest) -> io::Result<(PartFile, Resumed)> {
+    pub fn open(out: &Path, manifest: &Manifest) -> Result<(PartFile, Resumed), ClientError> {
         let part_path = with_suffix(out, ".part");
         let state_path = with_suffix(out, ".part.json");
+        let on = |path: &Path| {
+            let path = path.to_owned();
+            move |e: io::Error| ClientError::File(path, e)
+        };
         let identity = Identity::of(manifest);
         let previous: Option<Identity> = std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let resumable = previous.as_ref() == Some(&identity) && part_path.exists();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(!resumable).open(&part_path)?;
-        file.set_len(manifest.size)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(!resumable)
+            .open(&part_path)
+            .map_err(on(&part_path))?;
+        file.set_len(manifest.size).map_err(on(&part_path))?;
         let part = PartFile { file, part_path, state_path };
         let resumed = match previous {
-            _ if resumable => Resumed::Found { have: part.scan(manifest)? },
+            _ if resumable => Resumed::Found { have: scan(&part.file, manifest).map_err(on(&part.part_path))? },
             Some(old) => Resumed::Discarded { old_version: old.version },
             None => Resumed::Fresh,
         };
-        std::fs::write(&part.state_path, serde_json::to_vec(&identity)?)?;
+        let json = serde_json::to_vec(&identity).map_err(io::Error::from).map_err(on(&part.state_path))?;
+        std::fs::write(&part.state_path, json).map_err(on(&part.state_path))?;
         Ok((part, resumed))
     }
 
-    /// Hashes every chunk on disk; intact ones count as verified.
-    fn scan(&self, m: &Manifest) -> io::Result<Vec<bool>> {
-        let mut buf = Vec::new();
-        (0..m.chunks)
-            .map(|i| {
-                let (off, len) = m.span(i);
-                buf.resize(len, 0);
-                self.file.read_exact_at(&mut buf, off)?;
-                Ok(sha256(&buf) == m.hash(i))
-            })
-            .collect()
+    /// The whole-file SHA-256 of the part file, read back from disk.
+    pub fn read_back_sha256(&self, size: u64) -> Result<String, ClientError> {
+        let mut whole = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0;
+        while pos < size {
+            let n = (size - pos).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], pos).map_err(|e| ClientError::File(self.part_path.clone(), e))?;
+            whole.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok(hex(&whole.finalize()))
     }
 
     /// Moves the verified file to its final name and removes the state file.
-    pub fn finish(self, out: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
-        std::fs::rename(&self.part_path, out)?;
+    pub fn finish(self, out: &Path) -> Result<(), ClientError> {
+        self.file.sync_all().map_err(|e| ClientError::File(self.part_path.clone(), e))?;
+        std::fs::rename(&self.part_path, out).map_err(|e| ClientError::File(out.to_owned(), e))?;
         let _ = std::fs::remove_file(&self.state_path);
         Ok(())
     }
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// Whether the file at `path` already is the manifest's version (every
+/// chunk matches its digest): the result of an earlier run of the same
+/// download, which needs no `--force` and no transfer.
+pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
+    let on = |e| ClientError::File(path.to_owned(), e);
+    let file = File::open(path).map_err(on)?;
+    if file.metadata().map_err(on)?.len() != m.size {
+        return Ok(false);
+    }
+    Ok(scan(&file, m).map_err(on)?.iter().all(|&ok| ok))
+}
+
+/// Hashes every chunk of `file`; intact ones count as verified.
+fn scan(file: &File, m: &Manifest) -> io::Result<Vec<bool>> {
+    let mut buf = Vec::new();
+    (0..m.chunks)
+        .map(|i| {
+            let (off, len) = m.span(i);
+            buf.resize(len, 0);
+            file.read_exact_at(&mut buf, off)?;
+            Ok(sha256(&buf) == m.hash(i))
+        })
+        .collect()
+}
+
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)

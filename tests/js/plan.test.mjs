@@ -32,6 +32,13 @@ test('failed chunks are refilled by range in runs of at most `batch`, `parallel`
   assert.deepEqual(plan(states([F, F, Q, F]), idle).ranges, [[2, 3]]);
 });
 
+test("the server's limits from the manifest cap range batches and need lists", () => {
+  const s = states([Q, Q, Q, Q, Q]);
+  assert.deepEqual(plan(s, { ...idle, batch: 64, parallel: 10, maxRange: 2 }).ranges, [[0, 2], [2, 4], [4, 5]]);
+  const gaps = states([M, V, M, V, M, V, M, V]);
+  assert.deepEqual(plan(gaps, { ...idle, maxNeed: 3 }).stream, { first: 0, need: '0,2' });
+});
+
 test('nothing is refilled while the event stream is open, and nothing streamed twice', () => {
   const p = plan(states([Q, M, M]), { ...idle, streaming: true });
   assert.deepEqual(p, { ranges: [], stream: null, stuck: false });

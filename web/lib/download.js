@@ -318,7 +318,7 @@ export class Download {
       return;
     }
     if (this.retryTimer) return;
-    const next = plan(this.status, { streaming: !!this.es, ranges: this.ranges.size, parallel: this.parallel, batch: this.batch, busy });
+    const next = plan(this.status, { streaming: !!this.es, ranges: this.ranges.size, parallel: this.parallel, batch: this.batch, maxRange: m.max_range, maxNeed: m.max_need, busy });
     for (const [a, b] of next.ranges) this._range(a, b);
     if (next.stuck) {
       // Nothing missing, nothing in flight, yet not all verified: cannot happen; re-plan.

@@ -39,6 +39,8 @@ export function runs(n, pick) {
  * @property {number} ranges      range requests in flight
  * @property {number} parallel    range requests allowed in flight at most
  * @property {number} batch       chunks per range request at most
+ * @property {number} [maxRange]   the manifest's `max_range`: caps `batch`
+ * @property {number} [maxNeed]    the manifest's `max_need`: caps a `need` list
  * @property {boolean} busy       received chunks are still waiting to be verified
  */
 
@@ -69,7 +71,7 @@ export function plan(status, now) {
   const ranges = [];
   if (!now.streaming) {
     const room = Math.max(0, now.parallel - now.ranges);
-    const batch = Math.max(1, now.batch);
+    const batch = Math.max(1, Math.min(now.batch, now.maxRange ?? Infinity));
     for (let i = 0; i < n && ranges.length < room; i++) {
       if (status[i] !== CHUNK.QUEUED) continue;
       let b = i + 1;
@@ -87,5 +89,5 @@ export function plan(status, now) {
   }
   const first = gaps[0][0];
   if (gaps.length === 1 && gaps[0][1] === n) return { ranges, stream: first > 0 ? { first, from: first } : { first }, stuck: false };
-  return { ranges, stream: { first, need: formatNeed(gaps).need }, stuck: false };
+  return { ranges, stream: { first, need: formatNeed(gaps, now.maxNeed).need }, stuck: false };
 }

@@ -19,6 +19,8 @@ export const PROTOCOL = 1;
  * @property {string} root
  * @property {string[]} hashes
  * @property {number[]} [offsets]
+ * @property {number} [max_range]  most chunks per range request (the server's --max-range)
+ * @property {number} [max_need]   longest `need=` list the server accepts
  */
 
 /**

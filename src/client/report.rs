@@ -1,0 +1,50 @@
+//! How a download tells its caller what is happening: progress, retries and
+//! notices go to a [`Reporter`], never to the terminal. The binary's
+//! [`super::term::Term`] draws them; tests and embedders pass [`Silent`] or
+//! their own.
+
+use std::time::Duration;
+
+/// What the download is about to do, once the manifest is in.
+#[derive(Debug, Clone)]
+pub struct Start<'a> {
+    pub name: &'a str,
+    /// The file's size.
+    pub size: u64,
+    /// Bytes already verified on disk (a resumed part file).
+    pub have: u64,
+}
+
+/// Why the next request waits, and how long.
+#[derive(Debug, Clone)]
+pub struct Retry<'a> {
+    /// What failed, in words: `cannot connect to HOST: connection refused`.
+    pub why: &'a str,
+    /// The attempt about to be made (2 for the first retry).
+    pub attempt: u32,
+    /// The most attempts that will be made in a row without progress.
+    pub of: u32,
+    pub delay: Duration,
+    /// A stream that was receiving dropped (rather than a request failing).
+    pub reconnect: bool,
+}
+
+/// Receives a download's progress. Every method may be called from several
+/// threads (range refills run in parallel), hence `Sync`.
+pub trait Reporter: Sync {
+    /// The manifest is in and the output is open.
+    fn start(&self, _start: &Start<'_>) {}
+    /// `new` more bytes were verified in this run; `verified` in all.
+    fn progress(&self, _verified: u64, _new: u64) {}
+    /// A request failed or a stream dropped; the next attempt follows after
+    /// `retry.delay`.
+    fn retry(&self, _retry: &Retry<'_>) {}
+    /// Something the user should know that is not an error (a part file of
+    /// an older version discarded, a file already downloaded).
+    fn notice(&self, _message: &str) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Reporter for Silent {}

@@ -1,0 +1,310 @@
+//! The terminal side of `chunkcast get` (used by the binary, never by the
+//! library's download code): a [`Reporter`] that draws an `indicatif` bar,
+//! prints retries and notices, the summary, and what Ctrl-C leaves behind.
+//!
+//! Output rules: everything goes to standard error (standard output may be
+//! the download itself, `-o -`). When standard error is not a terminal the
+//! bar is hidden, and retries and notices are printed as lines. One unit
+//! system: sizes in binary units (KiB, MiB, GiB) and speeds in MiB/s.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::report::{Reporter, Retry, Start};
+use super::{ClientError, Config, Output, Summary};
+
+/// Speed is averaged over this window: long enough to be steady, short
+/// enough that a stall shows within seconds.
+const WINDOW: Duration = Duration::from_secs(3);
+/// No byte for this long (and no retry under way) reads as a stall.
+const STALL: Duration = Duration::from_secs(2);
+
+pub struct Term {
+    bar: ProgressBar,
+    quiet: bool,
+    output: Output,
+    meter: Arc<Mutex<Meter>>,
+}
+
+/// What the bar's status field is computed from, at every redraw.
+struct Meter {
+    /// When this run's first byte could arrive (the manifest is in).
+    started: Option<Instant>,
+    /// (time, bytes verified in this run), at most one sample per 100 ms.
+    samples: VecDeque<(Instant, u64)>,
+    run_bytes: u64,
+    verified: u64,
+    size: u64,
+    last_byte: Option<Instant>,
+    retrying: Option<(String, Instant)>,
+}
+
+impl Meter {
+    /// Bytes per second over the last [`WINDOW`], this run's bytes only (a
+    /// resumed part file's bytes never count as speed).
+    fn speed(&self, now: Instant) -> f64 {
+        let Some(started) = self.started else { return 0.0 };
+        let from = now.checked_sub(WINDOW).map_or(started, |t| t.max(started));
+        // This run's bytes up to `from`: the last sample at or before it.
+        let before = match from == started {
+            true => 0,
+            false => self.samples.iter().rev().find(|(t, _)| *t <= from).map_or(0, |(_, b)| *b),
+        };
+        let secs = now.duration_since(from).as_secs_f64();
+        if secs < 0.2 {
+            return 0.0;
+        }
+        (self.run_bytes - before) as f64 / secs
+    }
+
+    fn status(&self, now: Instant) -> String {
+        if let Some((why, at)) = &self.retrying {
+            let left = at.saturating_duration_since(now);
+            return if left.is_zero() {
+                format!("reconnecting: {why}")
+            } else {
+                format!("reconnecting in {}: {why}", secs(left))
+            };
+        }
+        let quiet_for = self.last_byte.or(self.started).map(|t| now.duration_since(t));
+        if self.verified < self.size && quiet_for.is_some_and(|d| d >= STALL) {
+            return format!("stalled: nothing received for {}", secs(quiet_for.unwrap_or_default()));
+        }
+        let speed = self.speed(now);
+        let eta = if speed > 0.0 {
+            let left = Duration::from_secs_f64((self.size - self.verified) as f64 / speed);
+            format!(", ETA {}", indicatif::HumanDuration(left))
+        } else {
+            String::new()
+        };
+        format!("{}{eta}", mib_per_s(speed))
+    }
+}
+
+impl Term {
+    pub fn new(config: &Config, quiet: bool) -> Arc<Term> {
+        // Hidden until the download starts: before the manifest is in there
+        // is nothing to draw, and retries are printed as lines.
+        let bar = ProgressBar::hidden();
+        let meter = Arc::new(Mutex::new(Meter {
+            started: None,
+            samples: VecDeque::new(),
+            run_bytes: 0,
+            verified: 0,
+            size: 0,
+            last_byte: None,
+            retrying: None,
+        }));
+        let for_bar = Arc::clone(&meter);
+        let status = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&lock(&for_bar).status(Instant::now()));
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix} {percent:>3}% [{bar:25}] {binary_bytes}/{binary_total_bytes} {status}",
+        ) {
+            bar.set_style(style.with_key("status", status).progress_chars("=> "));
+        }
+        Arc::new(Term { bar, quiet, output: config.output.clone(), meter })
+    }
+
+    /// A line on standard error, above the bar when there is one.
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("chunkcast: {text}"));
+        }
+    }
+
+    /// The summary (or nothing, when quiet); the bar is cleared either way.
+    pub fn finish(&self, result: &Result<Summary, ClientError>) {
+        self.bar.finish_and_clear();
+        match result {
+            Ok(s) if s.already_there => {
+                self.line(&format!("{} already is this version (sha256 {}); nothing to download", s.path.display(), s.sha256));
+            }
+            Ok(s) => self.line(&format!(
+                "{}: {} ({} bytes) verified (sha256 {}) in {:.2} s, {} this run; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
+                s.path.display(),
+                indicatif::BinaryBytes(s.bytes),
+                s.bytes,
+                s.sha256,
+                s.seconds,
+                mib_per_s(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
+                s.reconnects,
+                s.corrupt_chunks,
+                s.refilled_chunks,
+                s.resumed_chunks
+            )),
+            Err(ClientError::GaveUp(..) | ClientError::Unreachable(_)) => {
+                if let Some(hint) = self.resume_hint() {
+                    self.line(&hint);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// What running the same command again does, when a download stops.
+    fn resume_hint(&self) -> Option<String> {
+        let verified = lock(&self.meter).verified;
+        match &self.output {
+            Output::File { path, .. } if verified > 0 => Some(format!(
+                "{} verified so far are kept in {}; run the same command again to resume",
+                indicatif::BinaryBytes(verified),
+                super::state::with_suffix(path, ".part").display()
+            )),
+            Output::File { .. } => None,
+            _ => Some(format!("{} cannot resume: running the same command again starts over", self.output.display())),
+        }
+    }
+
+    /// On Ctrl-C, clears the bar, says what running the same command again
+    /// does, and exits with status 130 (what shells expect after SIGINT).
+    /// A part file needs no cleanup: every chunk on disk is re-verified on
+    /// resume.
+    pub fn exit_on_ctrl_c(self: &Arc<Self>) {
+        let term = Arc::clone(self);
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            if rt.block_on(tokio::signal::ctrl_c()).is_err() {
+                return;
+            }
+            term.bar.finish_and_clear();
+            let hint = term.resume_hint().unwrap_or_else(|| "run the same command again to start over".into());
+            eprintln!("\nchunkcast: interrupted; {hint}");
+            std::process::exit(130);
+        });
+    }
+}
+
+impl Reporter for Term {
+    fn start(&self, start: &Start<'_>) {
+        let mut meter = lock(&self.meter);
+        meter.started = Some(Instant::now());
+        meter.size = start.size;
+        meter.verified = start.have;
+        meter.retrying = None;
+        drop(meter);
+        if !self.quiet {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        self.bar.set_length(start.size);
+        self.bar.set_position(start.have);
+        self.bar.set_prefix(crate::logsafe::Esc(start.name).to_string());
+        self.bar.enable_steady_tick(Duration::from_millis(250));
+    }
+
+    fn progress(&self, verified: u64, new: u64) {
+        let now = Instant::now();
+        let mut meter = lock(&self.meter);
+        meter.run_bytes += new;
+        meter.verified = verified;
+        meter.last_byte = Some(now);
+        meter.retrying = None;
+        let run = meter.run_bytes;
+        if meter.samples.back().is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_millis(100)) {
+            meter.samples.push_back((now, run));
+        }
+        while meter.samples.len() > 2 && meter.samples[1].0 + WINDOW * 2 < now {
+            meter.samples.pop_front();
+        }
+        drop(meter);
+        self.bar.set_position(verified);
+    }
+
+    fn retry(&self, r: &Retry<'_>) {
+        let text = format!("{}; retrying in {}, attempt {} of {}", r.why, secs(r.delay), r.attempt, r.of);
+        lock(&self.meter).retrying =
+            Some((format!("{} (attempt {} of {})", r.why, r.attempt, r.of), Instant::now() + r.delay));
+        // The bar shows the state while it is drawn; otherwise one line each.
+        if self.bar.is_hidden() {
+            self.line(&text);
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        self.line(message);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn mib_per_s(bytes_per_s: f64) -> String {
+    format!("{:.1} MiB/s", bytes_per_s / (1024.0 * 1024.0))
+}
+
+/// `0.4 s`, `2 s`, `15 s`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.95 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(size: u64, have: u64, t0: Instant) -> Meter {
+        Meter {
+            started: Some(t0),
+            samples: VecDeque::new(),
+            run_bytes: 0,
+            verified: have,
+            size,
+            last_byte: None,
+            retrying: None,
+        }
+    }
+
+    /// Feeds `rate` bytes per second in 100 ms steps for `secs`.
+    fn feed(m: &mut Meter, from: Instant, secs: u64, rate: u64) -> Instant {
+        let mut now = from;
+        for _ in 0..secs * 10 {
+            now += Duration::from_millis(100);
+            m.run_bytes += rate / 10;
+            m.verified += rate / 10;
+            m.last_byte = Some(now);
+            m.samples.push_back((now, m.run_bytes));
+        }
+        now
+    }
+
+    #[test]
+    fn speed_counts_only_this_runs_bytes() {
+        let t0 = Instant::now();
+        // 900 MiB resumed from disk, then 10 MiB/s.
+        let mut m = meter(1000 << 20, 900 << 20, t0);
+        let now = feed(&mut m, t0, 2, 10 << 20);
+        let status = m.status(now);
+        assert!(status.starts_with("10.0 MiB/s, ETA"), "{status}");
+    }
+
+    #[test]
+    fn a_stall_shows_as_such_and_the_speed_decays() {
+        let t0 = Instant::now();
+        let mut m = meter(1000 << 20, 0, t0);
+        let now = feed(&mut m, t0, 5, 10 << 20);
+        assert!(m.speed(now + Duration::from_millis(1500)) < m.speed(now), "decays without bytes");
+        assert_eq!(m.speed(now + Duration::from_secs(4)), 0.0);
+        let status = m.status(now + Duration::from_secs(5));
+        assert_eq!(status, "stalled: nothing received for 5 s");
+        m.retrying =
+            Some(("cannot connect to h:1: connection refused (attempt 2 of 11)".into(), now + Duration::from_secs(7)));
+        let status = m.status(now + Duration::from_secs(5));
+        assert_eq!(status, "reconnecting in 2 s: cannot connect to h:1: connection refused (attempt 2 of 11)");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs(Duration::from_millis(400)), "0.4 s");
+        assert_eq!(secs(Duration::from_millis(2040)), "2 s");
+        assert_eq!(mib_per_s(1.5 * 1048576.0), "1.5 MiB/s");
+    }
+}
