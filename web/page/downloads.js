@@ -289,7 +289,7 @@ class Card {
     if (e.code === 'changed') {
       this.discarded();
       this.alert(`“${name}” changed on the server while it was downloading. The chunks received so far were discarded.`,
-        { label: 'Download the new version', run: () => this.list.start(name) });
+        { label: 'Download the new version', run: () => this.list.start(name, this.picked?.handle) });
     } else if (e.code === 'not_found') {
       // Gone is not changed: there is no new version to fetch. What was
       // verified belongs to a file that no longer exists, so it is dropped.
@@ -305,13 +305,13 @@ class Card {
     } else if (e.code === 'server_down') {
       this.alert(`The server cannot be reached: ${e.message}`, { label: 'Try again', run: () => this.d?.resume() });
     } else if (e.code === 'storage') {
-      this.alert(`The browser's storage failed: ${e.message}`, { label: 'Start over', run: () => this.list.start(name) });
+      this.alert(`The browser's storage failed: ${e.message}`, { label: 'Start over', run: () => this.list.start(name, this.picked?.handle) });
     } else if (e.code === 'unsupported') {
-      this.alert(`This browser cannot download here: ${e.message}`, { label: 'Try again', run: () => this.list.start(name) });
+      this.alert(`This browser cannot download here: ${e.message}`, { label: 'Try again', run: () => this.list.start(name, this.picked?.handle) });
     } else if (e.code === 'internal') {
-      this.alert(`The download failed because of a bug in chunkcast: ${e.message}`, { label: 'Start over', run: () => this.list.start(name) });
+      this.alert(`The download failed because of a bug in chunkcast: ${e.message}`, { label: 'Start over', run: () => this.list.start(name, this.picked?.handle) });
     } else {
-      this.alert(`The download failed: ${e.message}`, { label: 'Start over', run: () => this.list.start(name) });
+      this.alert(`The download failed: ${e.message}`, { label: 'Start over', run: () => this.list.start(name, this.picked?.handle) });
     }
   }
 
