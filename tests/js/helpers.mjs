@@ -120,7 +120,8 @@ export async function startServer(o = {}) {
  * `script(plans)` (`null` refuses a connection), `settle()`, `stats()`,
  * `takeLedger()`, `idle(ms)`, and `log` (set to a function, with
  * `o.verbose`, to follow each connection's plan, faults and chunk events).
- * `o.feedSize` makes the proxy scan in pieces of that many bytes.
+ * `o.feedSize` (or `setFeedSize(n)`) makes the proxy scan in pieces of at
+ * most that many bytes.
  * Commands reach the proxy in order; the ones that answer return a promise.
  * @param {string} target
  * @param {{seed?: number, faults?: Record<string, number>, feedSize?: number, verbose?: boolean}} [o]
@@ -182,6 +183,8 @@ export async function startProxy(target, o = {}) {
     /** @param {(object|null)[]} plans */
     script: (plans) => send(`script ${JSON.stringify(plans)}`),
     settle: () => send('settle'),
+    /** @param {number} bytes */
+    setFeedSize: (bytes) => send(`feed-size ${bytes}`),
     stats: async () => (await send('stats')).stats,
     async takeLedger() {
       const l = (await send('ledger')).ledger;

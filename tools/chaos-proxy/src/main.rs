@@ -17,6 +17,7 @@
 //! stall                       stop forwarding on every open connection
 //! corrupt ID TIMES            forge chunk ID the next TIMES it passes
 //! cut-before-end on|off       cut the next stream just before its `end` event
+//! feed-size BYTES             scan in pieces of at most BYTES (0: whole reads)
 //! settle                      close the books between two downloads
 //! stats                       the counters
 //! ledger                      what reached the client, since the last `ledger`
@@ -155,6 +156,10 @@ fn command(proxy: &Proxy, cmd: &str, rest: &str) -> Result<serde_json::Value> {
         }
         "cut-before-end" => {
             proxy.cut_before_end(on(rest)?);
+            json!({})
+        }
+        "feed-size" => {
+            proxy.set_feed_size(rest.parse().map_err(|_| "usage: feed-size BYTES".to_owned())?);
             json!({})
         }
         "settle" => {

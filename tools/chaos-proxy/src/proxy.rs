@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -194,7 +194,7 @@ struct Shared {
     ranges: Mutex<u64>,
     stop: AtomicBool,
     live: Mutex<Vec<Live>>,
-    feed_size: usize,
+    feed_size: AtomicUsize,
     events: Option<Sink>,
     verbose: bool,
 }
@@ -249,7 +249,7 @@ impl Proxy {
             ranges: Mutex::new(0),
             stop: AtomicBool::new(false),
             live: Mutex::new(Vec::new()),
-            feed_size: o.feed_size,
+            feed_size: AtomicUsize::new(o.feed_size),
             events: o.events,
             verbose: o.verbose,
         });
@@ -319,6 +319,12 @@ impl Proxy {
         } else {
             forge.insert(id, times);
         }
+    }
+
+    /// Feeds the scanner in pieces of at most `n` bytes (0: whole reads) on
+    /// the reads from now on, as [`Options::feed_size`].
+    pub fn set_feed_size(&self, n: usize) {
+        self.shared.feed_size.store(n, SeqCst);
     }
 
     /// Cuts the next stream that reaches an `end` event just before it.
@@ -538,7 +544,10 @@ fn downstream(id: u64, mut client: &TcpStream, mut server: &TcpStream, plan: Pla
         }
         let held = work.len();
         work.extend_from_slice(&buf[..n]);
-        let piece = if shared.feed_size == 0 { work.len() } else { shared.feed_size };
+        let piece = match shared.feed_size.load(SeqCst) {
+            0 => work.len(),
+            n => n,
+        };
         let mut done = Vec::new();
         let (mut from, mut release, mut stop) = (held, 0, None);
         while from < work.len() {

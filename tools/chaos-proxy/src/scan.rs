@@ -83,6 +83,21 @@ const ESC: u8 = 9;
 const HEX4: u8 = 4;
 pub const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Each byte's index in [`B64`], or -1.
+const B64_INDEX: [i8; 256] = index_of(B64);
+/// Each byte's index in [`ALNUM`], or -1.
+const ALNUM_INDEX: [i8; 256] = index_of(ALNUM);
+
+const fn index_of(alphabet: &[u8]) -> [i8; 256] {
+    let mut table = [-1i8; 256];
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as i8;
+        i += 1;
+    }
+    table
+}
+
 /// Longer SSE lines are not kept whole (payload characters never are).
 const LINE_CAP: usize = 1024;
 
@@ -195,7 +210,14 @@ impl Scanner {
         let base = self.wire - from as u64;
         let fault = self.plan.fault;
         self.manual_stop = false;
-        for i in from..buf.len() {
+        let mut i = from;
+        while i < buf.len() {
+            let skip = self.skippable(buf, i);
+            if skip > 0 {
+                self.skip(skip);
+                i += skip;
+                continue;
+            }
             if let Some((kind, Point::Bytes(n))) = fault {
                 if self.wire == n {
                     return Fed { release: i, stop: Some((i, kind)) };
@@ -218,9 +240,61 @@ impl Scanner {
             if let Some(true) = stop_after {
                 return Fed { release: i + 1, stop: Some((i + 1, fault.unwrap().0)) };
             }
+            i += 1;
         }
         let release = self.hold.map_or(buf.len(), |h| (h - base) as usize);
         Fed { release, stop: None }
+    }
+
+    /// How many bytes from `buf[i]` on are plain payload characters that no
+    /// fault, corruption or framing rule cares about (0: go byte by byte).
+    /// Most of a stream is payload; this keeps 64 MiB runs cheap.
+    fn skippable(&self, buf: &[u8], i: usize) -> usize {
+        if !self.sse || self.forge.is_some() {
+            return 0;
+        }
+        let text = match self.payload {
+            Some(Payload::Base64) => false,
+            Some(Payload::Text { esc: 0 }) => true,
+            _ => return 0,
+        };
+        let mut avail = buf.len() - i;
+        match self.http {
+            Http::Body(n) | Http::ChunkData(n) => avail = avail.min(n as usize),
+            Http::ToClose => {}
+            _ => return 0,
+        }
+        match self.plan.fault {
+            Some((_, Point::Bytes(n))) if n > self.wire => avail = avail.min((n - self.wire) as usize),
+            Some((_, Point::InPayload(k, at))) if self.current() == Some(k) && at >= self.payload_pos => {
+                avail = avail.min(at - self.payload_pos)
+            }
+            _ => {}
+        }
+        if let (Some(c), false) = (self.plan.corrupt.front(), self.ev_corrupted) {
+            let k = self.current().unwrap_or(0);
+            if k > c.k {
+                return 0;
+            }
+            if k == c.k {
+                avail = avail.min(c.at.saturating_sub(self.payload_pos));
+            }
+        }
+        buf[i..i + avail].iter().position(|&b| b == b'"' || b == b'\n' || (text && b == b'\\')).unwrap_or(avail)
+    }
+
+    /// Moves over `n` bytes [`Scanner::skippable`] allowed.
+    fn skip(&mut self, n: usize) {
+        self.wire += n as u64;
+        self.payload_pos += n;
+        self.sse_line_len += n;
+        self.http = match self.http {
+            Http::Body(left) if left == n as u64 => Http::Head,
+            Http::Body(left) => Http::Body(left - n as u64),
+            Http::ChunkData(left) if left == n as u64 => Http::ChunkEnd(2),
+            Http::ChunkData(left) => Http::ChunkData(left - n as u64),
+            other => other,
+        };
     }
 
     fn at_string_end(&self) -> bool {
@@ -415,7 +489,7 @@ impl Scanner {
                     self.payload_done = true;
                     return;
                 }
-                eligible = B64.contains(&b);
+                eligible = B64_INDEX[b as usize] >= 0;
             }
             Payload::Text { esc } => {
                 let next = match (esc, b) {
@@ -552,10 +626,10 @@ impl Scanner {
 /// text within the ASCII alphanumerics.
 pub fn flip(b: u8, base64: bool, delta: usize) -> u8 {
     if base64 {
-        let idx = B64.iter().position(|&a| a == b).unwrap_or(0);
+        let idx = B64_INDEX[b as usize].max(0) as usize;
         B64[idx ^ 32 ^ (delta & 31)]
     } else {
-        let idx = ALNUM.iter().position(|&a| a == b).unwrap_or(0);
+        let idx = ALNUM_INDEX[b as usize].max(0) as usize;
         let step = 1 + delta % (ALNUM.len() - 1);
         ALNUM[(idx + step) % ALNUM.len()]
     }
