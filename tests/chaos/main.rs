@@ -1,7 +1,7 @@
-//! Chaos: the real `chunkcast get` binary through a seeded fault-injecting
-//! proxy (cuts, stalls, corrupted payloads, refused connections), over
-//! fixtures and generated edge-case files, plus a server killed and restarted
-//! mid-download.
+//! Chaos: the real `chunkcast get` binary through the seeded fault-injecting
+//! proxy of `tools/chaos-proxy` (cuts, stalls, corrupted payloads, refused
+//! connections), over fixtures and generated edge-case files, plus a server
+//! killed and restarted mid-download. `aim.rs` checks where the proxy aims.
 //!
 //! Every run must end in a file whose SHA-256 equals the original's, or in a
 //! non-zero exit with a clear message and no output file; a failed run is then
