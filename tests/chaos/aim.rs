@@ -132,6 +132,14 @@ fn cuts_land_on_events_lines_and_payload_characters() {
         }
         let (out, hit, done) = scan(&full, with(Some((Kind::Stall, Point::Bytes(100)))), &path, 64);
         assert_eq!((out.len(), hit, done.len()), (100, Some(Kind::Stall), 0));
+        // Anywhere on the wire means exactly there: in the headers, the
+        // framing or the middle of a payload.
+        for piece in [1, 7, 4096, 1 << 20] {
+            for n in [0, 100, 1000, 3000, full.len() / 2, full.len() - 1].into_iter().filter(|&n| n < full.len()) {
+                let (out, hit, _) = scan(&full, with(Some((Kind::Cut, Point::Bytes(n as u64)))), &path, piece);
+                assert_eq!((out.len(), hit), (n, Some(Kind::Cut)), "{file} piece {piece}");
+            }
+        }
         let (out, hit, done) = scan(&full, with(None), &path, 999);
         assert_eq!((out, hit, done.len() as u64), (full.clone(), None, total));
     }

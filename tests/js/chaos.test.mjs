@@ -637,6 +637,13 @@ test('the proxy cuts on events, lines and payload characters, whatever the sizes
     }
     const stalled = await scan({ fault: { kind: 'stall', w: POINT.BYTES, k: 0, n: 100 }, corrupt: [] }, target, 64);
     assert.deepEqual([stalled.out.length, stalled.hit, stalled.done.length], [100, 'stall', 0]);
+    // Anywhere on the wire means exactly there: headers, framing or mid-payload.
+    for (const piece of [1, 4096]) {
+      for (const n of [0, 1000, 3000, Math.floor(full.length / 2)].filter((x) => x < full.length / 2 + 1)) {
+        const cut = await scan({ fault: { kind: 'cut', w: POINT.BYTES, k: 0, n }, corrupt: [] }, target, piece);
+        assert.deepEqual([cut.out.length, cut.hit], [n, 'cut'], `${file} piece ${piece}`);
+      }
+    }
     const untouched = await scan({ fault: null, corrupt: [] }, target, 999);
     assert.ok(sameRetry(dechunk(untouched.out)).equals(sameRetry(dechunk(full))));
     assert.equal(untouched.hit, null);

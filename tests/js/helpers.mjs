@@ -212,7 +212,9 @@ export async function startProxy(target, o = {}) {
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`chaos-proxy exited with ${code}: ${stderr}`)); });
   });
   lines.on('line', (line) => {
-    const m = JSON.parse(line);
+    /** @type {any} */
+    let m;
+    try { m = JSON.parse(line); } catch { return; } // a line cut short by the proxy's exit
     if (m.reply !== undefined) {
       const w = waiting.shift();
       if (m.error) w?.reject(new Error(`chaos-proxy ${m.reply}: ${m.error}`)); else w?.resolve(m);

@@ -74,10 +74,12 @@ fn main() {
     }
 }
 
-/// One line on standard output (events come from many threads).
+/// One line on standard output (events come from many threads), written
+/// whole: one write, never a line split around another's.
 fn say(value: &serde_json::Value) {
+    let line = format!("{value}\n");
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
+    let _ = out.write_all(line.as_bytes());
     let _ = out.flush();
 }
 
@@ -115,7 +117,9 @@ fn run(args: Args) -> Result<()> {
         };
         say(&reply);
     }
-    Ok(())
+    // Exit without waiting for the connections' threads: the kernel closes
+    // every socket.
+    std::process::exit(0)
 }
 
 fn command(proxy: &Proxy, cmd: &str, rest: &str) -> Result<serde_json::Value> {

@@ -265,7 +265,7 @@ impl Scanner {
             _ => return 0,
         }
         match self.plan.fault {
-            Some((_, Point::Bytes(n))) if n > self.wire => avail = avail.min((n - self.wire) as usize),
+            Some((_, Point::Bytes(n))) if n >= self.wire => avail = avail.min((n - self.wire) as usize),
             Some((_, Point::InPayload(k, at))) if self.current() == Some(k) && at >= self.payload_pos => {
                 avail = avail.min(at - self.payload_pos)
             }
