@@ -4,73 +4,11 @@
 
 mod common;
 
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chaos_proxy::{Faults, Proxy};
 use chunkcast::cli::GetArgs;
 use common::*;
-
-/// A front door that forwards to the server, records when each connection
-/// arrives, and can drop every connection at once and refuse new ones for a
-/// while: what clients see when the server restarts.
-struct Front {
-    addr: SocketAddr,
-    state: Arc<Mutex<FrontState>>,
-}
-
-struct FrontState {
-    accepted: Vec<Instant>,
-    open: Vec<TcpStream>,
-    refuse_until: Option<Instant>,
-}
-
-impl Front {
-    fn start(upstream: SocketAddr) -> Front {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(FrontState { accepted: Vec::new(), open: Vec::new(), refuse_until: None }));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let mut st = shared.lock().unwrap();
-                st.accepted.push(Instant::now());
-                if st.refuse_until.is_some_and(|t| Instant::now() < t) {
-                    continue; // dropped at once: the server is "down"
-                }
-                let Ok(server) = TcpStream::connect(upstream) else { continue };
-                st.open.push(client.try_clone().unwrap());
-                st.open.push(server.try_clone().unwrap());
-                drop(st);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
-            }
-        });
-        Front { addr, state }
-    }
-
-    /// Cuts every open connection and refuses new ones for `down`.
-    fn restart(&self, down: Duration) -> Instant {
-        let mut st = self.state.lock().unwrap();
-        st.refuse_until = Some(Instant::now() + down);
-        for s in st.open.drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        Instant::now()
-    }
-
-    fn accepted_since(&self, t: Instant) -> Vec<Duration> {
-        self.state.lock().unwrap().accepted.iter().filter(|a| **a >= t).map(|a| *a - t).collect()
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-        let _ = to.shutdown(Shutdown::Write);
-    });
-}
 
 #[test]
 fn five_hundred_dropped_clients_come_back_spread_out() {
@@ -78,7 +16,10 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("paced.bin"), vec![0xA5u8; 8 * 4096]).unwrap();
     let server = TestServer::start(root.path(), &["--max-connections", "2000", "--retry-ms", "1000"]);
-    let front = Front::start(server.addr);
+    // The chaos proxy, with no faults of its own, as the server's front
+    // door: it records when each connection arrives, and drops them all at
+    // once and refuses new ones for a while, as a restart does.
+    let front = Proxy::start(server.addr, 0, Faults::default());
     let out = tempfile::tempdir().unwrap();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
@@ -100,7 +41,9 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(2500));
-    let dropped_at = front.restart(Duration::from_millis(300));
+    front.refuse_for(Duration::from_millis(300));
+    front.drop_all();
+    let dropped_at = std::time::Instant::now();
 
     let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();

@@ -1,7 +1,7 @@
-//! Chaos: the real `chunkcast get` binary through a seeded fault-injecting
-//! proxy (cuts, stalls, corrupted payloads, refused connections), over
-//! fixtures and generated edge-case files, plus a server killed and restarted
-//! mid-download.
+//! Chaos: the real `chunkcast get` binary through the seeded fault-injecting
+//! proxy of `tools/chaos-proxy` (cuts, stalls, corrupted payloads, refused
+//! connections), over fixtures and generated edge-case files, plus a server
+//! killed and restarted mid-download. `aim.rs` checks where the proxy aims.
 //!
 //! Every run must end in a file whose SHA-256 equals the original's, or in a
 //! non-zero exit with a clear message and no output file; a failed run is then
@@ -27,9 +27,9 @@
 //!   n clients at once (default 6; they mostly sleep in backoffs and stalls).
 //! - `CHAOS_SEED=n` replays one run; failures print their seeds.
 
+mod aim;
 #[path = "../common/mod.rs"]
 mod common;
-mod proxy;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use chaos_proxy::{Faults, Ledger, Proxy, Stats, Step};
 use common::{fixture_names, fixture_root, q, sha256_hex, TestServer};
-use proxy::{Faults, Ledger, Proxy, Stats, Step};
 
 /// Server flags for every chaos server: a short `retry:` so that backoffs
 /// (full jitter over `retry` · 2^n) cost tens of milliseconds, not seconds.
@@ -565,7 +565,7 @@ fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
     let corrupt_bytes = sum(&|r| r.corrupt_bytes);
     let wire = stat(&|s| s.wire_bytes);
     let at: Vec<String> =
-        (0..proxy::WHERE.len()).map(|i| format!("{} {}", stat(&|s| s.at[i]), proxy::WHERE[i])).collect();
+        (0..chaos_proxy::WHERE.len()).map(|i| format!("{} {}", stat(&|s| s.at[i]), chaos_proxy::WHERE[i])).collect();
     let failed_first = reports.iter().filter(|r| r.gave_up > 0).count();
     let resumed_runs = reports.iter().filter(|r| r.resumed > 0).count();
     println!(
@@ -597,8 +597,8 @@ fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
     if seeds.len() >= 50 {
         // The faults really happened, and were really handled.
         assert!(cuts > 0, "no drops injected");
-        for i in 0..proxy::WHERE.len() {
-            assert!(stat(&|s| s.at[i]) > 0, "no cut or stall {}", proxy::WHERE[i]);
+        for i in 0..chaos_proxy::WHERE.len() {
+            assert!(stat(&|s| s.at[i]) > 0, "no cut or stall {}", chaos_proxy::WHERE[i]);
         }
         assert!(stalls > 0, "no stalls injected");
         assert!(refused > 0, "no refused connections");

@@ -1,7 +1,7 @@
-// Chaos: web/chunkcast.js in Node, through a seeded fault-injecting proxy
-// (tests/js/chaos-proxy.mjs: cuts, stalls, corrupted payloads, refused
-// connections), over the fixtures and generated edge-case files and a
-// 64 MiB binary. The JavaScript twin of tests/chaos/main.rs.
+// Chaos: web/chunkcast.js in Node, through the seeded fault-injecting proxy
+// (tools/chaos-proxy, spawned by `startProxy`: cuts, stalls, corrupted
+// payloads, refused connections), over the fixtures and generated edge-case
+// files and a 64 MiB binary. The JavaScript twin of tests/chaos/main.rs.
 //
 // Every download must end in a Blob whose SHA-256 equals the original's, or
 // in a clear ChunkcastError (it gave up, could not reach the server, or one
@@ -13,10 +13,11 @@
 // every corrupted chunk that reached it was counted as failed, and every
 // injected stall was noticed by the stall timeout.
 //
-// Two more tests check that the proxy aims where it says (cuts on events,
-// lines and payload characters; a corruption keeps framing, JSON and base64
-// and breaks one digest), and one scripts a cut and a stall inside the
-// manifest response, which the seeded runs reach only by chance.
+// Two more tests check that the proxy binary, driven by its scripts, aims
+// where it says (cuts on events, lines and payload characters, whatever the
+// sizes it scans in; a corruption keeps framing, JSON and base64 and breaks
+// one digest), and one scripts a cut and a stall inside the manifest
+// response, which the seeded runs reach only by chance.
 //
 // - `node --test tests/js/chaos.test.mjs` prints the summary line.
 // - `CHAOS_RUNS=2000` for a longer soak (default 200); `CHAOS_JOBS=n` runs n
@@ -34,8 +35,45 @@ import { after, before, test } from 'node:test';
 import { EventSource } from 'eventsource';
 
 import { ChunkcastError, Download, MemoryStore } from '../../web/chunkcast.js';
-import { ChaosProxy, POINT, Scanner, WHERE, mix, mulberry32, noFaults } from './chaos-proxy.mjs';
-import { FIXTURES, pseudoRandom, sha256hex, startServer } from './helpers.mjs';
+import { FIXTURES, pseudoRandom, sha256hex, startProxy, startServer } from './helpers.mjs';
+
+/**
+ * mulberry32: a tiny, fast, well-mixed 32-bit PRNG for the test's own
+ * choices (which file, which rates), the same sequence on every platform.
+ * (The proxy draws its faults from its own seeded generator.)
+ * @param {number} seed
+ */
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    /** An integer in [lo, hi). */
+    int: (/** @type {number} */ lo, /** @type {number} */ hi) => lo + Math.floor(next() * Math.max(1, hi - lo)),
+    /** One element of `xs`. @template T @param {T[]} xs @returns {T} */
+    pick: (xs) => xs[Math.floor(next() * xs.length)],
+  };
+}
+
+/** Mixes a run's seed with a salt, so streams drawn for different purposes are not correlated. */
+function mix(/** @type {number} */ seed, /** @type {number} */ salt) {
+  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(salt >>> 0, 0xc2b2ae35);
+  h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15;
+  return h >>> 0;
+}
+
+/** Where a cut or stall hit, in the order of the proxy's `stats.at` (tools/chaos-proxy `WHERE`). */
+const WHERE = ['anywhere on the wire', 'after `event:`', 'in `data: {`', 'mid-payload', 'after `data:`', 'between events'];
+/** Where a scripted fault is aimed (`w` of a plan's fault), as indices of WHERE. */
+const POINT = { BYTES: 0, AFTER_EVENT_LINE: 1, IN_DATA_PREFIX: 2, IN_PAYLOAD: 3, AFTER_DATA_LINE: 4, BETWEEN: 5 };
+/** No faults; stalls (scripted ones) end after `stallMaxMs` if the client has not noticed. */
+const noFaults = () => ({ stallMaxMs: STALL_MAX });
+/** @typedef {Record<string, any>} Stats  the proxy's counters (tools/chaos-proxy `Stats`) */
 
 const envInt = (/** @type {string} */ name) => {
   const v = process.env[name];
@@ -51,8 +89,16 @@ const DEBUG = !!process.env.CHAOS_DEBUG;
 const t00 = Date.now();
 const debug = (/** @type {string} */ msg) => console.log(`${String(Date.now() - t00).padStart(6)} ms ${msg}`);
 
-/** The library's stall timeout in every run: short, so stalls cost little. */
-const STALL_MS = 1000;
+/**
+ * The library's stall timeout in every run: short, so stalls cost little,
+ * but not as short as the Rust client's 1 s. The proxy runs in its own
+ * process and keeps forwarding while this one's event loop is busy (eight
+ * downloads at once); a timer that fires before the data already waiting in
+ * the socket is read makes the client drop bytes the proxy counted as
+ * delivered, and the books no longer match. 2 s keeps that to event-loop
+ * lags no loaded 2-core machine showed.
+ */
+const STALL_MS = 2000;
 /** A stall the client has not noticed after this long ends anyway, counted as not noticed. */
 const STALL_MAX = 5000;
 /** The 64 MiB runs: 256 chunks of 256 KiB, so a run is seconds, not minutes. */
@@ -209,7 +255,7 @@ function planOf(seed) {
   const isBig = seed % BIG_EVERY === BIG_AT;
   const target = rng.int(0, corpus.targets.length);
   const faults = {
-    ...noFaults(STALL_MAX),
+    ...noFaults(),
     cut: rng.pick([0, 0.2, 0.4, 0.6, 0.7]),
     stall: rng.pick([0, 0.05, 0.1, 0.2]),
     corrupt: rng.pick([0, 0.3, 0.6, 0.9]),
@@ -255,7 +301,7 @@ async function run(plan) {
     gaveUp: 0,
     wrong: 0,
     hung: 0,
-    /** @type {import('./chaos-proxy.mjs').Stats|null} */ stats: null,
+    /** @type {Stats|null} */ stats: null,
     failed: 0,
     refetched: 0,
     reconnects: 0,
@@ -271,7 +317,7 @@ async function run(plan) {
   };
   const t0 = Date.now();
   const faults = { ...plan.faults, chunks: target.chunks, payloadChars: target.payloadChars };
-  const proxy = await ChaosProxy.start(srv.url, plan.seed, faults);
+  const proxy = await startProxy(srv.url, { seed: plan.seed, faults, verbose: DEBUG });
   if (DEBUG) proxy.log = (m) => debug(`proxy ${m}`);
   const store = new MemoryStore();
   /** @type {Set<number>} chunks verified by earlier attempts */
@@ -282,7 +328,7 @@ async function run(plan) {
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       const fresh = attempt === 1;
-      if (fresh) proxy.setFaults(noFaults(STALL_MAX)); // the resume: no more faults
+      if (fresh) await proxy.setFaults(noFaults()); // the resume: no more faults
       /** @type {Set<number>} */
       const verified = new Set();
       const dl = new Download(target.name, {
@@ -315,7 +361,7 @@ async function run(plan) {
         await dl.close();
         await proxy.settle();
       }
-      const ledger = proxy.takeLedger();
+      const ledger = await proxy.takeLedger();
       requests.push(...ledger.requests);
       report.mustFail += ledger.mustFail;
       // Within one download. (Across a give-up, a chunk that was on its way
@@ -370,15 +416,16 @@ async function run(plan) {
   } catch (e) {
     report.problems.push(`the run itself failed: ${describe(e)}`);
   } finally {
+    report.stats = await proxy.stats().catch(() => null);
     await proxy.close();
   }
-  report.stats = proxy.stats;
-  report.resent = Math.max(0, proxy.stats.payloadBytes - target.size);
+  const stats = report.stats ?? { payloadBytes: 0 };
+  report.resent = Math.max(0, stats.payloadBytes - target.size);
   // Only corrupted chunks may cross twice: streams resume after the last id
   // seen, refills ask for failed chunks only, a resume for missing ones only.
   if (report.duplicates > 0) report.problems.push(`${report.duplicates} intact chunks were sent more than once; requests: ${requests.join(' ')}`);
-  if (report.problems.length === 0 && !report.gaveUp && proxy.stats.payloadBytes !== target.size + corruptBytes) {
-    report.problems.push(`payload delivered ${proxy.stats.payloadBytes} != file ${target.size} + corrupted ${corruptBytes}`);
+  if (report.problems.length === 0 && !report.gaveUp && stats.payloadBytes !== target.size + corruptBytes) {
+    report.problems.push(`payload delivered ${stats.payloadBytes} != file ${target.size} + corrupted ${corruptBytes}`);
   }
   report.ms = Date.now() - t0;
   report.problems = report.problems.map((p) => `seed ${plan.seed} (${target.name}, ${JSON.stringify({ ...plan, faults })}): ${p}`);
@@ -400,7 +447,7 @@ test('seeded runs of chunkcast.js through a faulty proxy never yield a wrong fil
   // waiting, unread, in the socket).
   for (const seed of seeds.filter((s) => planOf(s).big)) {
     const report = await run(planOf(seed));
-    const s = /** @type {import('./chaos-proxy.mjs').Stats} */ (report.stats);
+    const s = /** @type {Stats} */ (report.stats);
     console.log(`chaos.js: 64 MiB run, seed ${seed}: ${(report.ms / 1000).toFixed(1)} s, ${report.attempts} downloads, ${s.cuts} drops, ${s.stalls} stalls, ${s.refused} refused, ${s.corruptDelivered} corrupted chunks delivered, ${report.failed} detected, ${report.refetched} refilled`);
     record(report);
   }
@@ -413,7 +460,7 @@ test('seeded runs of chunkcast.js through a faulty proxy never yield a wrong fil
   await Promise.all(Array.from({ length: Math.min(JOBS, small.length) }, worker));
 
   const sum = (/** @type {(r: typeof reports[0]) => number} */ f) => reports.reduce((a, r) => a + f(r), 0);
-  const stat = (/** @type {(s: import('./chaos-proxy.mjs').Stats) => number} */ f) => sum((r) => (r.stats ? f(r.stats) : 0));
+  const stat = (/** @type {(s: Stats) => number} */ f) => sum((r) => (r.stats ? f(r.stats) : 0));
   const runs = reports.length;
   const wrong = sum((r) => r.wrong);
   const hung = sum((r) => r.hung);
@@ -470,39 +517,67 @@ test('seeded runs of chunkcast.js through a faulty proxy never yield a wrong fil
 // ---------------------------------------------------------------------------
 // The proxy aims where it says it aims, on real server output.
 
-/** The raw HTTP response to `GET target` from the small server. @param {string} target */
-async function wire(target) {
-  const u = new URL(/** @type {NonNullable<typeof corpus.small>} */ (corpus.small).url);
+const small = () => /** @type {NonNullable<typeof corpus.small>} */ (corpus.small);
+
+/**
+ * The raw HTTP response to `GET target` from `base` (the small server unless
+ * given). With `quietMs`, a response that brings nothing for that long ends
+ * there (the socket is closed, as a client that noticed a stall would).
+ * @param {string} target @param {string} [base] @param {number} [quietMs]
+ */
+async function wire(target, base = small().url, quietMs = 0) {
+  const u = new URL(base);
   const sock = net.connect(Number(u.port), u.hostname);
+  sock.on('error', () => {});
   sock.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
   /** @type {Buffer[]} */
   const parts = [];
-  for await (const d of sock) parts.push(d);
+  await new Promise((resolve) => {
+    /** @type {NodeJS.Timeout|undefined} */
+    let timer;
+    const quiet = () => {
+      if (!quietMs) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => { sock.destroy(); resolve(undefined); }, quietMs);
+    };
+    quiet();
+    sock.on('data', (d) => { parts.push(d); quiet(); });
+    sock.on('close', () => { clearTimeout(timer); resolve(undefined); });
+  });
   return Buffer.concat(parts);
 }
 
+/** The proxy the aim tests script, started on first use. @type {ReturnType<typeof startProxy>|null} */
+let aimProxy = null;
+after(async () => { if (aimProxy) await (await aimProxy).close(); });
+
 /**
- * Feeds `full` to a scanner in pieces of `piece` bytes, as reads would
- * deliver it. Returns what would be forwarded, the fault hit, and the whole events.
- * @param {Buffer} full @param {import('./chaos-proxy.mjs').Plan} plan @param {string} target @param {number} piece
+ * Sends `GET target` through the proxy binary with `plan` scripted for that
+ * one connection, the proxy scanning in pieces of `piece` bytes. Returns what
+ * came through, the fault that hit (from the proxy's counters), and the chunk
+ * events that went out whole (from its ledger), by id.
+ * @param {{fault: {kind: string, w: number, k: number, n: number}|null, corrupt: {k: number, at: number, delta: number}[]}} plan
+ * @param {string} target @param {number} piece
  */
-function scan(full, plan, target, piece) {
-  const scanner = new Scanner(plan, [target]);
-  /** @type {import('./chaos-proxy.mjs').Done[]} */
-  const done = [];
-  /** @type {Buffer[]} */
-  const out = [];
-  for (let o = 0; o < full.length; o += piece) {
-    const buf = Buffer.from(full.subarray(o, o + piece));
-    const stop = scanner.feed(buf, done);
-    if (stop) {
-      out.push(buf.subarray(0, stop.at));
-      return { out: Buffer.concat(out), hit: stop.kind, done };
-    }
-    out.push(buf);
-  }
-  return { out: Buffer.concat(out), hit: null, done };
+async function scan(plan, target, piece) {
+  aimProxy ??= startProxy(small().url, { faults: noFaults() });
+  const px = await aimProxy;
+  await px.setFeedSize(piece);
+  await px.script([plan]);
+  const before = await px.stats();
+  const out = await wire(target, px.url, plan.fault?.kind === 'stall' ? 300 : 0);
+  assert.ok(await px.idle(5000), 'the proxy ended the connection');
+  const after = await px.stats();
+  const ledger = await px.takeLedger();
+  const hit = after.cuts > before.cuts ? 'cut' : after.stalls > before.stalls ? 'stall' : null;
+  const done = [...[...ledger.intact].map((id) => ({ id, corrupted: false })), ...[...ledger.corruptOnStream].map((id) => ({ id, corrupted: true }))]
+    .sort((x, y) => x.id - y.id);
+  assert.equal(done.length, after.chunkEvents - before.chunkEvents, 'one whole event per chunk');
+  return { out, hit, done };
 }
+
+/** An SSE body with its (jittered) `retry:` value blanked, to compare two responses. @param {Buffer} body */
+const sameRetry = (body) => Buffer.from(body.toString('latin1').replace(/^retry: \d+\n/, 'retry: 0\n'), 'latin1');
 
 /** The body of a (possibly truncated) chunked response. @param {Buffer} http */
 function dechunk(http) {
@@ -527,7 +602,7 @@ const chunkEvents = (body) => body.toString('utf8').split('\n\n').filter((e) => 
 /** @param {any} ev */
 const payloadBytes = (ev) => (typeof ev.b64 === 'string' ? Buffer.from(ev.b64, 'base64') : Buffer.from(ev.text, 'utf8'));
 
-test('the proxy cuts on events, lines and payload characters, whatever the read sizes', { skip: ONLY !== undefined }, async () => {
+test('the proxy cuts on events, lines and payload characters, whatever the sizes it scans in', { skip: ONLY !== undefined }, async () => {
   for (const file of ['story.txt', 'all-bytes.bin', 'utf8-boundaries.txt', 'gen/boundaries.txt']) {
     const target = `/events?file=${encodeURIComponent(file)}&from=1`;
     const full = await wire(target);
@@ -537,21 +612,21 @@ test('the proxy cuts on events, lines and payload characters, whatever the read 
     const chars = corpus.targets.find((t) => t.name === file)?.payloadChars ?? 0;
     for (const piece of [1, 7, 4096, 1 << 20]) {
       for (let k = 0; k < total; k++) {
-        const at = (/** @type {number} */ w, n = 0) => {
-          const r = scan(full, { fault: { kind: 'cut', w, k, n }, corrupt: [] }, target, piece);
+        const at = async (/** @type {number} */ w, n = 0) => {
+          const r = await scan({ fault: { kind: 'cut', w, k, n }, corrupt: [] }, target, piece);
           assert.equal(r.hit, 'cut', `${file} piece ${piece} k ${k} point ${WHERE[w]}`);
           return { body: dechunk(r.out).toString('latin1'), done: r.done };
         };
         const ends = (/** @type {string} */ b, /** @type {string} */ tail) => assert.ok(b.endsWith(tail), `${file} k=${k}: ends with ${JSON.stringify(b.slice(-40))}, not ${JSON.stringify(tail)}`);
-        let r = at(POINT.BETWEEN);
+        let r = await at(POINT.BETWEEN);
         ends(r.body, '}\n\n');
         assert.equal(r.done.length, k + 1);
         assert.equal(r.done.at(-1)?.id, k + 1, 'ids from `id:` (the stream starts at 1)');
-        r = at(POINT.AFTER_EVENT_LINE);
+        r = await at(POINT.AFTER_EVENT_LINE);
         ends(r.body, `id: ${k + 1}\nevent: chunk\n`);
         assert.equal(r.done.length, k);
-        ends(at(POINT.IN_DATA_PREFIX, 3).body, 'event: chunk\ndat');
-        r = at(POINT.AFTER_DATA_LINE);
+        ends((await at(POINT.IN_DATA_PREFIX, 3)).body, 'event: chunk\ndat');
+        r = await at(POINT.AFTER_DATA_LINE);
         ends(r.body, '"}\n');
         assert.equal(r.done.length, k, 'an undispatched event is not delivered');
         // The payload of event k, whole and as cut.
@@ -564,14 +639,22 @@ test('the proxy cuts on events, lines and payload characters, whatever the read 
         const whole = payload(dechunk(full).toString('latin1'));
         const wholeLen = whole.indexOf('\n') - 2;
         for (const n of [0, 1, 1000, chars - 1, chars + 10]) {
-          assert.equal(payload(at(POINT.IN_PAYLOAD, n).body).length, Math.min(n, wholeLen), `${file} k=${k} n=${n}: cut inside the string`);
+          assert.equal(payload((await at(POINT.IN_PAYLOAD, n)).body).length, Math.min(n, wholeLen), `${file} k=${k} n=${n}: cut inside the string`);
         }
       }
     }
-    const stalled = scan(full, { fault: { kind: 'stall', w: POINT.BYTES, k: 0, n: 100 }, corrupt: [] }, target, 64);
+    const stalled = await scan({ fault: { kind: 'stall', w: POINT.BYTES, k: 0, n: 100 }, corrupt: [] }, target, 64);
     assert.deepEqual([stalled.out.length, stalled.hit, stalled.done.length], [100, 'stall', 0]);
-    const untouched = scan(full, { fault: null, corrupt: [] }, target, 999);
-    assert.ok(untouched.out.equals(full));
+    // Anywhere on the wire means exactly there: headers, framing or mid-payload.
+    for (const piece of [1, 4096]) {
+      for (const n of [0, 1000, 3000, Math.floor(full.length / 2)].filter((x) => x < full.length / 2 + 1)) {
+        const cut = await scan({ fault: { kind: 'cut', w: POINT.BYTES, k: 0, n }, corrupt: [] }, target, piece);
+        assert.deepEqual([cut.out.length, cut.hit], [n, 'cut'], `${file} piece ${piece}`);
+      }
+    }
+    const untouched = await scan({ fault: null, corrupt: [] }, target, 999);
+    assert.ok(sameRetry(dechunk(untouched.out)).equals(sameRetry(dechunk(full))));
+    assert.equal(untouched.hit, null);
     assert.equal(untouched.done.length, total);
   }
 });
@@ -585,11 +668,13 @@ test('a corruption keeps the framing, the JSON and the base64, and breaks only t
     for (let t = 0; t < 40; t++) {
       const k = rng.int(0, clean.length);
       const plan = { fault: null, corrupt: [{ k, at: rng.int(0, 6000), delta: rng.int(1, 1000) }] };
-      const { out, done } = scan(full, plan, target, rng.int(1, 3000));
-      assert.equal(out.length, full.length);
+      const r = await scan(plan, target, rng.int(1, 3000));
+      const [out, whole] = [sameRetry(dechunk(r.out)), sameRetry(dechunk(full))];
+      const done = r.done;
+      assert.equal(out.length, whole.length);
       let flipped = 0;
-      for (let i = 0; i < out.length; i++) if (out[i] !== full[i]) flipped++;
-      const events = chunkEvents(dechunk(out));
+      for (let i = 0; i < out.length; i++) if (out[i] !== whole[i]) flipped++;
+      const events = chunkEvents(out);
       assert.equal(events.length, clean.length, `${file}: every event still parses`);
       const hit = done.filter((d) => d.corrupted).map((d) => d.id);
       if (flipped === 0) {
@@ -623,8 +708,8 @@ test('a manifest response cut or stalled mid-body ends in the file or a clear er
   /** @type {string[]} */
   const found = [];
   for (const kind of ['cut', 'stall']) {
-    const proxy = await ChaosProxy.start(/** @type {NonNullable<typeof corpus.small>} */ (corpus.small).url, 1, noFaults(STALL_MAX));
-    proxy.script([{ fault: { kind, w: POINT.BYTES, k: 0, n }, corrupt: [] }]);
+    const proxy = await startProxy(small().url, { seed: 1, faults: noFaults() });
+    await proxy.script([{ fault: { kind, w: POINT.BYTES, k: 0, n }, corrupt: [] }]);
     const dl = new Download(file, { base: proxy.url, EventSource, store: new MemoryStore(), stallTimeout: STALL_MS, backoffBase: 50, retries: 10 });
     dl.start();
     /** @type {NodeJS.Timeout|undefined} */

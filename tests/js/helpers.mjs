@@ -1,19 +1,21 @@
 // Shared by the Node and browser tests: a real chunkcast server on port 0 over
-// a temporary root, and a small TCP proxy that can drop, stall, refuse and
-// corrupt what passes through it, so failures are injected on the wire
-// without mocking any part of the client.
+// a temporary root, and the chaos proxy (tools/chaos-proxy) that can drop,
+// stall, refuse and corrupt what passes through it, so failures are injected
+// on the wire without mocking any part of the client.
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BINARY = path.join(REPO, 'target/debug/chunkcast');
 export const RELEASE_BINARY = path.join(REPO, 'target/release/chunkcast');
+/** The chaos proxy's binary (tools/chaos-proxy; scripts/test-web builds it). */
+export const PROXY_BINARY = path.join(REPO, 'target/debug/chaos-proxy');
 export const FIXTURES = path.join(REPO, 'fixtures');
 
 /**
@@ -93,158 +95,145 @@ export async function startServer(o = {}) {
 }
 
 /**
- * A TCP proxy in front of `target` (an http://host:port/ URL).
+ * The chaos proxy (tools/chaos-proxy, spawned as target/debug/chaos-proxy)
+ * in front of `target` (an http://host:port/ URL): one proxy for every test
+ * that injects failures on the wire. Without `o`, it injects nothing until
+ * told to:
  *
- * - `dropAll()` cuts every open connection (both sides), as a network drop;
- * - `refuse = true` accepts and closes at once, as a server that is down;
+ * - `dropAll()` cuts every open connection (both sides), as a network drop,
+ *   and returns how many were open;
+ * - `refuse = true` resets every new connection, as a server that is down;
  * - `stallCurrent()` stops forwarding the server's bytes on the open
  *   connections without closing them;
  * - `cutBeforeEnd = true` cuts the next stream just before its `end` event;
- * - `corrupt.set(i, n)` corrupts chunk `i`'s payload the next `n` times it
- *   passes, and rewrites the event's own `sha256` to match the corrupted
- *   bytes, so only a check against the manifest can catch it;
- * - `requests` records each request's line and headers.
+ * - `corrupt.set(i, n)` forges chunk `i` the next `n` times it passes: one
+ *   payload character changed and the event's own `sha256` rewritten to
+ *   match, so only a check against the manifest can catch it; `corrupted`
+ *   counts the forged chunks that reached the client;
+ * - `requests` records each request's line and headers (names in lower
+ *   case), `maxInFlightRanges` the most `/events/chunk/` requests awaiting
+ *   their `end` at once.
+ *
+ * The seeded chaos runs use the rest: `o.seed` and `o.faults` (rates and
+ * aims, as the binary's `faults` command takes them: `{cut, stall, corrupt,
+ * down, maxDown, chunks, payloadChars, stallMaxMs}`), `setFaults(f)`,
+ * `script(plans)` (`null` refuses a connection), `settle()`, `stats()`,
+ * `takeLedger()`, `idle(ms)`, and `log` (set to a function, with
+ * `o.verbose`, to follow each connection's plan, faults and chunk events).
+ * `o.feedSize` (or `setFeedSize(n)`) makes the proxy scan in pieces of at
+ * most that many bytes.
+ * Commands reach the proxy in order; the ones that answer return a promise.
+ * @param {string} target
+ * @param {{seed?: number, faults?: Record<string, number>, feedSize?: number, verbose?: boolean}} [o]
  */
-export async function startProxy(target) {
-  const t = new URL(target);
-  /** @type {Set<net.Socket>} */
-  const sockets = new Set();
-  /** @type {Set<{stalled: boolean, client: net.Socket}>} */
-  const conns = new Set();
-  const state = {
-    refuse: false,
-    cutBeforeEnd: false,
-    /** @type {Map<number, number>} */
-    corrupt: new Map(),
+export async function startProxy(target, o = {}) {
+  if (!existsSync(PROXY_BINARY)) throw new Error(`${PROXY_BINARY} is missing: run cargo build -p chaos-proxy first`);
+  const args = ['--upstream', target, '--seed', String(o.seed ?? 0), '--faults', JSON.stringify(o.faults ?? {})];
+  if (o.feedSize) args.push('--feed-size', String(o.feedSize));
+  if (o.verbose) args.push('--verbose');
+  const proc = spawn(PROXY_BINARY, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  proc.stdin.on('error', () => {});
+  /** @type {{resolve: (v: any) => void, reject: (e: Error) => void}[]} replies awaited, in command order */
+  const waiting = [];
+  /** @type {Set<number>} */
+  const open = new Set();
+  let refuse = false;
+  let cutBeforeEnd = false;
+  /** Sends one command; resolves with its reply. @param {string} line @returns {Promise<any>} */
+  const send = (line) => new Promise((resolve, reject) => {
+    if (proc.exitCode !== null || proc.stdin.destroyed) { reject(new Error(`chaos-proxy has exited: ${stderr}`)); return; }
+    waiting.push({ resolve, reject });
+    proc.stdin.write(`${line}\n`);
+  });
+  /** A command whose reply nobody awaits. @param {string} line */
+  const tell = (line) => { send(line).catch(() => {}); };
+  /** `corrupt.set(i, n)` also tells the proxy. */
+  class Forgeries extends Map {
+    /** @param {number} i @param {number} n */
+    set(i, n) { super.set(i, n); tell(`corrupt ${i} ${n}`); return this; }
+  }
+  const px = {
+    url: '',
     /** @type {{line: string, headers: Record<string, string>, at: number}[]} */
     requests: [],
     corrupted: 0,
     inFlightRanges: 0,
     maxInFlightRanges: 0,
-  };
-  const server = net.createServer((client) => {
-    if (state.refuse) { client.destroy(); return; }
-    const upstream = net.connect(Number(t.port), t.hostname);
-    sockets.add(client); sockets.add(upstream);
-    const close = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };
-    client.on('error', close); upstream.on('error', close);
-    client.on('close', close); upstream.on('close', close);
-    let head = '';
-    let isRange = false;
-    client.on('data', (d) => {
-      head += d.toString('latin1');
-      let k;
-      while ((k = head.indexOf('\r\n\r\n')) >= 0) {
-        const [line, ...rest] = head.slice(0, k).split('\r\n');
-        const headers = Object.fromEntries(rest.map((h) => [h.slice(0, h.indexOf(':')).toLowerCase(), h.slice(h.indexOf(':') + 1).trim()]));
-        state.requests.push({ line, headers, at: Date.now() });
-        if (line.includes('/events/chunk/')) {
-          if (isRange) state.inFlightRanges--;
-          isRange = true;
-          state.inFlightRanges++;
-          state.maxInFlightRanges = Math.max(state.maxInFlightRanges, state.inFlightRanges);
-        }
-        head = head.slice(k + 4);
-      }
-      upstream.write(d);
-    });
-    client.on('close', () => { if (isRange) { state.inFlightRanges--; isRange = false; } });
-    // A range response is over at its `end` event (the connection may stay open).
-    let tail = '';
-    upstream.on('data', (d) => {
-      const s = tail + d.toString('latin1');
-      if (isRange && (s.includes('event: end\n') || /^HTTP\/1\.1 [^2]/.test(s))) { state.inFlightRanges--; isRange = false; }
-      tail = s.slice(-16);
-    });
-    let pending = Buffer.alloc(0);
-    const conn = { stalled: false, client };
-    conns.add(conn);
-    client.on('close', () => conns.delete(conn));
-    upstream.on('data', (d) => {
-      if (state.corrupt.size || state.cutBeforeEnd) {
-        pending = Buffer.concat([pending, d]);
-        const text = pending.toString('latin1');
-        // Forward up to the start of the last incomplete chunk event.
-        let cut = text.length;
-        const last = text.lastIndexOf('id: ');
-        if (last >= 0 && text.indexOf('\n\n', last) < 0) cut = last;
-        let out = corruptEvents(text.slice(0, cut), state);
-        pending = pending.subarray(cut);
-        const end = state.cutBeforeEnd ? out.indexOf('event: end\n') : -1;
-        if (end >= 0) {
-          state.cutBeforeEnd = false;
-          forward(Buffer.from(out.slice(0, end), 'latin1'));
-          setTimeout(close, 20);
-          return;
-        }
-        if (out.length) forward(Buffer.from(out, 'latin1'));
-      } else {
-        if (pending.length) { d = Buffer.concat([pending, d]); pending = Buffer.alloc(0); }
-        forward(d);
-      }
-    });
-    /** @param {Buffer} b */
-    function forward(b) {
-      if (!conn.stalled) client.write(b);
-    }
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', () => r(undefined)));
-  const addr = /** @type {net.AddressInfo} */ (server.address());
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${addr.port}/`,
+    corrupt: new Forgeries(),
+    /** @type {((msg: string) => void)|null} */
+    log: null,
+    get refuse() { return refuse; },
+    set refuse(on) { refuse = on; tell(`refuse ${on ? 'on' : 'off'}`); },
+    get cutBeforeEnd() { return cutBeforeEnd; },
+    set cutBeforeEnd(on) { cutBeforeEnd = on; tell(`cut-before-end ${on ? 'on' : 'off'}`); },
     dropAll() {
-      const n = sockets.size;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      return n / 2;
+      const n = open.size;
+      tell('drop');
+      return n;
     },
     /** Stops forwarding the server's bytes on every open connection, without closing it. */
-    stallCurrent() {
-      for (const c of conns) c.stalled = true;
-    },
+    stallCurrent() { tell('stall'); },
     eventRequests() {
-      return state.requests.filter((r) => r.line.startsWith('GET /events'));
+      return px.requests.filter((r) => r.line.startsWith('GET /events'));
     },
+    /** @param {Record<string, number>} faults */
+    setFaults: (faults) => send(`faults ${JSON.stringify(faults)}`),
+    /** @param {(object|null)[]} plans */
+    script: (plans) => send(`script ${JSON.stringify(plans)}`),
+    settle: () => send('settle'),
+    /** @param {number} bytes */
+    setFeedSize: (bytes) => send(`feed-size ${bytes}`),
+    stats: async () => (await send('stats')).stats,
+    async takeLedger() {
+      const l = (await send('ledger')).ledger;
+      return { ...l, intact: new Set(l.intact), corruptOnStream: new Set(l.corruptOnStream) };
+    },
+    /** @param {number} ms */
+    idle: async (ms) => (await send(`idle ${ms}`)).idle,
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(() => r(undefined)));
+      if (proc.exitCode === null) {
+        const gone = new Promise((r) => proc.once('exit', r));
+        proc.stdin.end('quit\n');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
     },
+  };
+  const lines = createInterface({ input: proc.stdout });
+  px.url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`chaos-proxy did not start: ${stderr}`)), 10000);
+    lines.once('line', (first) => {
+      clearTimeout(timer);
+      const m = /listening on (http:\/\/\S+\/)/.exec(first);
+      if (m) resolve(m[1]); else reject(new Error(`chaos-proxy said ${JSON.stringify(first)}: ${stderr}`));
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`chaos-proxy exited with ${code}: ${stderr}`)); });
   });
-}
-
-/**
- * Corrupts the payload of targeted chunk events in `text` (latin1 of the raw
- * bytes), keeping every length so the HTTP chunked framing stays valid.
- * @param {string} text @param {{corrupt: Map<number, number>, corrupted: number}} state
- */
-function corruptEvents(text, state) {
-  return text.replace(/id: (\d+)\nevent: chunk\ndata: (\{[^\n]*\})\n\n/g, (whole, id, data) => {
-    const i = Number(id);
-    const left = state.corrupt.get(i) ?? 0;
-    if (left <= 0) return whole;
-    state.corrupt.set(i, left - 1);
-    state.corrupted++;
-    const ev = JSON.parse(Buffer.from(data, 'latin1').toString('utf8'));
-    let bad;
-    let newData = data;
-    if (typeof ev.b64 === 'string') {
-      const bytes = Buffer.from(ev.b64, 'base64');
-      bytes[0] ^= 0xff;
-      const b64 = bytes.toString('base64');
-      newData = newData.replace(ev.b64, b64);
-      bad = bytes;
-    } else {
-      // Swap the case of the first ASCII letter of the text: same length.
-      const k = newData.indexOf('"text":"') + 8;
-      let j = k;
-      while (!/[A-Za-z]/.test(newData[j])) j++;
-      const c = newData[j];
-      newData = newData.slice(0, j) + (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) + newData.slice(j + 1);
-      bad = Buffer.from(JSON.parse(Buffer.from(newData, 'latin1').toString('utf8')).text, 'utf8');
+  lines.on('line', (line) => {
+    /** @type {any} */
+    let m;
+    try { m = JSON.parse(line); } catch { return; } // a line cut short by the proxy's exit
+    if (m.reply !== undefined) {
+      const w = waiting.shift();
+      if (m.error) w?.reject(new Error(`chaos-proxy ${m.reply}: ${m.error}`)); else w?.resolve(m);
+      return;
     }
-    newData = newData.replace(ev.sha256, sha256hex(bad));
-    return `id: ${id}\nevent: chunk\ndata: ${newData}\n\n`;
+    switch (m.event) {
+      case 'open': open.add(m.conn); break;
+      case 'close': open.delete(m.conn); break;
+      case 'request': px.requests.push({ line: m.line, headers: m.headers, at: m.at }); break;
+      case 'forged': px.corrupted++; break;
+      case 'ranges':
+        px.inFlightRanges = m.inFlight;
+        px.maxInFlightRanges = Math.max(px.maxInFlightRanges, m.inFlight);
+        break;
+      default: px.log?.(`conn ${m.conn}: ${JSON.stringify(m)}`);
+    }
   });
+  proc.once('exit', () => { for (const w of waiting.splice(0)) w.reject(new Error(`chaos-proxy exited: ${stderr}`)); });
+  return px;
 }
 
 /** Resolves when `pred()` is true, polling; rejects after `ms`. */
