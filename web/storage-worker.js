@@ -97,7 +97,8 @@ function sinkFor() {
   if (!sink) {
     const m = man;
     sink = new ChunkSink({
-      manifest: m,
+      // The page sends `offsets` for text files only: that is what makes span() a text span.
+      manifest: { ...m, kind: m.offsets ? 'text' : 'binary' },
       expected: digestsFromHex(m.hashes),
       isVerified: (i) => (bitmap[i >> 3] & (1 << (i & 7))) !== 0,
       write: (off, bytes) => {
