@@ -31,6 +31,7 @@ import { opfsFiles } from './lib/store/common.js';
 import { newest, stateSlots } from './lib/store/state.js';
 import { TransportHost } from './lib/transport/host.js';
 import { ChunkSink } from './lib/transport/sink.js';
+import { readTiming } from './lib/transport/fetch-source.js';
 
 /** @type {FileSystemSyncAccessHandle|null} */
 let data = null;
@@ -235,7 +236,7 @@ async function handle(msg) {
       return buf;
     }
     case 'finish': {
-      const sinkTiming = sink ? { ...sink.timing } : {};
+      const sinkTiming = sink ? { ...sink.timing, ...readTiming } : {};
       if (data) {
         saveState();
         closeHandles();

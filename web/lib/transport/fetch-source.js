@@ -22,6 +22,9 @@
 import { ChunkcastError } from '../errors.js';
 import { ByteSseParser } from './sse-bytes.js';
 
+/** Milliseconds this worker's reads spent waiting and parsing, for the benchmark. */
+export const readTiming = { readWaitMs: 0, pushMs: 0, roomWaitMs: 0, reads: 0 };
+
 /** Before the server sends `retry:` (it always does, first). */
 const DEFAULT_RETRY_MS = 1000;
 
@@ -143,17 +146,24 @@ export async function readEvents(o) {
     const reader = res.body.getReader();
     try {
       for (;;) {
+        const t0 = performance.now();
         const { done, value } = await reader.read();
+        const t1 = performance.now();
+        readTiming.readWaitMs += t1 - t0;
+        readTiming.reads++;
         if (done) break;
         arm();
         o.parser.push(value);
         o.after?.();
+        readTiming.pushMs += performance.now() - t1;
         // Back-pressure: the consumer may have too much in flight (digests);
         // the stall clock does not run while we wait on our own work.
         const w = o.wait?.();
         if (w) {
           clearTimeout(timer);
+          const t2 = performance.now();
           await w;
+          readTiming.roomWaitMs += performance.now() - t2;
           arm();
         }
       }
