@@ -229,3 +229,31 @@ test('auto takes the worker with the OPFS store, EventSource with the others', a
   assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource' });
   await page.close();
 });
+
+test('with --auth, the worker transport sends the credentials the browser signed in with', async () => {
+  const srv = await startServer({ chunkSize: '4K', files: { 'mid.bin': mid }, args: ['--auth', 'ann:secret', '--retry-ms', '200'] });
+  const signedIn = await launch({ httpCredentials: { username: 'ann', password: 'secret' } });
+  const proxy = await startProxy(srv.url);
+  try {
+    const page = await signedIn.context.newPage();
+    await page.goto(proxy.url);
+    const r = await page.evaluate(async () => {
+      const { Download } = await import('/chunkcast.js');
+      const dl = new Download('mid.bin', { store: 'opfs', transport: 'worker' });
+      dl.start();
+      const { blob } = await dl.done;
+      const out = { kind: dl.transportKind,
+        sha: [...new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))].map((b) => b.toString(16).padStart(2, '0')).join('') };
+      await dl.close();
+      return out;
+    });
+    assert.equal(r.kind, 'worker');
+    assert.equal(r.sha, sha256hex(mid));
+    const streams = proxy.requests.filter((q) => q.line.startsWith('GET /events'));
+    assert.ok(streams.length >= 1 && streams.every((q) => /^Basic /.test(q.headers.authorization ?? '')), 'the stream request carried Basic credentials');
+  } finally {
+    await proxy.close();
+    await signedIn.close();
+    await srv.stop();
+  }
+});
