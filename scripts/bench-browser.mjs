@@ -11,7 +11,20 @@
 // Two rows per size (ROWS=secure,insecure picks):
 //   secure    http://127.0.0.1:PORT/ (localhost is a secure context): the
 //             file goes into OPFS (decode, WebCrypto SHA-256, write through
-//             the storage worker);
+//             the storage worker), measured as several cases (CASES picks):
+//               receive        the page's native EventSource alone (events
+//                              counted and dropped: no decode, hash, storage)
+//               receive-fetch  a worker that only reads the /events bytes
+//                              with fetch(), payload-equivalent
+//               eventsource    the library, transport 'eventsource'
+//               worker         the library, transport 'worker' (fetch, parse,
+//                              decode, verify and write in the OPFS worker)
+//               old            the library of COMPARE_WEB=dir (e.g. an older
+//                              commit's web/), if given
+//             The two receive cases are the ceiling: each download case is
+//             printed also as a percentage of the higher receive median of
+//             the same run (the machine is shared, so only ratios within one
+//             run compare);
 //   insecure  http://lan.test:PORT/ with lan.test mapped to 127.0.0.1, as a
 //             person on the LAN opens a server over plain HTTP: no WebCrypto,
 //             no OPFS, so the vendored WebAssembly SHA-256 and IndexedDB.
@@ -23,8 +36,8 @@
 // CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store
 // (INSECURE_STORE=memory the insecure row's: the cost of IndexedDB apart);
 // WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
-// MODE=receive measures the native EventSource alone (no decode, no hash, no
-// storage): the ceiling for the page on this machine at this moment.
+// CASES=receive,receive-fetch,eventsource,worker,old picks the secure row's cases
+// (every run goes through each case in turn, so they share the machine's mood).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,7 +54,9 @@ const ROWS = [
   { row: 'secure', host: '127.0.0.1', store: STORE },
   { row: 'insecure', host: LAN_HOST, store: process.env.INSECURE_STORE || 'idb' },
 ].filter((r) => (process.env.ROWS || 'secure,insecure').split(',').includes(r.row));
-const MODE = process.env.MODE || 'download';
+const CASES = (process.env.CASES || 'receive,receive-fetch,eventsource,worker,old').split(',')
+  .filter((c) => c !== 'old' || process.env.COMPARE_WEB);
+const RECEIVE = new Set(['receive', 'receive-fetch']);
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!sizes.length) sizes.push(256, 1024);
 const RUNS = Math.max(1, Number(process.env.RUNS) || 3);
@@ -52,13 +67,24 @@ const root = path.join(tmp, 'root');
 const web = path.join(tmp, 'web');
 mkdirSync(root);
 cpSync(process.env.WEB || path.join(REPO, 'web'), web, { recursive: true });
-writeFileSync(path.join(web, 'bench.html'), `<!doctype html><meta charset="utf-8"><title>bench</title>
+// The other library is served by a second server on the same root (the page's files are served flat).
+const oldWeb = path.join(tmp, 'old-web');
+if (process.env.COMPARE_WEB) cpSync(process.env.COMPARE_WEB, oldWeb, { recursive: true });
+const benchPage = `<!doctype html><meta charset="utf-8"><title>bench</title>
 <p id="out">running</p>
 <script type="module">
-import { Download, clearStored, hasWebCrypto } from './chunkcast.js';
+import * as lib from './chunkcast.js';
+const { Download, clearStored } = lib;
+const hasWebCrypto = lib.hasWebCrypto ?? !!crypto.subtle; // an older library (COMPARE_WEB) may not export it
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
+if (q.get('mode') === 'receive-fetch') {
+  // A worker that only reads the stream's bytes with fetch(): the worker transport's ceiling.
+  const w = new Worker('/bench-receive-fetch.js?file=' + encodeURIComponent(file), { type: 'module' });
+  w.onmessage = (e) => { const size = Number(q.get('size')); report({ ok: true, file, store: 'receive only, fetch in a worker', size, elapsed: e.data.elapsed, average: size / e.data.elapsed, wire: e.data.bytes }); };
+  await new Promise(() => {});
+}
 if (q.get('mode') === 'receive-worker') {
   // The same, with the EventSource in a dedicated worker.
   const w = new Worker('bench-receive.js?file=' + encodeURIComponent(file));
@@ -80,7 +106,7 @@ if (q.get('mode') === 'receive') {
 }
 await clearStored(file).catch(() => {});
 const stats = {};
-const dl = new Download(file, { store: q.get('store'), stats });
+const dl = new Download(file, { store: q.get('store'), stats, transport: q.get('transport') || undefined });
 // How late a 20 ms timer fires, summed: time the main thread was busy.
 let lag = 0, last = performance.now();
 const probe = setInterval(() => { const t = performance.now(); lag += Math.max(0, t - last - 20); last = t; }, 20);
@@ -93,7 +119,7 @@ try {
   Object.assign(stats, dl.store.timing || {});
   delete stats.lastEvent;
   for (const k in stats) stats[k] = Math.round(stats[k]);
-  await report({ ok: true, file, store: dl.store.kind, size: p.size, elapsed: p.elapsed, average: p.averageBytesPerSecond,
+  await report({ ok: true, file, store: dl.store.kind, transport: dl.transportKind, size: p.size, elapsed: p.elapsed, average: p.averageBytesPerSecond,
     chunks: p.chunks, failed: p.chunksFailed, native: typeof Uint8Array.fromBase64 === 'function', ua: navigator.userAgent, stats,
     secure: window.isSecureContext, sha256: hasWebCrypto ? 'webcrypto' : 'wasm' });
   await dl.close();
@@ -101,7 +127,16 @@ try {
 } catch (e) {
   await report({ ok: false, file, error: String(e && e.message || e) });
 }
-</script>`);
+</script>`;
+writeFileSync(path.join(web, 'bench.html'), benchPage);
+if (process.env.COMPARE_WEB) writeFileSync(path.join(oldWeb, 'bench.html'), benchPage);
+writeFileSync(path.join(web, 'bench-receive-fetch.js'), `const t0 = performance.now();
+const res = await fetch('/events?file=' + encodeURIComponent(new URLSearchParams(location.search).get('file')), { cache: 'no-store' });
+const reader = res.body.getReader();
+let bytes = 0;
+for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; }
+postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
+`);
 
 writeFileSync(path.join(web, 'bench-receive.js'), `const t0 = performance.now();
 let bytes = 0;
@@ -133,15 +168,21 @@ for (const mib of sizes) {
 }
 const srv = await startServer({ root, chunkSize: '256K', bind: '0.0.0.0:0', args: ['--web-dir', web], binary: RELEASE_BINARY });
 const local = `http://127.0.0.1:${srv.port}/`;
+const srvOld = process.env.COMPARE_WEB
+  ? await startServer({ root, chunkSize: '256K', bind: '0.0.0.0:0', args: ['--web-dir', oldWeb], binary: RELEASE_BINARY })
+  : null;
 console.log(`server ${local} (release, 256 KiB chunks), rows ${ROWS.map((r) => `${r.row} (${r.host}, ${r.store})`).join(', ')}, ${os.cpus().length} cores, ${RUNS} runs each`);
 
 const mb = (/** @type {number} */ bps) => (bps / 1e6).toFixed(0);
 const median = (/** @type {number[]} */ xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
 /** One download in a fresh Chromium profile; resolves with the page's report. */
-async function browserRun(f, /** @type {typeof ROWS[number]} */ row) {
+async function browserRun(f, /** @type {typeof ROWS[number]} */ row, /** @type {string} */ kase) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
-  const url = `http://${row.host}:${srv.port}/bench.html?file=${encodeURIComponent(f.name)}&store=${row.store}&mode=${MODE}&report=${encodeURIComponent(reportUrl)}`;
+  const mode = RECEIVE.has(kase) ? kase : 'download';
+  const transport = kase === 'worker' || kase === 'eventsource' ? kase : '';
+  const port = kase === 'old' && srvOld ? srvOld.port : srv.port;
+  const url = `http://${row.host}:${port}/bench.html?file=${encodeURIComponent(f.name)}&size=${f.bytes}&store=${row.store}&mode=${mode}&transport=${transport}&report=${encodeURIComponent(reportUrl)}`;
   const got = new Promise((resolve) => { waiter = resolve; });
   const browser = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
@@ -216,29 +257,51 @@ const results = [];
 for (const f of files) {
   // Index first, so neither measurement pays for hashing the file once.
   execFileSync('curl', ['-sf', '-o', '/dev/null', `${local}api/manifest?file=${encodeURIComponent(f.name)}`]);
+  if (srvOld) execFileSync('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${srvOld.port}/api/manifest?file=${encodeURIComponent(f.name)}`]);
   for (const row of ROWS) {
-    const runs = [];
+    // The insecure row has neither OPFS nor the worker transport: the library through EventSource only.
+    const cases = row.row === 'secure' ? CASES : ['eventsource'];
+    /** @type {Record<string, any[]>} */
+    const runs = Object.fromEntries(cases.map((c) => [c, []]));
+    const curls = [];
     for (let k = 0; k < RUNS; k++) {
-      const r = await browserRun(f, row);
+      for (const kase of cases) {
+        const r = await browserRun(f, row, kase);
+        const label = RECEIVE.has(kase) ? kase : `${kase} (${r.store ?? row.store}${r.transport ? `, transport ${r.transport}` : ''}${r.sha256 ? `, SHA-256 ${r.sha256}` : ''})`;
+        console.log(r.ok
+          ? `${f.name} ${row.row} #${k + 1} ${label}: ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s`
+          : `${f.name} ${row.row} #${k + 1} ${label}: FAILED (${r.error})`);
+        runs[kase].push(r);
+      }
       const curlBps = curl(`${local}files/${encodeURIComponent(f.name)}`);
-      console.log(r.ok
-        ? `${f.name} ${row.row} #${k + 1}: browser (${r.store}, SHA-256 ${r.sha256}, secure context ${r.secure}) ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s; curl /files ${mb(curlBps)} MB/s`
-        : `${f.name} ${row.row} #${k + 1}: browser FAILED (${r.error}); curl /files ${mb(curlBps)} MB/s`);
-      runs.push({ ...r, curl: curlBps });
+      console.log(`${f.name} ${row.row} #${k + 1} curl /files: ${mb(curlBps)} MB/s`);
+      curls.push(curlBps);
     }
-    results.push({ f, row, runs });
+    results.push({ f, row, runs, curls });
   }
 }
-console.log('\nmedians:');
-for (const { f, row, runs } of results) {
-  const ok = runs.filter((r) => r.ok);
-  const mid = ok.length ? ok.find((r) => r.average === median(ok.map((x) => x.average))) : null;
-  console.log(`${f.name} ${row.row} (${row.host}): browser ${mid ? `${mb(mid.average)} MB/s via ${mid.store}` : '-'} (runs: ${ok.map((r) => mb(r.average)).join(', ')}), `
-    + `curl /files ${mb(median(runs.map((r) => r.curl)))} MB/s (runs: ${runs.map((r) => mb(r.curl)).join(', ')})`);
-  if (mid?.stats && Object.keys(mid.stats).length) console.log(`  stages (ms): ${JSON.stringify(mid.stats)}`);
-  if (mid?.cpu) console.log(`  CPU seconds by thread: ${JSON.stringify(mid.cpu)}`);
+console.log('\nmedians (MB/s = 10^6 bytes/s of payload; ratios are within this run, the only fair comparison on a shared machine):');
+for (const { f, row, runs, curls } of results) {
+  console.log(`${f.name} ${row.row} (${row.host}): curl /files ${mb(median(curls))} MB/s (runs: ${curls.map(mb).join(', ')})`);
+  /** @type {Record<string, number>} */
+  const med = {};
+  for (const [kase, list] of Object.entries(runs)) {
+    const ok = list.filter((r) => r.ok);
+    if (ok.length) med[kase] = median(ok.map((r) => r.average));
+  }
+  const ceiling = Math.max(0, ...[...RECEIVE].map((c) => med[c] ?? 0));
+  for (const [kase, list] of Object.entries(runs)) {
+    const ok = list.filter((r) => r.ok);
+    const mid = ok.length ? ok.find((r) => r.average === med[kase]) : null;
+    const ratio = mid && ceiling && !RECEIVE.has(kase) ? `, ${((100 * mid.average) / ceiling).toFixed(0)}% of the receive-only ceiling` : '';
+    console.log(`  ${kase}: ${mid ? `${mb(mid.average)} MB/s` : '-'}${ratio} (runs: ${ok.map((r) => mb(r.average)).join(', ')}${list.length > ok.length ? `; ${list.length - ok.length} failed` : ''})`);
+    if (mid?.stats && Object.keys(mid.stats).length) console.log(`    stages (ms): ${JSON.stringify(mid.stats)}`);
+    if (mid?.cpu) console.log(`    CPU seconds by thread: ${JSON.stringify(mid.cpu)}`);
+  }
+  if (ceiling) console.log(`  ceiling (higher receive-only median): ${mb(ceiling)} MB/s`);
 }
 await srv.stop();
+await srvOld?.stop();
 listener.close();
 rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-if (results.some(({ runs }) => runs.some((r) => !r.ok))) process.exit(1);
+if (results.some(({ runs }) => Object.values(runs).some((list) => list.some((r) => !r.ok)))) process.exit(1);

@@ -89,6 +89,13 @@ export interface DownloadOptions {
   fetch?: typeof fetch;
   /** 'auto' | 'memory' | 'opfs' | 'idb' | a store */
   store?: string | ChunkStore;
+  /**
+   * Who reads the stream: 'worker' (the OPFS store's worker fetches, decodes, verifies and
+   * writes each chunk off the main thread; needs the OPFS store, else EventSource is used),
+   * 'eventsource' (the page's EventSource, the reference behaviour), 'auto' (default): the
+   * worker where it can run, else EventSource.
+   */
+  transport?: 'auto' | 'worker' | 'eventsource';
   /** largest file kept in memory with 'auto' */
   memoryLimit?: number;
   /** ms without any event before reopening */
@@ -129,6 +136,8 @@ export declare class Download {
   constructor(name: string, opts?: DownloadOptions);
   readonly name: string;
   state: State;
+  /** which transport carries the download, once its storage is open */
+  readonly transportKind: 'worker' | 'eventsource';
   manifest: Manifest | null;
   store: ChunkStore | null;
   done: Promise<{ blob: Blob; manifest: Manifest }>;

@@ -16,12 +16,22 @@
 // ({buf, list}: verified chunks staged in a transferred buffer) is answered
 // with {op: 'written', bytes, buf}, the buffer transferred back for reuse, so
 // the page can bound what it has posted and not yet seen written.
+//
+// The worker transport (lib/transport/) runs here too, next to the sync
+// handle: `t-stream`, `t-range` and `t-abort` messages (see
+// lib/transport/host.js) fetch the event stream and ranges in this worker,
+// and a ChunkSink decodes, verifies and writes each chunk without the page's
+// main thread touching its bytes; the page hears `t-notice` (which chunks
+// were verified or failed) and `t` (a stream's or range's own events).
 
-import { decodeBase64, encodeBase64, toHex } from './lib/bytes.js';
+import { decodeBase64, digestsFromHex, encodeBase64, toHex } from './lib/bytes.js';
 import { span } from './lib/protocol.js';
 import { sha256 } from './lib/sha256.js';
 import { opfsFiles } from './lib/store/common.js';
 import { newest, stateSlots } from './lib/store/state.js';
+import { TransportHost } from './lib/transport/host.js';
+import { ChunkSink } from './lib/transport/sink.js';
+import { readTiming } from './lib/transport/fetch-source.js';
 
 /** @type {FileSystemSyncAccessHandle|null} */
 let data = null;
@@ -35,6 +45,11 @@ let key = '';
 /** @type {{version: string, size: number, chunks: number, name: string}|null} */
 let info = null;
 let bitmap = new Uint8Array(0);
+/** @type {any} the open file's manifest (with `hashes`, `offsets`) */
+let man = null;
+/** @type {ChunkSink|null} the worker transport's chunk sink for the open file, made on first use */
+let sink = null;
+const host = new TransportHost((msg) => postMessage(msg), sinkFor);
 let dirty = false;
 /** @type {any} */
 let saveTimer = null;
@@ -77,7 +92,35 @@ function scheduleSave() {
   }
 }
 
+/** The open file's chunk sink, or null when no file is open. */
+function sinkFor() {
+  if (!data || !man) return null;
+  if (!sink) {
+    const m = man;
+    sink = new ChunkSink({
+      // The page sends `offsets` for text files only: that is what makes span() a text span.
+      manifest: { ...m, kind: m.offsets ? 'text' : 'binary' },
+      expected: digestsFromHex(m.hashes),
+      isVerified: (i) => (bitmap[i >> 3] & (1 << (i & 7))) !== 0,
+      write: (off, bytes) => {
+        if (!data) throw new Error('storage is not open');
+        let done = 0;
+        while (done < bytes.length) done += data.write(bytes.subarray(done), { at: off + done });
+      },
+      markVerified: (i) => {
+        bitmap[i >> 3] |= 1 << (i & 7);
+        scheduleSave();
+      },
+      post: (notice) => postMessage({ op: 't-notice', notice }, [notice.digests.buffer]),
+    });
+  }
+  return sink;
+}
+
 function closeHandles() {
+  host.stopAll();
+  sink?.close();
+  sink = null;
   clearTimeout(saveTimer);
   saveTimer = null;
   data?.close();
@@ -104,6 +147,7 @@ async function open(m) {
     throw new Error(`cannot open the OPFS file (is this download open in another tab?) ${why}`);
   }
   info = { version: m.version, size: m.size, chunks: m.chunks, name: m.name };
+  man = m;
   bitmap = new Uint8Array(Math.ceil(m.chunks / 8));
   const texts = slots.map((h) => {
     try {
@@ -191,12 +235,14 @@ async function handle(msg) {
       data.read(buf, { at: msg.off });
       return buf;
     }
-    case 'finish':
+    case 'finish': {
+      const sinkTiming = sink ? { ...sink.timing, ...readTiming } : {};
       if (data) {
         saveState();
         closeHandles();
       }
-      return { ...timing };
+      return { ...timing, ...sinkTiming };
+    }
     case 'discard': {
       closeHandles();
       const d = await directory();
@@ -218,6 +264,7 @@ let chain = Promise.resolve();
 onmessage = (e) => {
   const msg = e.data;
   key = msg.key;
+  if (host.handle(msg)) return;
   if (msg.op === 'put') {
     chain = chain.then(() => {
       try {

@@ -3,11 +3,23 @@
 //
 // How a download flows:
 //   manifest (`/api/manifest`) -> store.open() (verified chunks already on
-//   disk, if any) -> EventSource on `/events` (`from=` for one missing tail,
+//   disk, if any) -> the event stream on `/events` (`from=` for one missing tail,
 //   `need=` for scattered gaps; see plan.js) -> decode -> SHA-256 against the
 //   MANIFEST's digest (never only the one in the event) -> store.put() -> ...
 //   -> every chunk verified -> the computed digests must hash to `root` and
 //   the sizes add up to `size` -> result as a Blob/File.
+//
+// Two transports carry the stream and the ranges (option `transport`):
+//   - 'worker' (transport/worker.js): with the OPFS store, the store's worker
+//     fetches the stream and ranges itself and decodes, verifies and writes
+//     each chunk there; this file then only hears which chunks were verified
+//     (`_notice`), and the page's main thread never touches a chunk's bytes;
+//   - 'eventsource': the browser's EventSource on the page and fetchRange
+//     (range.js), each chunk decoded, hashed and stored from here (`_drain`).
+//   'auto' (the default) takes the worker where it can run (the OPFS store
+//   in a secure context, no EventSource or fetch of the caller's own), else
+//   EventSource. Everything else below (the plan, reconnects, stalls,
+//   `changed`, refills, text order) is the same for both.
 //
 // Failures and how they are met:
 //   - a dropped stream: the native EventSource reconnects by itself with
@@ -33,6 +45,7 @@ import { fetchRange } from './range.js';
 import { maxLineFor, parseChunkData } from './sse.js';
 import { LIVE, canMove, checkMove } from './state.js';
 import { chooseStore, IdbStore } from './store/index.js';
+import { WorkerTransport } from './transport/worker.js';
 
 /** @typedef {import('./protocol.js').Manifest} Manifest */
 /** @typedef {import('./store/index.js').ChunkStore} ChunkStore */
@@ -63,6 +76,9 @@ import { chooseStore, IdbStore } from './store/index.js';
  * @property {any} [EventSource]  constructor; defaults to the global one
  * @property {typeof fetch} [fetch]
  * @property {string|ChunkStore} [store]  'auto' | 'memory' | 'opfs' | 'idb' | a store
+ * @property {'auto'|'worker'|'eventsource'} [transport]  who reads the stream: 'worker' (the
+ *   OPFS store's worker fetches, decodes, verifies and writes; needs the OPFS store), 'eventsource'
+ *   (the page's EventSource); 'auto' (default): the worker where it can run, else EventSource
  * @property {number} [memoryLimit]  largest file kept in memory with 'auto'
  * @property {number} [stallTimeout]  ms without any event before reopening
  * @property {number} [parallel]  range requests in flight at most
@@ -146,6 +162,8 @@ export class Download {
     this.manifest = null;
     /** @type {ChunkStore|null} */
     this.store = null;
+    /** @type {WorkerTransport|null} the worker transport, when it carries this download */
+    this.transport = null;
     /** @type {import('./state.js').State} the one state; see state.js for the transitions */
     this.state = 'idle';
     this.gen = 0; // bumped on changed/close: work of an older generation is dropped
@@ -187,6 +205,12 @@ export class Download {
     this.startedAt = nowMs();
     this.finishedAt = null;
     this.lastProgress = 0;
+    this.noticesOn = false; // the worker's notices are for this run's store (see _notice)
+  }
+
+  /** Which transport carries the download: 'worker' or 'eventsource'. */
+  get transportKind() {
+    return this.transport ? 'worker' : 'eventsource';
   }
 
   _log(/** @type {string} */ msg) {
@@ -273,6 +297,7 @@ export class Download {
       }
     }
     if (gen !== this.gen) return;
+    this._chooseTransport();
     for (const [i, digest] of have) {
       if (i >= m.chunks || this.status[i] === CHUNK.VERIFIED) continue;
       if (!equal32(digest, this.expected, i)) continue; // the store's own check
@@ -294,6 +319,57 @@ export class Download {
     this.startedAt = nowMs(); // the speed counts the network, not opening storage
     this._progress(true);
     this._pump();
+  }
+
+  /** Picks the transport for the open store (see the file comment). */
+  _chooseTransport() {
+    const want = this.opts.transport ?? 'auto';
+    const store = /** @type {any} */ (this.store);
+    if (this.transport && this.transport.worker === store?.worker) {
+      this.noticesOn = true;
+      return;
+    }
+    this.transport?.close();
+    this.transport = null;
+    if (want === 'eventsource' || (want === 'auto' && (this.opts.EventSource || this.opts.fetch))) return;
+    this.transport = WorkerTransport.on(store, (n) => this._notice(n));
+    if (this.transport) this.noticesOn = true;
+    else if (want === 'worker') this._log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${store?.kind}; using EventSource`);
+  }
+
+  /**
+   * Chunks the worker transport verified (and wrote) or found bad. Taken
+   * whatever the state, once the store is open for this run: a chunk the
+   * worker has recorded as verified is never reported again, so ignoring
+   * one (say, while paused) would leave it missing for good. Notices from
+   * before the store was (re)opened are dropped (`noticesOn`).
+   * @param {import('./transport/sink.js').Notice} n
+   */
+  _notice(n) {
+    const m = this.manifest;
+    if (!m || !this.noticesOn) return;
+    this.bytesReceived += n.bytes;
+    const gen = this.gen;
+    n.verified.forEach((i, k) => {
+      if (i >= m.chunks || this.status[i] === CHUNK.VERIFIED) return;
+      const again = this.failures[i] > 0;
+      this.status[i] = CHUNK.VERIFIED;
+      this.digests.set(n.digests.subarray(k * 32, k * 32 + 32), i * 32);
+      this.verified++;
+      this.bytesVerified += this.span(i).len;
+      this.attempt = 0;
+      this.esFailures = 0;
+      if (again) this.chunksRefetched++;
+      this.opts.onchunk?.(i, 'received');
+      this.opts.onchunk?.(i, again ? 'refetched' : 'verified');
+    });
+    for (const [i, text] of n.texts) this.textPending.set(i, text);
+    for (const [i, why] of n.failed) if (i < m.chunks && this.status[i] !== CHUNK.VERIFIED) this._failed(i, why);
+    if (this.es && n.verified.length) this._armStall();
+    if (this.stats) addStat(this.stats, 'notices', 1);
+    const next = () => { if (gen === this.gen) { this._progress(false); this._pump(); } };
+    if (m.kind === 'text' && n.texts.length) this._emitText(gen).then(next, (e) => this._fatal(asError(e)));
+    else next();
   }
 
   /** Whether the browser says it is offline. */
@@ -332,8 +408,10 @@ export class Download {
     const m = /** @type {Manifest} */ (this.manifest);
     const q = { file: this.name, v: m.version, rate: this.rate || undefined, from: what.from, need: what.need };
     const url = this._url('events', q);
-    this._log(`open ${url}`);
-    const es = new this.ES(url);
+    this._log(`open ${url}${this.transport ? ' (worker)' : ''}`);
+    const es = this.transport
+      ? this.transport.stream(url, { stallTimeout: this.stallTimeout, maxLine: maxLineFor(m.chunk_size) })
+      : new this.ES(url);
     this.es = es;
     const gen = this.gen;
     const mine = () => es === this.es && gen === this.gen;
@@ -380,6 +458,11 @@ export class Download {
         this._closeStream();
         if (info.code === 'changed') this._changed(info.error || 'the file changed on the server', null);
         else this._retryLater(`the server reported: ${info.error || info.code}`);
+        return;
+      }
+      if (e.broken) { // the worker transport: the server broke the protocol
+        this._closeStream();
+        this._fatal(e.broken);
         return;
       }
       if (es.readyState === 0 /* CONNECTING: the native reconnect is under way */ && ++this.esFailures < 2) {
@@ -484,16 +567,19 @@ export class Download {
     this.ranges.add(ctl);
     if (!this.es) this._setState('refilling', `refetching chunks ${a}..${b - 1}`);
     let result;
+    const url = this._url(`events/chunk/${a}/${b}`, { file: this.name, v: m.version });
+    const common = { url, label: `${a}..${b}`, ctl, stallTimeout: this.stallTimeout, maxLine: maxLineFor(m.chunk_size) };
     try {
-      result = await fetchRange({
-        fetch: this.fetch, url: this._url(`events/chunk/${a}/${b}`, { file: this.name, v: m.version }), label: `${a}..${b}`, ctl,
-        stallTimeout: this.stallTimeout, maxLine: maxLineFor(m.chunk_size),
-        onChunk: (data) => {
-          if (gen !== this.gen) return;
-          this.queue.push({ data, gen, source: 'range' });
-          this._drain();
-        },
-      });
+      result = this.transport
+        ? await this.transport.range(common)
+        : await fetchRange({
+          ...common, fetch: this.fetch,
+          onChunk: (data) => {
+            if (gen !== this.gen) return;
+            this.queue.push({ data, gen, source: 'range' });
+            this._drain();
+          },
+        });
     } finally {
       this.ranges.delete(ctl);
     }
@@ -939,6 +1025,8 @@ export class Download {
     const wasDone = this.state === 'done';
     this._setState('closed', 'closed');
     if (!wasDone) this._reject?.(new ChunkcastError('closed', 'the download was closed'));
+    this.transport?.close();
+    this.transport = null;
     try { await this.store?.flush(); await this.store?.close(); } catch { /* nothing left to save */ }
   }
 
