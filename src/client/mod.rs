@@ -30,8 +30,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cli::GetArgs;
-use crate::events::Parser;
 use crate::params::{format_need, MAX_NEED_LEN};
+use crate::sse::Parser;
 pub use manifest::Manifest;
 use sink::Sink;
 use state::{PartFile, Resumed};
@@ -162,7 +162,7 @@ impl Download<'_> {
             .read_to_vec()
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         match status {
-            200 => Manifest::parse(&body),
+            200 => Ok(Manifest::parse(&body)?),
             404 => Err(ClientError::NotFound(self.args.name.clone())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
             s => Err(ClientError::Protocol(error_message(s, &body))),

@@ -2,16 +2,15 @@
 //! manifest, writes it into the part file, tracks which chunks are verified,
 //! and gives the final proof before the file gets its name.
 
-use std::borrow::Cow;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::state::PartFile;
 use super::{ClientError, Manifest, Summary};
 use crate::index;
+use crate::protocol::ChunkEvent;
 
 /// The receiving end: verifies chunks, writes them to the part file and
 /// tracks which are verified.
@@ -30,21 +29,6 @@ pub(super) struct Sink {
     pub(super) stream_rounds: u64,
     progress: indicatif::ProgressBar,
     manifest_chunks: u64,
-}
-
-#[derive(Deserialize)]
-struct ChunkMsg<'a> {
-    i: u64,
-    off: u64,
-    len: u64,
-    /// Borrowed as bytes: serde_json then skips the UTF-8 check of a string
-    /// that can only be base64 (anything else fails decoding).
-    #[serde(borrow, default)]
-    b64: Option<&'a [u8]>,
-    /// Text needs `Cow<str>`: serde_json hands escaped strings over as
-    /// owned strings, which a byte visitor would reject.
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
 }
 
 impl Sink {
@@ -95,7 +79,7 @@ impl Sink {
         // A mangled event is treated like a corrupt chunk: whatever it was
         // is refilled by range later. (A server that only sends garbage
         // brings no progress, and the download gives up.)
-        let Ok(msg) = serde_json::from_slice::<ChunkMsg>(data) else {
+        let Ok(msg) = serde_json::from_slice::<ChunkEvent>(data) else {
             self.corrupt += 1;
             return Ok(false);
         };
