@@ -160,7 +160,9 @@ impl Manifest {
     }
 }
 
-/// A `chunk` event's data as a client reads it. The server writes it piece
+/// A `chunk` event's data as a client reads it (the event's `sha256` is
+/// left unread: a client checks the manifest's digest, and a damaged copy
+/// of the event's own must not cost an intact payload). The server writes it piece
 /// by piece (`sse::chunk_head`, the payload, `sse::chunk_tail`), never
 /// through serde: the payload is encoded while it is read from disk.
 #[derive(Debug, Deserialize)]
@@ -168,10 +170,6 @@ pub struct ChunkEvent<'a> {
     pub i: u64,
     pub off: u64,
     pub len: u64,
-    /// The chunk's SHA-256, hex. A client checks the manifest's digest, not
-    /// this one (a tampered event could carry a matching pair).
-    #[serde(default)]
-    pub sha256: Option<&'a str>,
     /// Borrowed as bytes: serde_json then skips the UTF-8 check of a string
     /// that can only be base64 (anything else fails decoding).
     #[serde(borrow, default)]
@@ -310,7 +308,6 @@ mod tests {
         let data = &wire["id: 7\nevent: chunk\ndata: ".len()..wire.len() - 2];
         let c: ChunkEvent = serde_json::from_slice(data).unwrap();
         assert_eq!((c.i, c.off, c.len, c.b64, c.text), (7, 28, 3, Some(&b"aGkh"[..]), None));
-        assert_eq!(c.sha256, Some("ab".repeat(32).as_str()));
 
         let mut wire = Vec::new();
         sse::chunk(&mut wire, 0, 0, &hash, sse::Payload::Text("a\"\n"));
