@@ -244,7 +244,7 @@ pub async fn guard<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let verdict = match req.app_data::<web::Data<crate::routes::AppState>>() {
+    let verdict = match req.app_data::<web::Data<crate::state::AppState>>() {
         Some(state) => check(&state.config.access, &req),
         None => Ok(()),
     };

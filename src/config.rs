@@ -12,6 +12,18 @@ use crate::tls::{Tls, TlsError, TlsSource};
 
 pub const MIN_CHUNK: u32 = 4 * 1024;
 pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
+/// `--max-range`: at most 2^32 chunks, so the value stays exact as a
+/// JavaScript number wherever a client reads it.
+pub const MAX_RANGE: u64 = 1 << 32;
+/// `--retry-ms`: a client told to wait more than an hour before it
+/// reconnects is a typo, and the jitter (`+50%`) must not overflow.
+pub const RETRY_MS: std::ops::RangeInclusive<u64> = 1..=3_600_000;
+/// `--keep-alive` seconds: zero would send a comment between every two
+/// events of a paced stream; past an hour every proxy has long hung up.
+pub const KEEP_ALIVE_S: std::ops::RangeInclusive<u64> = 1..=3_600;
+/// `--max-connections`: a stream holds two descriptors, and no kernel hands
+/// out two million of them to one process.
+pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,8 +62,14 @@ pub enum ConfigError {
     Root(PathBuf, #[source] std::io::Error),
     #[error("--chunk-size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes, got {0}")]
     ChunkSize(u64),
-    #[error("--max-range must be at least 1")]
-    MaxRange,
+    #[error("--max-range must be between 1 and {MAX_RANGE} chunks, got {0}")]
+    MaxRange(u64),
+    #[error("--retry-ms must be between {lo} and {hi} milliseconds, got {0}", lo = RETRY_MS.start(), hi = RETRY_MS.end())]
+    RetryMs(u64),
+    #[error("--keep-alive must be between {lo} and {hi} seconds, got {0}", lo = KEEP_ALIVE_S.start(), hi = KEEP_ALIVE_S.end())]
+    KeepAlive(u64),
+    #[error("--max-connections must be between {lo} and {hi}, got {0}", lo = MAX_CONNECTIONS.start(), hi = MAX_CONNECTIONS.end())]
+    MaxConnections(usize),
     #[error("--index-dir {0} is inside the served root; indexes must not be served")]
     IndexInsideRoot(PathBuf),
     #[error(transparent)]
@@ -72,23 +90,23 @@ impl TryFrom<ServeArgs> for Config {
             Some(root) => root,
             None => std::env::current_dir().map_err(|e| ConfigError::Root(".".into(), e))?,
         };
-        let root = root_arg.canonicalize().map_err(|e| ConfigError::Root(root_arg.clone(), e))?;
-        if !root.is_dir() {
-            return Err(ConfigError::Root(root_arg, std::io::Error::other("not a directory")));
+        let root = checked_root(&root_arg)?;
+        let chunk_size = checked_chunk_size(args.chunk_size)?;
+        if !(1..=MAX_RANGE).contains(&args.max_range) {
+            return Err(ConfigError::MaxRange(args.max_range));
         }
-        let chunk_size = u32::try_from(args.chunk_size)
-            .ok()
-            .filter(|c| (MIN_CHUNK..=MAX_CHUNK).contains(c))
-            .ok_or(ConfigError::ChunkSize(args.chunk_size))?;
-        if args.max_range == 0 {
-            return Err(ConfigError::MaxRange);
+        if !RETRY_MS.contains(&args.retry_ms) {
+            return Err(ConfigError::RetryMs(args.retry_ms));
+        }
+        if !KEEP_ALIVE_S.contains(&args.keep_alive) {
+            return Err(ConfigError::KeepAlive(args.keep_alive));
+        }
+        let max_connections = args.max_connections.unwrap_or_else(default_max_connections);
+        if !MAX_CONNECTIONS.contains(&max_connections) {
+            return Err(ConfigError::MaxConnections(max_connections));
         }
         let index_dir = if args.no_index_dir { None } else { args.index_dir.or_else(default_index_dir) };
-        if let Some(dir) = &index_dir {
-            if absolute(dir).starts_with(&root) {
-                return Err(ConfigError::IndexInsideRoot(dir.clone()));
-            }
-        }
+        check_index_dir(index_dir.as_deref(), &root)?;
         if let Some(dir) = &args.web_dir {
             if !dir.join("index.html").is_file() {
                 return Err(ConfigError::WebDir(dir.clone()));
@@ -106,13 +124,35 @@ impl TryFrom<ServeArgs> for Config {
             index_dir,
             max_range: args.max_range,
             retry_ms: args.retry_ms,
-            keep_alive: Duration::from_secs(args.keep_alive.max(1)),
+            keep_alive: Duration::from_secs(args.keep_alive),
             web_dir: args.web_dir,
-            max_connections: args.max_connections.unwrap_or_else(default_max_connections),
+            max_connections,
             access: Access::new(&args.auth, args.link_key.as_deref())?,
             tls,
             cors,
         })
+    }
+}
+
+/// The canonical form of a directory to serve or index.
+pub fn checked_root(dir: &Path) -> Result<PathBuf, ConfigError> {
+    let root = dir.canonicalize().map_err(|e| ConfigError::Root(dir.to_owned(), e))?;
+    if !root.is_dir() {
+        return Err(ConfigError::Root(dir.to_owned(), std::io::Error::other("not a directory")));
+    }
+    Ok(root)
+}
+
+/// `--chunk-size`, within [`MIN_CHUNK`]..=[`MAX_CHUNK`].
+pub fn checked_chunk_size(bytes: u64) -> Result<u32, ConfigError> {
+    u32::try_from(bytes).ok().filter(|c| (MIN_CHUNK..=MAX_CHUNK).contains(c)).ok_or(ConfigError::ChunkSize(bytes))
+}
+
+/// Indexes name every file and chunk digest: they must not be served.
+pub fn check_index_dir(dir: Option<&Path>, root: &Path) -> Result<(), ConfigError> {
+    match dir {
+        Some(dir) if absolute(dir).starts_with(root) => Err(ConfigError::IndexInsideRoot(dir.to_owned())),
+        _ => Ok(()),
     }
 }
 

@@ -78,7 +78,7 @@ impl CorsPolicy {
 /// The middleware (`middleware::from_fn(cors::middleware)`); the policy is
 /// the checked config's, in the app state.
 pub async fn middleware<B: MessageBody>(
-    state: web::Data<crate::routes::AppState>,
+    state: web::Data<crate::state::AppState>,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {

@@ -117,6 +117,6 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(serde_json::json!({ "error": self.to_string(), "code": self.code() }))
+        res.json(crate::protocol::ErrorBody::new(self.code(), self.to_string()))
     }
 }

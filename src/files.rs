@@ -17,13 +17,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::params;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::stream::Slot;
 
 pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     // A download holds a descriptor for as long as its client reads: it
     // counts against `--max-connections` like a stream.
-    let slot = crate::routes::slot_for(&state, &req)?;
+    let slot = state.slot_for(&req)?;
     let asked = name(&req)?;
     let file = state.catalog.resolve(&asked)?;
     // actix-files takes the open descriptor (a duplicate per response, as

@@ -19,7 +19,7 @@ use actix_web::{web, ResponseError};
 
 use crate::error::ApiError;
 use crate::logsafe::Esc;
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// Which hosts a server accepts; built once from the configuration.
 #[derive(Debug, Clone, Default)]

@@ -40,7 +40,7 @@ fn to_json<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Resu
         new.insert_header((header::ALLOW, "GET, HEAD"));
     }
     let reason = status.canonical_reason().unwrap_or("error");
-    let body = serde_json::json!({ "error": reason.to_ascii_lowercase(), "code": code(status) });
+    let body = crate::protocol::ErrorBody::new(code(status), reason.to_ascii_lowercase());
     let res = ServiceResponse::new(req, new.json(body)).map_into_boxed_body().map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }

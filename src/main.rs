@@ -66,7 +66,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for other in &listeners[1..] {
         println!("chunkcast also listening on {}", other.local_addr()?);
     }
-    actix_web::rt::System::new().block_on(async { chunkcast::server_on(listeners, config)?.await })?;
+    actix_web::rt::System::new().block_on(async { chunkcast::server_on(listeners, config, signals())?.await })?;
     Ok(())
 }
 
@@ -101,18 +101,37 @@ fn openable(addr: std::net::SocketAddr) -> String {
     std::net::SocketAddr::new(loopback, addr.port()).to_string()
 }
 
+/// Resolves on the first SIGTERM or SIGINT: the server then closes every
+/// stream between two events and exits. (The library takes any future, so
+/// tests shut an in-process server down without a signal.)
+async fn signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // No handler could be installed: the default action (exit) stays.
+        _ => std::future::pending().await,
+    }
+}
+
+/// `chunkcast index DIR`: the catalog walks the tree, the index store hashes
+/// and persists every file the way a server with the same flags would find it.
 fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
-    let mut serve = ServeArgs::parse_from(["serve", "--chunk-size", &args.chunk_size.to_string()]);
-    serve.root = Some(args.dir.clone());
-    serve.index_dir = args.index_dir.clone();
-    let config = Config::try_from(serve)?;
-    let (_never, shutdown) = tokio::sync::watch::channel(false);
-    let state = chunkcast::routes::AppState::new(config, shutdown)?;
-    let entries = state.catalog.walk()?;
+    use chunkcast::config;
+    let root = config::checked_root(&args.dir)?;
+    let chunk_size = config::checked_chunk_size(args.chunk_size)?;
+    let index_dir = args.index_dir.clone().or_else(config::default_index_dir);
+    config::check_index_dir(index_dir.as_deref(), &root)?;
+    let (catalog, store) = chunkcast::state::catalog_and_store(root, chunk_size, index_dir)?;
+    let entries = catalog.walk()?;
     actix_web::rt::System::new().block_on(async {
         for entry in &entries {
-            let file = state.catalog.resolve(&entry.name)?;
-            let index = state.store.get(&file).await?;
+            let file = catalog.resolve(&entry.name)?;
+            let index = store.get(&file).await?;
             println!("{}  {:>6} chunks  {:>12} bytes  {}", index.version(), index.chunks(), entry.size, entry.name);
         }
         anyhow::Ok(())

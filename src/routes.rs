@@ -9,37 +9,15 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 use crate::assets;
-use crate::catalog::{Catalog, Resolved};
-use crate::config::Config;
+use crate::catalog::Resolved;
 use crate::error::ApiError;
 use crate::files;
 use crate::index::FileIndex;
-use crate::store::IndexStore;
-use crate::stream::{Plan, Slot, Streams};
+use crate::state::AppState;
+use crate::stream::{Plan, Slot};
 use crate::{manifest, params};
-
-/// Shared by every worker.
-pub struct AppState {
-    pub config: Config,
-    pub catalog: Catalog,
-    pub store: Arc<IndexStore>,
-    pub streams: Streams,
-}
-
-impl AppState {
-    /// `shutdown` turns true when the server starts shutting down; open
-    /// streams then end between two events.
-    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
-        let catalog = Catalog::new(config.root.clone())?;
-        let store =
-            Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()).for_root(catalog.fs().clone()));
-        let streams = Streams::new(store.clone(), config.max_connections, shutdown);
-        Ok(AppState { config, catalog, store, streams })
-    }
-}
 
 type State = web::Data<AppState>;
 
@@ -102,12 +80,12 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// `--max-connections`) and the protocols served.
 async fn healthz(state: State) -> HttpResponse {
     let tls = state.config.tls.is_some();
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "streams": state.streams.open(),
-        "tls": tls,
-        "protocols": crate::tls::protocols(tls),
-    }))
+    HttpResponse::Ok().json(crate::protocol::Health {
+        protocols: crate::tls::protocols(tls).to_vec(),
+        status: "ok",
+        streams: state.streams.open(),
+        tls,
+    })
 }
 
 /// `GET /api/files[?dir=SUB]`: one directory (the root without `dir`).
@@ -188,15 +166,6 @@ fn head_only(req: &HttpRequest) -> Option<HttpResponse> {
     (req.method() == actix_web::http::Method::HEAD).then(|| crate::stream::head().finish())
 }
 
-/// A slot for a `GET` that will hold a file (503 when none is left), taken
-/// before the file is opened; a `HEAD` holds nothing and needs none.
-pub fn slot_for(state: &AppState, req: &HttpRequest) -> Result<Option<Slot>, ApiError> {
-    if req.method() == actix_web::http::Method::HEAD {
-        return Ok(None);
-    }
-    state.streams.take().map(Some)
-}
-
 /// Steps index and 412, for an already resolved file.
 async fn check(state: &AppState, p: Shared<'_>, file: Resolved, slot: Option<Slot>) -> Result<Checked, ApiError> {
     let Shared { last_id, rate, version } = p;
@@ -215,7 +184,7 @@ async fn check(state: &AppState, p: Shared<'_>, file: Resolved, slot: Option<Slo
 
 /// `GET /events?file=NAME[&from=N][&need=RANGES][&v=VERSION][&rate=BPS]`
 async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
-    let slot = slot_for(&state, &req)?;
+    let slot = state.slot_for(&req)?;
     let file = resolve(&state, &q)?;
     let from = q.from.as_deref().map(|s| params::chunk_number("from", s)).transpose()?;
     let need = q.need.as_deref().map(params::need).transpose()?;
@@ -251,7 +220,7 @@ async fn range(
     path: web::Path<(String, String)>,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let slot = slot_for(&state, &req)?;
+    let slot = state.slot_for(&req)?;
     let file = resolve(&state, &q)?;
     let start = params::chunk_number("start", &path.0)?;
     let end = params::chunk_number("end", &path.1)?;

@@ -37,10 +37,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
-use crate::events;
 use crate::fsroot::{FileId, FsRoot};
 use crate::index::{self, FileIndex, Kind, Stamp};
 use crate::logsafe::Esc;
+use crate::protocol::{End, ErrorBody};
+use crate::sse;
 use crate::store::IndexStore;
 
 /// Payload bytes per slice. A multiple of 3, so base64 slices join without
@@ -244,12 +245,12 @@ impl Stream for ChunkStream {
             match std::mem::replace(&mut this.phase, Phase::Done) {
                 Phase::Retry => {
                     this.phase = Phase::Meta;
-                    return ready(events::retry(jittered(this.plan.retry_ms)));
+                    return ready(sse::retry(jittered(this.plan.retry_ms)));
                 }
                 Phase::Meta => {
                     this.phase = Phase::Chunks;
                     if let Some(meta) = this.plan.meta.take() {
-                        return ready(events::named("meta", &meta));
+                        return ready(sse::named("meta", &meta));
                     }
                 }
                 Phase::Chunks => {
@@ -262,9 +263,8 @@ impl Stream for ChunkStream {
                 }
                 Phase::End => {
                     this.outcome = Outcome::Finished;
-                    let index = &this.plan.index;
-                    let end = serde_json::json!({ "chunks": index.chunks(), "root": index::hex(&index.root) });
-                    return ready(events::named("end", &end.to_string()));
+                    let end = serde_json::to_string(&End::of(&this.plan.index)).unwrap_or_default();
+                    return ready(sse::named("end", &end));
                 }
                 Phase::Done => return Poll::Ready(None),
             }
@@ -347,7 +347,7 @@ impl ChunkStream {
             let now = Instant::now();
             if now >= quiet_until && now < due {
                 self.last_write = now;
-                return Some(ready(events::KEEP_ALIVE.to_vec()));
+                return Some(ready(sse::KEEP_ALIVE.to_vec()));
             }
         }
     }
@@ -369,18 +369,18 @@ impl ChunkStream {
                 };
                 self.outcome = Outcome::Changed(why);
                 let error = format!("{file} changed since it was indexed ({why}); fetch the manifest again");
-                serde_json::json!({ "code": "changed", "error": error })
+                ErrorBody::new("changed", error)
             }
             Stop::Io(e) => {
                 self.outcome = Outcome::Failed(e.to_string());
-                serde_json::json!({ "code": "io_error", "error": "the server could not read the file" })
+                ErrorBody::new("io_error", "the server could not read the file")
             }
         };
         let mid_event = self.framer.take().is_some_and(|f| f.emitted);
         let item = if mid_event {
             Err(std::io::Error::other("stream cut mid-event"))
         } else {
-            Ok(Bytes::from(events::named("error", &data.to_string())))
+            Ok(Bytes::from(sse::named("error", &serde_json::to_string(&data).unwrap_or_default())))
         };
         self.phase = Phase::Done;
         Poll::Ready(Some(item))
@@ -447,7 +447,7 @@ impl Framer {
             if !plan.fs.still(&plan.rel, plan.id) {
                 return Err(Stop::Changed("file was replaced or removed"));
             }
-            events::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
+            sse::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
         }
         READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
             let bytes = &mut buf[..n];
@@ -457,9 +457,9 @@ impl Framer {
             })?;
             self.hasher.update(&*bytes);
             if text {
-                events::text_fragment(&mut out, bytes);
+                sse::text_fragment(&mut out, bytes);
             } else {
-                events::base64_fragment(&mut out, bytes);
+                sse::base64_fragment(&mut out, bytes);
             }
             Ok(())
         })?;
@@ -470,7 +470,7 @@ impl Framer {
             if digest != *hash {
                 return Err(Stop::DigestDiffers);
             }
-            events::chunk_tail(&mut out);
+            sse::chunk_tail(&mut out);
             self.finished = true;
         }
         Ok(out)

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write as _;
 
-use chunkcast::events::Parser;
+use chunkcast::sse::Parser;
 use common::*;
 
 fn write_chunks(path: &std::path::Path, n: usize, seed: u8) -> Vec<u8> {
@@ -40,7 +40,7 @@ fn a_stale_version_gets_412_and_a_fresh_one_streams_the_new_file() {
 
 /// Opens a paced stream, reads its first chunk, lets `change` alter the
 /// file, then reads to the end. Returns the events after the change.
-fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::events::Event> {
+fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::sse::Event> {
     let root = fixture_root();
     let path = root.path().join("doc.bin");
     write_chunks(&path, 8, 2);
@@ -59,7 +59,7 @@ fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::ev
     std::iter::from_fn(|| parser.next_event(&mut reader).unwrap()).collect()
 }
 
-fn assert_changed(rest: &[chunkcast::events::Event]) {
+fn assert_changed(rest: &[chunkcast::sse::Event]) {
     let last = rest.last().expect("the stream says why it stops");
     assert_eq!(last.event, "error", "{rest:?}");
     let data: serde_json::Value = serde_json::from_str(&last.data).unwrap();

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chunkcast::events::Parser;
+use chunkcast::sse::Parser;
 use common::*;
 
 #[test]

@@ -33,8 +33,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cli::GetArgs;
-use crate::events::Parser;
 use crate::params::format_need;
+use crate::sse::Parser;
 pub use manifest::Manifest;
 pub use output::Output;
 use report::{Reporter, Retry, Start};
@@ -256,7 +256,7 @@ impl Download<'_> {
         let status = res.status().as_u16();
         let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| agent::classify(e, &url))?;
         match status {
-            200 => Manifest::parse(&body),
+            200 => Ok(Manifest::parse(&body)?),
             404 => Err(ClientError::NotFound(self.name().to_owned())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
             s => Err(ClientError::Protocol(error_message(s, &body))),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chunkcast::cli::ServeArgs;
-use chunkcast::events::{Event, Parser};
+use chunkcast::sse::{Event, Parser};
 use chunkcast::Config;
 
 /// A running server. Dropping it stops the server.
@@ -21,6 +21,8 @@ pub struct TestServer {
     /// `https` when started with TLS flags (its agent trusts the server's certificate).
     pub scheme: &'static str,
     handle: actix_web::dev::ServerHandle,
+    /// Completes the server's `shutdown` input (see [`TestServer::shut_down`]).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -66,9 +68,16 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = chunkcast::server(listener, config).expect("server starts");
+                // A dropped sender (a server stopped by its handle) is no shutdown.
+                let shutdown_rx = async move {
+                    if shutdown_rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let server = chunkcast::server(listener, config, shutdown_rx).expect("server starts");
                 tx.send(server.handle()).unwrap();
                 server.await.expect("server runs");
             })
@@ -81,7 +90,15 @@ impl TestServer {
             .build()
             .into();
         let scheme = if tls_cert.is_some() { "https" } else { "http" };
-        TestServer { addr, root: root.to_owned(), scheme, handle, thread: Some(thread), agent }
+        TestServer {
+            addr,
+            root: root.to_owned(),
+            scheme,
+            handle,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+            agent,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -133,6 +150,17 @@ impl TestServer {
         let res = req.call().unwrap();
         let status = res.status().as_u16();
         (status, BufReader::new(res.into_body().into_reader()))
+    }
+
+    /// A graceful shutdown, as SIGTERM gives the binary: streams end between
+    /// two events; waits until the server has returned.
+    pub fn shut_down(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 
     pub fn stop(mut self) {
