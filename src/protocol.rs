@@ -196,6 +196,13 @@ pub struct ChunkEvent<'a> {
     pub text: Option<Cow<'a, str>>,
 }
 
+/// What a client reads of a stream's `meta` event (the manifest without
+/// digests): the version it must match.
+#[derive(Debug, Deserialize)]
+pub struct Meta {
+    pub version: String,
+}
+
 /// The `end` event's data: how many chunks the file has and their `root`,
 /// so a client sees the file did not change under it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::GetArgs;
 use crate::params::format_need;
+use crate::protocol::{End, ErrorBody, Meta};
 use crate::sse::Parser;
 pub use manifest::Manifest;
 pub use output::Output;
@@ -459,10 +460,6 @@ impl Download<'_> {
                 }
                 Err(e) => break Ended::Dropped { new_chunks, why: agent::describe_read(e, url) },
             };
-            let json = |what: &str| {
-                serde_json::from_slice::<serde_json::Value>(event.data)
-                    .map_err(|e| ClientError::Protocol(format!("bad {what} event: {e}")))
-            };
             match event.event {
                 "chunk" => {
                     let checked = sink::check(m, event.data, &mut scratch);
@@ -480,17 +477,19 @@ impl Download<'_> {
                     }
                     new_chunks += u64::from(outcome == Outcome::New);
                 }
-                "meta" if with_meta && json("meta")?["version"] != m.version.as_str() => {
+                "meta" if with_meta && wire::<Meta>("meta", event.data)?.version != m.version => {
                     return Err(ClientError::Changed(m.name.clone()));
                 }
-                "end" if json("end")?["root"] != m.root.as_str() => return Err(ClientError::Changed(m.name.clone())),
+                "end" if wire::<End>("end", event.data)?.root != m.root => {
+                    return Err(ClientError::Changed(m.name.clone()))
+                }
                 "end" => break Ended::Complete,
                 "error" => {
-                    let err = json("error").unwrap_or_default();
-                    if err["code"] == "changed" {
+                    let err = wire::<ErrorBody>("error", event.data).ok();
+                    if err.as_ref().is_some_and(|e| e.code == "changed") {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
-                    let why = err["error"].as_str().unwrap_or("server error").to_owned();
+                    let why = err.map_or_else(|| "server error".to_owned(), |e| e.error.into_owned());
                     break Ended::Dropped { new_chunks, why };
                 }
                 _ => {}
@@ -550,13 +549,17 @@ fn fitting_need(missing: &[Range<u64>], chunks: u64, max_len: usize) -> Option<S
     Some(need)
 }
 
+/// Reads an event's data as its wire type.
+fn wire<'a, T: serde::Deserialize<'a>>(what: &str, data: &'a [u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(data).map_err(|e| ClientError::Protocol(format!("bad {what} event: {e}")))
+}
+
 fn missing_chunks(missing: &[Range<u64>]) -> u64 {
     missing.iter().map(|r| r.end - r.start).sum()
 }
 
 fn error_message(status: u16, body: &[u8]) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    match parsed.as_ref().and_then(|v| v["error"].as_str()) {
+    match serde_json::from_slice::<ErrorBody>(body).ok().map(|e| e.error) {
         Some(msg) => format!("{status}: {msg}"),
         None => format!("HTTP {status}"),
     }

@@ -10,13 +10,13 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::report::Reporter;
 use super::state::PartFile;
 use super::{ClientError, Manifest, Summary};
 use crate::index;
+use crate::protocol::ChunkEvent;
 
 /// Where verified chunks go.
 pub(super) enum Store {
@@ -46,25 +46,6 @@ pub(super) enum Outcome {
     Gap,
 }
 
-/// The header of a chunk event, parsed without its payload.
-#[derive(Deserialize)]
-struct ChunkHead {
-    i: u64,
-    off: u64,
-    len: u64,
-}
-
-/// A text chunk: the payload needs JSON unescaping.
-#[derive(Deserialize)]
-struct TextChunk<'a> {
-    i: u64,
-    off: u64,
-    len: u64,
-    /// `Cow`: serde_json hands escaped strings over as owned strings.
-    #[serde(borrow)]
-    text: std::borrow::Cow<'a, str>,
-}
-
 /// Parses, decodes and verifies one chunk event into `scratch`. Only the
 /// manifest's digest counts: the one in the event travelled with the
 /// (possibly corrupted) payload.
@@ -86,17 +67,18 @@ pub(super) fn check(m: &Manifest, data: &[u8], scratch: &mut Vec<u8>) -> Checked
             let mut head = Vec::with_capacity(start + 8);
             head.extend_from_slice(&data[..start]);
             head.extend_from_slice(&data[start + len..]);
-            match serde_json::from_slice::<ChunkHead>(&head) {
+            match serde_json::from_slice::<ChunkEvent>(&head) {
                 Ok(h) => (h.i, h.off, h.len),
                 Err(_) => return Checked::Bad,
             }
         }
-        None => match serde_json::from_slice::<TextChunk>(data) {
-            Ok(t) => {
-                scratch.extend_from_slice(t.text.as_bytes());
-                (t.i, t.off, t.len)
+        None => match serde_json::from_slice::<ChunkEvent>(data) {
+            Ok(ChunkEvent { text: Some(text), i, off, len, .. }) => {
+                scratch.extend_from_slice(text.as_bytes());
+                (i, off, len)
             }
-            Err(_) => return Checked::Bad,
+            // Neither `b64` nor `text`, or not JSON.
+            _ => return Checked::Bad,
         },
     };
     let (i, off, len) = head;
