@@ -16,6 +16,8 @@
 //!   persisting it so restarts do not rehash.
 //! - [`params`] parses chunk numbers, `Last-Event-ID`, `need` lists and versions.
 //! - [`manifest`] writes the manifest JSON, once per index version.
+//! - [`reads`] says which reads are verified (`--verify-reads`), what file
+//!   identity a stream trusts its index by, and bounds index builds.
 //! - [`stream`] reads, verifies and frames the chunks with [`events`] into an
 //!   SSE body, one chunk ahead, never holding more than a few per connection;
 //!   it and `/files` share the slots that bound open descriptors, and
@@ -47,6 +49,7 @@ pub mod logsafe;
 pub mod manifest;
 pub mod params;
 pub mod peer;
+pub mod reads;
 pub mod routes;
 pub mod store;
 pub mod stream;
@@ -76,6 +79,7 @@ pub fn server(listener: TcpListener, config: Config) -> std::io::Result<Server> 
 /// more than one address).
 pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
+    let workers = config.hooks.workers;
     let tls = config.tls.as_ref().map(|t| (*t.server_config).clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = web::Data::new(routes::AppState::new(config, shutdown_rx)?);
@@ -121,7 +125,10 @@ pub fn server_on(listeners: Vec<TcpListener>, config: Config) -> std::io::Result
     })
     .disable_signals()
     .shutdown_timeout(5);
-    let mut server = server;
+    let mut server = match workers {
+        Some(n) => server.workers(n),
+        None => server,
+    };
     for listener in listeners {
         server = match &tls {
             // ALPN offers h2 then http/1.1 (actix adds both).

@@ -34,9 +34,14 @@ impl AppState {
     /// streams then end between two events.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let catalog = Catalog::new(config.root.clone())?;
-        let store =
-            Arc::new(IndexStore::new(config.chunk_size, config.index_dir.clone()).for_root(catalog.fs().clone()));
-        let streams = Streams::new(store.clone(), config.max_connections, shutdown);
+        let store = Arc::new(
+            IndexStore::new(config.chunk_size, config.index_dir.clone())
+                .for_root(catalog.fs().clone())
+                .with_builds(config.index_builds)
+                .with_read_hook(config.hooks.read.clone()),
+        );
+        let streams = Streams::new(store.clone(), config.max_connections, shutdown)
+            .with_reads(config.verify_reads, config.hooks.read.clone());
         Ok(AppState { config, catalog, store, streams })
     }
 }
@@ -300,6 +305,8 @@ fn start_stream(
         rel: c.file.rel,
         index: c.index,
         chunks: list,
+        // The range endpoint (no `meta`) serves refills.
+        refill: meta.is_none(),
         meta,
         rate: c.rate,
         retry_ms: state.config.retry_ms,

@@ -6,17 +6,21 @@
 //! holds no more than the slice actix is writing.
 //!
 //! Chunks go out in slices: each event is framed piece by piece (the header,
-//! the payload in slices of [`SLICE`] bytes, the tail), read from disk and
-//! hashed as it goes. A client only dispatches an event at its closing blank
-//! line, so the digest can be checked while the event is on its way: if the
-//! last slice does not match the index, the connection is cut before the
-//! blank line, the client discards the partial event and resumes.
+//! the payload in slices of [`SLICE`] bytes, the tail). Reading a slice and
+//! encoding it runs on the blocking pool, never on the actix worker: a read
+//! that stalls (cold cache, network storage) stalls its own stream only, not
+//! every connection the worker serves.
 //!
-//! Slices are produced inline on the worker thread: a 48 KiB positional read
-//! (from the page cache in the common case), a hash update and a base64
-//! encode take tens of microseconds, less than handing the work to another
-//! thread and back would cost, and they need no per-connection buffer (the
-//! read buffer is per thread).
+//! Which chunks are hashed again is `--verify-reads` ([`VerifyReads`]). A
+//! stream that does not hash trusts the index while the descriptor's
+//! identity (device, inode, size, mtime and ctime in nanoseconds, `fstat`
+//! before each chunk) is the one it started with; clients verify every chunk
+//! anyway. A stream that hashes reads the whole chunk and checks it before
+//! the first byte of its event goes out, so a chunk that rotted on disk ends
+//! the stream with a clean `error` event (`corrupt`) and the stale index is
+//! dropped. Paced streams hash as the slices go instead (holding a chunk for
+//! minutes would cost memory per connection) and cut the connection before
+//! the event's closing blank line on a mismatch.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -41,6 +45,7 @@ use crate::events;
 use crate::fsroot::{FileId, FsRoot};
 use crate::index::{self, FileIndex, Kind, Stamp};
 use crate::logsafe::Esc;
+use crate::reads::{Identity, ReadHook, ReadSite, VerifyReads};
 use crate::store::IndexStore;
 
 /// Payload bytes per slice. A multiple of 3, so base64 slices join without
@@ -79,6 +84,8 @@ pub struct Plan {
     pub meta: Option<String>,
     /// Payload bytes per second, if paced.
     pub rate: Option<u64>,
+    /// A range (refill) stream rather than `/events`: see [`VerifyReads`].
+    pub refill: bool,
     pub retry_ms: u64,
     pub keep_alive: Duration,
     /// The client's socket, to notice a hang-up while a paced stream waits.
@@ -93,6 +100,8 @@ pub struct Streams {
     open: Arc<AtomicUsize>,
     max: usize,
     shutdown: watch::Receiver<bool>,
+    verify: VerifyReads,
+    hook: Option<ReadHook>,
 }
 
 /// Holds one of the `max` slots until dropped (with the response body).
@@ -106,7 +115,15 @@ impl Drop for Slot {
 
 impl Streams {
     pub fn new(store: Arc<IndexStore>, max: usize, shutdown: watch::Receiver<bool>) -> Self {
-        Streams { store, open: Arc::new(AtomicUsize::new(0)), max, shutdown }
+        let (verify, hook) = (VerifyReads::default(), None);
+        Streams { store, open: Arc::new(AtomicUsize::new(0)), max, shutdown, verify, hook }
+    }
+
+    /// `--verify-reads`, and the test hook called before every chunk read.
+    pub fn with_reads(mut self, verify: VerifyReads, hook: Option<ReadHook>) -> Self {
+        self.verify = verify;
+        self.hook = hook;
+        self
     }
 
     /// Responses currently holding a file.
@@ -128,6 +145,18 @@ impl Streams {
 
     /// The streaming response for a plan, holding `slot` until it ends.
     pub fn respond(&self, mut plan: Plan, slot: Slot) -> Result<HttpResponse, ApiError> {
+        let source = Arc::new(Source {
+            identity: Identity::now(&plan.file)?,
+            file: plan.file.clone(),
+            index: plan.index.clone(),
+            fs: plan.fs.clone(),
+            rel: plan.rel.clone(),
+            id: plan.id,
+            verify: self.verify.hashes(plan.refill),
+            slice: if plan.rate.is_some() { PACED_SLICE } else { SLICE },
+            paced: plan.rate.is_some(),
+            hook: self.hook.clone(),
+        });
         let mut shutdown = self.shutdown.clone();
         let shutting_down = *shutdown.borrow();
         let body = ChunkStream {
@@ -136,6 +165,8 @@ impl Streams {
             order: std::mem::take(&mut plan.chunks).into_iter().flatten(),
             next: None,
             framer: None,
+            job: None,
+            source,
             sent: Sent::default(),
             paced_start: Instant::now(),
             last_write: Instant::now(),
@@ -173,10 +204,12 @@ fn jittered(base: u64) -> u64 {
 
 /// Why a stream stopped before its end.
 enum Stop {
-    /// The file's size or modification time no longer match its index.
+    /// The file's identity no longer matches the one the stream started
+    /// with, or its size or mtime no longer match its index.
     Changed(&'static str),
-    /// A chunk's bytes no longer match their digest although the stamp
-    /// does (rewritten within one mtime tick): the index itself is stale.
+    /// A chunk's bytes no longer match their digest although the file's
+    /// identity did not change (bit rot, or a rewrite that restored the
+    /// times): the index itself is stale.
     DigestDiffers,
     Io(std::io::Error),
 }
@@ -216,8 +249,12 @@ pub struct ChunkStream {
     order: std::iter::Flatten<std::vec::IntoIter<Range<u64>>>,
     /// A chunk taken from `order` whose pacing delay is not over yet.
     next: Option<u64>,
-    /// The event being written, when one is mid-way.
+    /// The event being written, when one is mid-way (and not out on a job).
     framer: Option<Framer>,
+    /// The slice being read and encoded on the blocking pool; the framer
+    /// travels with it and comes back with the slice.
+    job: Option<tokio::task::JoinHandle<(Framer, Result<Vec<u8>, Stop>)>>,
+    source: Arc<Source>,
     sent: Sent,
     paced_start: Instant,
     /// When the stream last sent anything (a keep-alive is due after
@@ -279,7 +316,7 @@ fn ready(bytes: Vec<u8>) -> Poll<Option<Item>> {
 impl ChunkStream {
     /// The next slice of the chunk events. `Ready(None)` moves on to `end`.
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
-        if self.framer.is_none() {
+        if self.framer.is_none() && self.job.is_none() {
             // Between two events: the place to stop for a shutdown, and to
             // wait for the pace.
             if self.shutting_down {
@@ -297,21 +334,41 @@ impl ChunkStream {
             }
             self.framer = Some(Framer::new(i, &self.plan.index));
         }
-        let Some(framer) = self.framer.as_mut() else { return self.stop(Stop::Io(std::io::Error::other("no event"))) };
-        match framer.next_slice(&self.plan) {
+        if let Some(mut framer) = self.framer.take() {
+            let source = self.source.clone();
+            self.job = Some(tokio::task::spawn_blocking(move || {
+                let slice = framer.next_slice(&source);
+                (framer, slice)
+            }));
+        }
+        let Some(job) = self.job.as_mut() else { return self.stop(Stop::Io(std::io::Error::other("no event"))) };
+        let (mut framer, slice) = match Pin::new(job).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(done)) => done,
+            Poll::Ready(Err(e)) => {
+                self.job = None;
+                return self.stop(Stop::Io(std::io::Error::other(e)));
+            }
+        };
+        self.job = None;
+        match slice {
             Ok(slice) => {
                 framer.emitted = true;
                 self.last_write = Instant::now();
                 if framer.finished {
                     let i = framer.i;
-                    self.framer = None;
                     self.sent.chunks += 1;
                     self.sent.payload += self.plan.index.span(i).1 as u64;
                     self.sent.last = Some(i);
+                } else {
+                    self.framer = Some(framer);
                 }
                 ready(slice)
             }
-            Err(stop) => self.stop(stop),
+            Err(stop) => {
+                self.framer = Some(framer);
+                self.stop(stop)
+            }
         }
     }
 
@@ -359,17 +416,22 @@ impl ChunkStream {
     fn stop(&mut self, stop: Stop) -> Poll<Option<Item>> {
         let file = Esc(&self.plan.name);
         let data = match stop {
-            Stop::Changed(_) | Stop::DigestDiffers => {
-                let why = match stop {
-                    Stop::Changed(why) => why,
-                    _ => {
-                        self.store.evict(self.plan.id);
-                        "chunk digest differs"
-                    }
-                };
+            Stop::Changed(why) => {
                 self.outcome = Outcome::Changed(why);
                 let error = format!("{file} changed since it was indexed ({why}); fetch the manifest again");
                 serde_json::json!({ "code": "changed", "error": error })
+            }
+            Stop::DigestDiffers => {
+                // The index is stale: the next request builds it again from
+                // the bytes on disk, and the client's `v` then gets 412.
+                self.store.evict(self.plan.id);
+                let why = "chunk digest differs";
+                self.outcome = Outcome::Changed(why);
+                let error = format!(
+                    "a chunk of {file} no longer matches its digest although the file's identity is unchanged \
+                     (corrupted on disk, or rewritten with its times restored); fetch the manifest again"
+                );
+                serde_json::json!({ "code": "corrupt", "error": error })
             }
             Stop::Io(e) => {
                 self.outcome = Outcome::Failed(e.to_string());
@@ -405,14 +467,44 @@ impl Drop for ChunkStream {
     }
 }
 
-/// Frames one chunk event slice by slice, hashing the bytes as they are read.
+/// What the blocking jobs of one stream share.
+struct Source {
+    file: Arc<File>,
+    index: Arc<FileIndex>,
+    fs: Arc<FsRoot>,
+    rel: String,
+    id: FileId,
+    /// `fstat` of the descriptor when the stream started.
+    identity: Identity,
+    /// Chunks are hashed and checked against the index before they go out.
+    verify: bool,
+    /// Payload bytes per slice.
+    slice: usize,
+    paced: bool,
+    hook: Option<ReadHook>,
+}
+
+impl Source {
+    fn read(&self, buf: &mut [u8], at: u64) -> Result<(), Stop> {
+        ReadHook::call(&self.hook, &self.rel, ReadSite::Stream);
+        self.file.read_exact_at(buf, at).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Stop::Changed("file is shorter"),
+            _ => Stop::Io(e),
+        })
+    }
+}
+
+/// Frames one chunk event slice by slice. Runs on the blocking pool.
 struct Framer {
     i: u64,
     off: u64,
     len: usize,
-    /// Payload bytes read so far.
+    /// Payload bytes framed so far.
     pos: usize,
-    hasher: Sha256,
+    /// A verified chunk, read whole and checked before its event started.
+    held: Option<Vec<u8>>,
+    /// A paced verified chunk is hashed as its slices go.
+    hasher: Option<Sha256>,
     /// Part of this event went out: stopping now must cut the connection.
     emitted: bool,
     finished: bool,
@@ -421,58 +513,81 @@ struct Framer {
 impl Framer {
     fn new(i: u64, index: &FileIndex) -> Framer {
         let (off, len) = index.span(i);
-        Framer { i, off, len, pos: 0, hasher: Sha256::new(), emitted: false, finished: false }
+        Framer { i, off, len, pos: 0, held: None, hasher: None, emitted: false, finished: false }
     }
 
-    /// Reads the next slice and frames it: the event header goes with the
-    /// first, the closing `"}` and blank line with the last, and only after
-    /// the chunk's digest matched the index.
-    fn next_slice(&mut self, plan: &Plan) -> Result<Vec<u8>, Stop> {
-        let file = &*plan.file;
-        let index = &plan.index;
+    /// Checks the file, then frames the next slice: the event header goes
+    /// with the first, the closing `"}` and blank line with the last.
+    fn next_slice(&mut self, source: &Source) -> Result<Vec<u8>, Stop> {
+        let index = &source.index;
         let hash = &index.hashes[self.i as usize];
         let text = index.kind == Kind::Text;
-        let slice = if plan.rate.is_some() { PACED_SLICE } else { SLICE };
-        let n = slice.min(self.len - self.pos);
+        let n = source.slice.min(self.len - self.pos);
         let mut out = Vec::with_capacity(n * 4 / 3 + 256);
         if self.pos == 0 {
-            // The descriptor's own stamp says whether its bytes were changed
-            // in place; the name's identity says whether the file was
-            // replaced or removed (the old one is still readable through our
-            // descriptor, but the client asked for what the name holds).
-            let meta = file.metadata().map_err(Stop::Io)?;
-            if Stamp::of(&meta) != index.stamp {
-                return Err(Stop::Changed("size or modification time differs"));
-            }
-            if !plan.fs.still(&plan.rel, plan.id) {
-                return Err(Stop::Changed("file was replaced or removed"));
+            self.check(source)?;
+            if source.verify && source.paced {
+                self.hasher = Some(Sha256::new());
+            } else if source.verify {
+                let mut whole = vec![0; self.len];
+                source.read(&mut whole, self.off)?;
+                if index::sha256(&whole) != *hash {
+                    return Err(Stop::DigestDiffers);
+                }
+                self.held = Some(whole);
             }
             events::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
         }
-        READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
-            let bytes = &mut buf[..n];
-            file.read_exact_at(bytes, self.off + self.pos as u64).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Stop::Changed("file is shorter"),
-                _ => Stop::Io(e),
-            })?;
-            self.hasher.update(&*bytes);
+        let mut frame = |bytes: &[u8]| {
             if text {
                 events::text_fragment(&mut out, bytes);
             } else {
                 events::base64_fragment(&mut out, bytes);
             }
-            Ok(())
-        })?;
+        };
+        match &self.held {
+            Some(whole) => frame(&whole[self.pos..self.pos + n]),
+            None => READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
+                let bytes = &mut buf[..n];
+                source.read(bytes, self.off + self.pos as u64)?;
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&*bytes);
+                }
+                frame(bytes);
+                Ok(())
+            })?,
+        }
         self.pos += n;
-        let last = self.pos == self.len;
-        if last {
-            let digest: index::Hash = std::mem::take(&mut self.hasher).finalize().into();
-            if digest != *hash {
-                return Err(Stop::DigestDiffers);
+        if self.pos == self.len {
+            if let Some(hasher) = self.hasher.take() {
+                let digest: index::Hash = hasher.finalize().into();
+                if digest != *hash {
+                    return Err(Stop::DigestDiffers);
+                }
             }
+            self.held = None;
             events::chunk_tail(&mut out);
             self.finished = true;
         }
         Ok(out)
+    }
+
+    /// Before each chunk: the descriptor's own `fstat` says whether its
+    /// bytes may have changed in place (against the index's stamp, and
+    /// against the identity the stream started with); the name says whether
+    /// the file was replaced or removed (the old one is still readable
+    /// through our descriptor, but the client asked for what the name holds).
+    fn check(&self, source: &Source) -> Result<(), Stop> {
+        let meta = source.file.metadata().map_err(Stop::Io)?;
+        if Stamp::of(&meta) != source.index.stamp {
+            return Err(Stop::Changed("size or modification time differs"));
+        }
+        if Identity::of(&meta) != source.identity {
+            return Err(Stop::Changed("the file's change time moved"));
+        }
+        if !source.fs.still(&source.rel, source.id) {
+            return Err(Stop::Changed("file was replaced or removed"));
+        }
+        Ok(())
     }
 }
