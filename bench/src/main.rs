@@ -141,7 +141,8 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     let args = Args::parse();
     let plan = Plan::new(args.quick);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This crate lives in `bench/` of the repository.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".."));
     let bin = args.bin.clone().unwrap_or_else(|| repo.join("target/release/chunkcast"));
     if !bin.exists() {
         bail!("{} not found: run `cargo build --release` (scripts/bench does)", bin.display());
