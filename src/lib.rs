@@ -18,6 +18,7 @@
 //! - [`manifest`] writes the manifest JSON, once per index version.
 //! - [`reads`] says which reads are verified (`--verify-reads`), what file
 //!   identity a stream trusts its index by, and bounds index builds.
+//! - [`escape`] escapes text chunks as JSON strings, a word at a time.
 //! - [`stream`] reads, verifies and frames the chunks with [`events`] into an
 //!   SSE body, one chunk ahead, never holding more than a few per connection;
 //!   it and `/files` share the slots that bound open descriptors, and
@@ -39,6 +40,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod escape;
 pub mod events;
 pub mod files;
 pub mod fsroot;
