@@ -6,8 +6,12 @@
 //! holds no more than the slice actix is writing.
 //!
 //! Chunks go out in slices: each event is framed piece by piece (the header,
-//! the payload in slices of [`SLICE`] bytes, the tail). Reading a slice and
-//! encoding it runs on the blocking pool, never on the actix worker: a read
+//! the payload in slices of [`SLICE`] bytes, the tail). A slice whose bytes
+//! are in the page cache (the common case) is read and encoded inline on the
+//! worker: `preadv2(RWF_NOWAIT)` returns them without ever waiting for the
+//! disk, and a hand-off to another thread per slice would cost more than the
+//! work (measured: the server's CPU per GiB nearly doubled). A slice that is
+//! not cached is read and encoded on the blocking pool instead, so a read
 //! that stalls (cold cache, network storage) stalls its own stream only, not
 //! every connection the worker serves.
 //!
@@ -61,8 +65,8 @@ pub const SLICE: usize = 48 * 1024;
 pub const PACED_SLICE: usize = 3 * 1024;
 
 thread_local! {
-    /// The read buffer, one per worker thread: slices are produced inline
-    /// and never held across an `await`.
+    /// The read buffer, one per thread (workers and the blocking pool's):
+    /// a slice is produced in one go and never held across an `await`.
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SLICE]);
 }
 
@@ -212,6 +216,8 @@ enum Stop {
     /// times): the index itself is stale.
     DigestDiffers,
     Io(std::io::Error),
+    /// Not in the page cache: the slice must be read on the blocking pool.
+    WouldBlock,
 }
 
 /// How a stream ended, for its log line. Until it ends otherwise, a dropped
@@ -334,23 +340,33 @@ impl ChunkStream {
             }
             self.framer = Some(Framer::new(i, &self.plan.index));
         }
-        if let Some(mut framer) = self.framer.take() {
-            let source = self.source.clone();
-            self.job = Some(tokio::task::spawn_blocking(move || {
-                let slice = framer.next_slice(&source);
-                (framer, slice)
-            }));
-        }
-        let Some(job) = self.job.as_mut() else { return self.stop(Stop::Io(std::io::Error::other("no event"))) };
-        let (mut framer, slice) = match Pin::new(job).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(done)) => done,
-            Poll::Ready(Err(e)) => {
+        let (mut framer, slice) = match self.framer.take() {
+            Some(mut framer) => match framer.next_slice(&self.source, Read::CachedOnly) {
+                Err(Stop::WouldBlock) => {
+                    let source = self.source.clone();
+                    self.job = Some(tokio::task::spawn_blocking(move || {
+                        let slice = framer.next_slice(&source, Read::Blocking);
+                        (framer, slice)
+                    }));
+                    return self.poll_chunk(cx);
+                }
+                slice => (framer, slice),
+            },
+            None => {
+                let Some(job) = self.job.as_mut() else {
+                    return self.stop(Stop::Io(std::io::Error::other("no event")));
+                };
+                let done = match Pin::new(job).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(done) => done,
+                };
                 self.job = None;
-                return self.stop(Stop::Io(std::io::Error::other(e)));
+                match done {
+                    Ok(done) => done,
+                    Err(e) => return self.stop(Stop::Io(std::io::Error::other(e))),
+                }
             }
         };
-        self.job = None;
         match slice {
             Ok(slice) => {
                 framer.emitted = true;
@@ -433,8 +449,12 @@ impl ChunkStream {
                 );
                 serde_json::json!({ "code": "corrupt", "error": error })
             }
-            Stop::Io(e) => {
-                self.outcome = Outcome::Failed(e.to_string());
+            Stop::Io(_) | Stop::WouldBlock => {
+                let e = match stop {
+                    Stop::Io(e) => e.to_string(),
+                    _ => "a read would block".to_owned(),
+                };
+                self.outcome = Outcome::Failed(e);
                 serde_json::json!({ "code": "io_error", "error": "the server could not read the file" })
             }
         };
@@ -484,8 +504,29 @@ struct Source {
     hook: Option<ReadHook>,
 }
 
+/// How a slice may read the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Inline on a worker: only bytes already in the page cache.
+    CachedOnly,
+    /// On the blocking pool: whatever it takes.
+    Blocking,
+}
+
 impl Source {
-    fn read(&self, buf: &mut [u8], at: u64) -> Result<(), Stop> {
+    /// Fills `buf` from `at`. `CachedOnly` gives `WouldBlock` unless the
+    /// whole of it came from the page cache at once.
+    fn read(&self, buf: &mut [u8], at: u64, how: Read) -> Result<(), Stop> {
+        if how == Read::CachedOnly {
+            // A test's stand-in for a slow disk has nothing cached.
+            if self.hook.is_some() {
+                return Err(Stop::WouldBlock);
+            }
+            return match read_cached(&self.file, buf, at) {
+                Some(n) if n == buf.len() => Ok(()),
+                _ => Err(Stop::WouldBlock),
+            };
+        }
         ReadHook::call(&self.hook, &self.rel, ReadSite::Stream);
         self.file.read_exact_at(buf, at).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Stop::Changed("file is shorter"),
@@ -494,7 +535,19 @@ impl Source {
     }
 }
 
-/// Frames one chunk event slice by slice. Runs on the blocking pool.
+/// `preadv2(RWF_NOWAIT)`: what the page cache holds at `at`, without waiting
+/// for the disk (`None` on any error: not cached, or not supported here,
+/// which the blocking read then sorts out).
+fn read_cached(file: &File, buf: &mut [u8], at: u64) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let at = libc::off_t::try_from(at).ok()?;
+    // SAFETY: one iovec over `buf`, which stays borrowed mutably for the call.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
+    usize::try_from(n).ok()
+}
+
+/// Frames one chunk event slice by slice (inline, or on the blocking pool).
 struct Framer {
     i: u64,
     off: u64,
@@ -518,7 +571,8 @@ impl Framer {
 
     /// Checks the file, then frames the next slice: the event header goes
     /// with the first, the closing `"}` and blank line with the last.
-    fn next_slice(&mut self, source: &Source) -> Result<Vec<u8>, Stop> {
+    /// `WouldBlock` (from a `CachedOnly` read) leaves the framer as it was.
+    fn next_slice(&mut self, source: &Source, how: Read) -> Result<Vec<u8>, Stop> {
         let index = &source.index;
         let hash = &index.hashes[self.i as usize];
         let text = index.kind == Kind::Text;
@@ -530,7 +584,7 @@ impl Framer {
                 self.hasher = Some(Sha256::new());
             } else if source.verify {
                 let mut whole = vec![0; self.len];
-                source.read(&mut whole, self.off)?;
+                source.read(&mut whole, self.off, how)?;
                 if index::sha256(&whole) != *hash {
                     return Err(Stop::DigestDiffers);
                 }
@@ -549,7 +603,7 @@ impl Framer {
             Some(whole) => frame(&whole[self.pos..self.pos + n]),
             None => READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
                 let bytes = &mut buf[..n];
-                source.read(bytes, self.off + self.pos as u64)?;
+                source.read(bytes, self.off + self.pos as u64, how)?;
                 if let Some(hasher) = &mut self.hasher {
                     hasher.update(&*bytes);
                 }
