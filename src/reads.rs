@@ -80,7 +80,10 @@ pub enum ReadSite {
 /// root. A test hook, not a flag: tests set it on [`crate::Config`] to stand
 /// in for a slow disk (a sleep) or to watch how many builds run at once.
 #[derive(Clone)]
-pub struct ReadHook(pub Arc<dyn Fn(&str, ReadSite) + Send + Sync>);
+pub struct ReadHook(pub Arc<HookFn>);
+
+/// What a [`ReadHook`] runs: the file's path relative to the root, and where.
+pub type HookFn = dyn Fn(&str, ReadSite) + Send + Sync;
 
 impl std::fmt::Debug for ReadHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -248,6 +248,9 @@ enum Phase {
 
 type Item = std::io::Result<Bytes>;
 
+/// A framer and the slice it produced (or why it could not).
+type Framed = (Framer, Result<Vec<u8>, Stop>);
+
 /// The response body of one stream.
 pub struct ChunkStream {
     plan: Plan,
@@ -259,7 +262,7 @@ pub struct ChunkStream {
     framer: Option<Framer>,
     /// The slice being read and encoded on the blocking pool; the framer
     /// travels with it and comes back with the slice.
-    job: Option<tokio::task::JoinHandle<(Framer, Result<Vec<u8>, Stop>)>>,
+    job: Option<tokio::task::JoinHandle<Framed>>,
     source: Arc<Source>,
     sent: Sent,
     paced_start: Instant,
