@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Retry-After [default: (open-file limit - a quarter reserve) / 2]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Which streamed chunks the server hashes again before sending: `always`
+    /// (every chunk), `refills` (the range endpoint only; `/events` trusts the
+    /// index while the open file's identity is unchanged) or `never`.
+    #[arg(long, value_enum, default_value_t = crate::reads::VerifyReads::Refills)]
+    pub verify_reads: crate::reads::VerifyReads,
     /// Require HTTP Basic credentials: USER:PASSWORD, or USER:sha256:HEX with
     /// the password's SHA-256 (keeps it out of shell history). Repeatable.
     #[arg(long = "auth", value_name = "USER:PASSWORD")]

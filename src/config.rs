@@ -54,6 +54,12 @@ pub struct Config {
     pub cors: CorsPolicy,
     /// Which `Host` names are answered (from `bind` and `--allowed-host`).
     pub hosts: crate::host::HostPolicy,
+    /// `--verify-reads`.
+    pub verify_reads: crate::reads::VerifyReads,
+    /// First-time index builds at once; more wait their turn.
+    pub index_builds: usize,
+    /// Set by tests only.
+    pub hooks: crate::reads::TestHooks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +136,9 @@ impl TryFrom<ServeArgs> for Config {
             access: Access::new(&args.auth, args.link_key.as_deref())?,
             tls,
             cors,
+            verify_reads: args.verify_reads,
+            index_builds: crate::reads::default_index_builds(),
+            hooks: Default::default(),
         })
     }
 }

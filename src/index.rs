@@ -131,11 +131,17 @@ pub fn parse_hex(s: &str) -> Option<Hash> {
 /// two. The file's stamp is read before and after; if it moved while we read,
 /// the result would describe no real version of the file, so we retry.
 pub fn build(file: &File, chunk_size: u32) -> io::Result<FileIndex> {
+    build_observed(file, chunk_size, &|| {})
+}
+
+/// [`build`], calling `before_read` before every read (a test hook).
+pub fn build_observed(file: &File, chunk_size: u32, before_read: &dyn Fn()) -> io::Result<FileIndex> {
     for _ in 0..3 {
         let before = Stamp::of(&file.metadata()?);
-        let index = match build_pass(&mut At { file, pos: 0 }, chunk_size, before, false)? {
+        let at = || At { file, pos: 0, before_read };
+        let index = match build_pass(&mut at(), chunk_size, before, false)? {
             Some(index) => index,
-            None => build_pass(&mut At { file, pos: 0 }, chunk_size, before, true)?
+            None => build_pass(&mut at(), chunk_size, before, true)?
                 .ok_or_else(|| io::Error::other("a binary pass restarted"))?,
         };
         if Stamp::of(&file.metadata()?) == before && index.size() == before.size {
@@ -149,10 +155,12 @@ pub fn build(file: &File, chunk_size: u32) -> io::Result<FileIndex> {
 struct At<'a> {
     file: &'a File,
     pos: u64,
+    before_read: &'a dyn Fn(),
 }
 
 impl Read for At<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (self.before_read)();
         let n = self.file.read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
@@ -202,7 +210,7 @@ fn build_pass(file: &mut At<'_>, chunk_size: u32, stamp: Stamp, force_binary: bo
                 let mut cut = c.min(buf.len());
                 if text {
                     cut = text_cut(&buf, cut);
-                    if std::str::from_utf8(&buf[..cut]).is_err() {
+                    if simdutf8::basic::from_utf8(&buf[..cut]).is_err() {
                         if diverged {
                             return Ok(false);
                         }

@@ -17,6 +17,9 @@
 //!   whole-file digest and the `root`), computing it once per file version and
 //!   persisting it so restarts do not rehash.
 //! - [`params`] parses chunk numbers, `Last-Event-ID`, `need` lists and versions.
+//! - [`reads`] says which reads are verified (`--verify-reads`), what file
+//!   identity a stream trusts its index by, and bounds index builds.
+//! - [`escape`] escapes text chunks as JSON strings, a word at a time.
 //! - [`protocol`] holds the wire shapes (manifest, `chunk`/`end`/`error`
 //!   event data, health) and the chunk layout, for the server and clients;
 //!   [`manifest`] writes the manifest JSON, once per index version.
@@ -41,6 +44,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod escape;
 pub mod files;
 pub mod fsroot;
 pub mod host;
@@ -51,17 +55,13 @@ pub mod manifest;
 pub mod params;
 pub mod peer;
 pub mod protocol;
+pub mod reads;
 pub mod routes;
 pub mod sse;
 pub mod state;
 pub mod store;
 pub mod stream;
 pub mod tls;
-
-/// The old name of [`sse`], kept only for the benchmark (`src/bin/bench`)
-/// until it moves into its own workspace member and says `sse`; remove then.
-#[doc(hidden)]
-pub use sse as events;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -97,6 +97,7 @@ pub fn server_on(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<Server> {
     let web_dir = config.web_dir.clone();
+    let workers = config.hooks.workers;
     let tls = config.tls.as_ref().map(|t| (*t.server_config).clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = web::Data::new(state::AppState::new(config, shutdown_rx)?);
@@ -142,7 +143,10 @@ pub fn server_on(
     })
     .disable_signals()
     .shutdown_timeout(5);
-    let mut server = server;
+    let mut server = match workers {
+        Some(n) => server.workers(n),
+        None => server,
+    };
     for listener in listeners {
         server = match &tls {
             // ALPN offers h2 then http/1.1 (actix adds both).

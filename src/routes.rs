@@ -270,6 +270,8 @@ fn start_stream(
         rel: c.file.rel,
         index: c.index,
         chunks: list,
+        // The range endpoint (no `meta`) serves refills.
+        refill: meta.is_none(),
         meta,
         rate: c.rate,
         retry_ms: state.config.retry_ms,

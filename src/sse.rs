@@ -74,48 +74,15 @@ pub fn base64_fragment(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// UTF-8 `text` escaped as the inside of a JSON string, exactly as
-/// `serde_json` escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`,
-/// `\u00XX` for other control bytes; everything else verbatim).
+/// `serde_json` escapes it (see [`crate::escape`]).
 ///
 /// It works on bytes rather than `&str` so the stream can escape a slice
 /// that ends inside a character, and never has to validate UTF-8 a second
 /// time: only ASCII bytes are ever escaped, so multi-byte characters pass
-/// through whole. The chunk's digest, checked before the event is completed,
-/// guarantees the bytes are the indexed (valid UTF-8) text.
+/// through whole. Bytes that are not the indexed text (rotted on disk) fail
+/// the client's check of the chunk's digest.
 pub fn text_fragment(out: &mut Vec<u8>, text: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Which bytes need an escape: control bytes, `"` and `\`.
-    const ESCAPE: [bool; 256] = {
-        let mut table = [false; 256];
-        let mut b = 0;
-        while b < 0x20 {
-            table[b] = true;
-            b += 1;
-        }
-        table[b'"' as usize] = true;
-        table[b'\\' as usize] = true;
-        table
-    };
-    out.reserve(text.len() + text.len() / 16 + 8);
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        if !ESCAPE[b as usize] {
-            continue;
-        }
-        out.extend_from_slice(&text[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0C => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]),
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&text[start..]);
+    crate::escape::json_text(out, text);
 }
 
 /// The end of a chunk event: the payload's closing quote, the object's brace

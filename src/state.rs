@@ -27,7 +27,9 @@ impl AppState {
     /// streams then end between two events.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let (catalog, store) = catalog_and_store(config.root.clone(), config.chunk_size, config.index_dir.clone())?;
-        let streams = Streams::new(store.clone(), config.max_connections, shutdown);
+        let store = Arc::new(store.with_builds(config.index_builds).with_read_hook(config.hooks.read.clone()));
+        let streams = Streams::new(store.clone(), config.max_connections, shutdown)
+            .with_reads(config.verify_reads, config.hooks.read.clone());
         Ok(AppState { config, catalog, store, streams })
     }
 
@@ -42,13 +44,14 @@ impl AppState {
 }
 
 /// The catalog of `root` (canonical) and the index store behind it, as the
-/// server and `chunkcast index` both use them.
+/// server and `chunkcast index` both use them (the server then adds its
+/// bounds and hooks).
 pub fn catalog_and_store(
     root: PathBuf,
     chunk_size: u32,
     index_dir: Option<PathBuf>,
-) -> std::io::Result<(Catalog, Arc<IndexStore>)> {
+) -> std::io::Result<(Catalog, IndexStore)> {
     let catalog = Catalog::new(root)?;
-    let store = Arc::new(IndexStore::new(chunk_size, index_dir).for_root(catalog.fs().clone()));
+    let store = IndexStore::new(chunk_size, index_dir).for_root(catalog.fs().clone());
     Ok((catalog, store))
 }

@@ -36,6 +36,7 @@ use crate::error::ApiError;
 use crate::fsroot::{FileId, FsRoot};
 use crate::index::{self, FileIndex, Stamp};
 use crate::logsafe::Esc;
+use crate::reads::{ReadHook, ReadSite};
 
 /// Bumped whenever the persisted layout or the chunking rules change, so old
 /// files in the index directory are ignored rather than misread.
@@ -67,6 +68,11 @@ pub struct IndexStore {
     builds: AtomicU64,
     /// Whole manifests serialized so far: shows their bytes being shared.
     serializations: AtomicU64,
+    /// First-time builds at once (see [`crate::reads::default_index_builds`]);
+    /// the rest wait here, off the workers, so `/healthz`, listings and
+    /// streams of indexed files keep answering meanwhile.
+    building: tokio::sync::Semaphore,
+    read_hook: Option<ReadHook>,
 }
 
 struct Slot {
@@ -132,7 +138,21 @@ impl IndexStore {
             sweeping: Arc::default(),
             builds: AtomicU64::new(0),
             serializations: AtomicU64::new(0),
+            building: tokio::sync::Semaphore::new(crate::reads::default_index_builds()),
+            read_hook: None,
         }
+    }
+
+    /// At most `n` first-time builds at once (at least one).
+    pub fn with_builds(mut self, n: usize) -> Self {
+        self.building = tokio::sync::Semaphore::new(n.max(1));
+        self
+    }
+
+    /// A test hook called before every read of a build.
+    pub fn with_read_hook(mut self, hook: Option<ReadHook>) -> Self {
+        self.read_hook = hook;
+        self
     }
 
     /// The served root: lets sweeps drop entries whose file is gone.
@@ -274,12 +294,17 @@ impl IndexStore {
             tracing::debug!(file = %Esc(&file.rel), "index loaded from disk");
             return Ok(Arc::new(index));
         }
+        // Waiting for a permit is an await, not a blocked thread: the worker
+        // serves other requests meanwhile.
+        let _permit = self.building.acquire().await.map_err(|e| ApiError::Index(std::io::Error::other(e)))?;
         self.builds.fetch_add(1, Ordering::Relaxed);
         let (descriptor, rel): (Arc<File>, String) = (file.file.clone(), file.rel.clone());
         let root = self.fs.as_ref().map(|fs| fs.path().to_owned()).unwrap_or_default();
+        let hook = self.read_hook.clone();
         let index = tokio::task::spawn_blocking(move || -> std::io::Result<FileIndex> {
             let started = std::time::Instant::now();
-            let index = index::build(&descriptor, chunk_size)?;
+            let before_read = || ReadHook::call(&hook, &rel, ReadSite::Index);
+            let index = index::build_observed(&descriptor, chunk_size, &before_read)?;
             tracing::info!(file = %Esc(&rel), size = index.size(), chunks = index.chunks(),
                 ms = started.elapsed().as_millis() as u64, "indexed");
             if let Some(disk) = disk {

@@ -90,21 +90,4 @@ fn replacing_the_file_during_a_stream_ends_it_with_changed() {
     }));
 }
 
-#[test]
-fn rewriting_bytes_but_keeping_size_and_mtime_is_caught_by_the_chunk_digest() {
-    let root = fixture_root();
-    let path = root.path().join("doc.bin");
-    write_chunks(&path, 3, 3);
-    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let server = TestServer::start(root.path(), &[]);
-    let old = server.get("/api/manifest?file=doc.bin").json();
-    // Same size, same mtime, different content: only the digest can tell.
-    write_chunks(&path, 3, 4);
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
-    let res = server.get("/events?file=doc.bin");
-    assert_changed(&res.events());
-    // The stale index was dropped, so the next manifest describes the new bytes.
-    let new = server.get("/api/manifest?file=doc.bin").json();
-    assert_ne!(new["root"], old["root"]);
-    assert_eq!(new["sha256"], sha256_hex(&std::fs::read(&path).unwrap()));
-}
+// Bytes rewritten behind an unchanged size and mtime: tests/verify_reads.rs.

@@ -486,7 +486,9 @@ impl Download<'_> {
                 "end" => break Ended::Complete,
                 "error" => {
                     let err = wire::<ErrorBody>("error", event.data).ok();
-                    if err.as_ref().is_some_and(|e| e.code == "changed") {
+                    // `corrupt`: the server's copy no longer matches the index it
+                    // served; the manifest it builds next differs, as for a change.
+                    if err.as_ref().is_some_and(|e| e.code == "changed" || e.code == "corrupt") {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
                     let why = err.map_or_else(|| "server error".to_owned(), |e| e.error.into_owned());

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod fsops;
+pub mod gate;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -60,10 +61,17 @@ impl TestServer {
 
     /// Serves `root` with exactly these `serve` flags (plus `--root`/`--bind`).
     pub fn start_with(root: &Path, args: &[&str]) -> TestServer {
+        Self::start_configured(root, args, |_| {})
+    }
+
+    /// [`TestServer::start_with`], letting `adjust` change the checked
+    /// config first (test hooks no flag reaches: workers, a slow reader).
+    pub fn start_configured(root: &Path, args: &[&str], adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut serve = ServeArgs::parse_from(args);
         serve.root = Some(root.to_owned());
         serve.bind = "127.0.0.1:0".parse().unwrap();
-        let config = Config::try_from(serve).expect("valid test config");
+        let mut config = Config::try_from(serve).expect("valid test config");
+        adjust(&mut config);
         let tls_cert = config.tls.as_ref().map(|t| t.cert_path.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

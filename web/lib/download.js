@@ -456,7 +456,9 @@ export class Download {
         let info = { code: 'unknown', error: e.data };
         try { info = JSON.parse(e.data); } catch { /* keep raw */ }
         this._closeStream();
-        if (info.code === 'changed') this._changed(info.error || 'the file changed on the server', null);
+        // `corrupt`: the server found its copy no longer matches the index it
+        // served (bit rot); the manifest it builds next differs, as for a change.
+        if (info.code === 'changed' || info.code === 'corrupt') this._changed(info.error || 'the file changed on the server', null);
         else this._retryLater(`the server reported: ${info.error || info.code}`);
         return;
       }

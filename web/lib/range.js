@@ -45,7 +45,7 @@ export async function fetchRange(o) {
       const parser = new SseParser((ev) => {
         if (ev.type === 'chunk') o.onChunk(ev.data);
         else if (ev.type === 'end') ended = true;
-        else if (ev.type === 'error') failure = ev.data.includes('"changed"') ? 'changed' : `the server reported: ${ev.data}`;
+        else if (ev.type === 'error') failure = /"(changed|corrupt)"/.test(ev.data) ? 'changed' : `the server reported: ${ev.data}`;
       }, { maxLine: o.maxLine });
       const reader = res.body.getReader();
       for (;;) {

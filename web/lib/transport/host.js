@@ -101,7 +101,7 @@ export class TransportHost {
       else if (ev.type === 'end') ended = true;
       else if (ev.type === 'error') {
         const d = text.decode(ev.data);
-        failure = d.includes('"changed"') ? 'changed' : `the server reported: ${d}`;
+        failure = /"(changed|corrupt)"/.test(d) ? 'changed' : `the server reported: ${d}`;
       }
     }, { maxLine: msg.maxLine });
     try {

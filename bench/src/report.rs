@@ -121,7 +121,7 @@ impl Report {
         let cmd = if quick { "scripts/bench --quick --write" } else { "scripts/bench --write" };
         format!(
             "# Benchmarks\n\n\
-             Written by `{cmd}` (`src/bin/bench/`); the targets are those of issue 5.\n\n\
+             Written by `{cmd}` (`bench/`); the targets are those of issues 5 and 13.\n\n\
              - Date: {date}\n\
              - CPU: {cpu}; memory {mem}\n\
              - Commit: {commit}\n\
