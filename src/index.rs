@@ -74,10 +74,7 @@ impl FileIndex {
 
     /// `(offset, length)` of chunk `i`; `i` must be `< chunks()`.
     pub fn span(&self, i: u64) -> (u64, usize) {
-        let i = i as usize;
-        let start = self.offsets[i];
-        let end = self.offsets.get(i + 1).copied().unwrap_or(self.stamp.size);
-        (start, (end - start) as usize)
+        crate::protocol::span(self.stamp.size, self.chunk_size, Some(&self.offsets), i)
     }
 
     /// The first 16 hex digits of `root`: short enough for a URL, and it

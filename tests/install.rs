@@ -10,17 +10,32 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Copying a binary (a descriptor open for writing) and starting one (fork,
+/// then exec) must not overlap: a child forked while another test's copy is
+/// open inherits that descriptor until its own exec, and exec'ing the copy
+/// meanwhile fails with "Text file busy". Copies take this lock to write,
+/// starts to read.
+static FORKING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The binary, copied into a fresh directory of its own.
 fn lone_binary() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("chunkcast");
+    let _copying = FORKING.write().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_chunkcast"), &bin).unwrap();
     (dir, bin)
+}
+
+/// Runs `cmd` to completion, started outside any copy (see [`FORKING`]).
+fn output(cmd: &mut Command) -> std::process::Output {
+    let _starting = FORKING.read().unwrap();
+    cmd.output().unwrap()
 }
 
 /// Starts `bin serve ARGS` with `cwd` as working directory and reads the URL
 /// it prints.
 fn serve(bin: &Path, cwd: &Path, args: &[&str]) -> (Child, String) {
+    let starting = FORKING.read().unwrap();
     let mut child = Command::new(bin)
         .args(["serve", "--no-index-dir"])
         .args(if args.contains(&"--bind") { &[][..] } else { &["--bind", "127.0.0.1:0"][..] })
@@ -31,6 +46,7 @@ fn serve(bin: &Path, cwd: &Path, args: &[&str]) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    drop(starting);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.split(" at ").nth(1).and_then(|s| s.split_whitespace().next()).expect("a URL on the startup line");
@@ -103,11 +119,11 @@ fn web_dir_overrides_the_embedded_page() {
 #[test]
 fn a_missing_web_dir_is_a_startup_error() {
     let (dir, bin) = lone_binary();
-    let out = Command::new(&bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir", "--web-dir", "no-such-dir"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(&bin)
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir", "--web-dir", "no-such-dir"])
+            .current_dir(dir.path()),
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--web-dir no-such-dir is not a directory with an index.html"), "{stderr}");
@@ -134,7 +150,7 @@ fn root_as_a_positional_argument_or_the_current_directory() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let both = Command::new(&bin).args(["serve", "a", "--root", "b"]).output().unwrap();
+    let both = output(Command::new(&bin).args(["serve", "a", "--root", "b"]));
     assert!(!both.status.success());
     assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"), "{both:?}");
 }
@@ -167,7 +183,7 @@ fn bind_takes_host_names_and_ipv6() {
     child.wait().unwrap();
 
     // A name that does not resolve: a clear error at once.
-    let out = Command::new(&bin).args(["serve", root, "--bind", "no-such-host.invalid:8080"]).output().unwrap();
+    let out = output(Command::new(&bin).args(["serve", root, "--bind", "no-such-host.invalid:8080"]));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot use \"no-such-host.invalid:8080\" as an address to listen on"), "{stderr}");

@@ -12,27 +12,16 @@ use sha2::{Digest as _, Sha256};
 
 use crate::http::{self, Conn, Finder};
 
-pub type Hash = [u8; 32];
+pub use chunkcast::index::Hash;
 
-/// The chunk digests of a file, from its manifest.
+/// The chunk digests of a file, from its manifest (read and checked by the
+/// protocol's own [`chunkcast::protocol::Manifest`]).
 pub fn manifest_hashes(addr: SocketAddr, name: &str) -> Result<Vec<Hash>> {
     let (status, body) = http::get(addr, &format!("/api/manifest?file={name}"))?;
     if status != 200 {
         bail!("manifest of {name}: status {status}");
     }
-    let v: serde_json::Value = serde_json::from_slice(&body)?;
-    let hashes = v["hashes"].as_array().context("manifest without hashes")?;
-    hashes
-        .iter()
-        .map(|h| {
-            let s = h.as_str().context("hash is not a string")?;
-            let mut out = [0u8; 32];
-            for (i, byte) in out.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2).context("short hash")?, 16)?;
-            }
-            Ok(out)
-        })
-        .collect()
+    Ok(chunkcast::protocol::Manifest::parse(&body)?.digests)
 }
 
 /// What one byte-counting read of a stream saw.

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
-import { inCard, openPage, setPace, waitData } from './page-helpers.mjs';
+import { data, inCard, openPage, setPace, waitData } from './page-helpers.mjs';
 import { REPO, makeRoot, startServer } from '../js/helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
@@ -122,4 +122,30 @@ test('without a pace a block is shown from its top, not scrolled to its end', as
   assert.equal(await page.textContent(inCard('.text')), story);
   assert.equal(await page.$eval(inCard('.text'), (el) => el.scrollTop), 0);
   await page.close();
+});
+
+test('at a slow pace with large chunks the first characters show at once, then keep to the pace', async () => {
+  // 64 KiB chunks at 1 KiB/s: were the first chunk paced like the rest, it
+  // would take 64 s to arrive before anything could be typed (the server
+  // sends it at once and paces from there).
+  const slowRoot = makeRoot({ 'slow.txt': story.slice(0, 256 * 1024) });
+  const slow = await startServer({ root: slowRoot, chunkSize: '64K' });
+  try {
+    const { page, problems } = await openPage(browser.context, slow.url);
+    await setPace(page, 1024);
+    await page.click('button[data-file="slow.txt"]');
+    await page.waitForFunction(() => (document.querySelector('.download .text')?.textContent ?? '').length > 0, null, { timeout: 10000 });
+    assert.ok(story.startsWith(await page.textContent(inCard('.text'))), 'the beginning shows first');
+    // 8 s later the download is still paced (the rest is minutes away) and
+    // the typing keeps to the pace, not to the 64 KiB that arrived at once.
+    await page.waitForTimeout(8000);
+    assert.notEqual(await data(page, 'state'), 'done');
+    const typed = (await page.textContent(inCard('.text'))).length;
+    assert.ok(typed > 2048 && typed < 24 * 1024, `${typed} characters typed in about 9 s at 1 KiB/s`);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    await slow.stop();
+    rmSync(slowRoot, { recursive: true, force: true });
+  }
 });
