@@ -416,7 +416,15 @@ async function run(plan) {
   } catch (e) {
     report.problems.push(`the run itself failed: ${describe(e)}`);
   } finally {
+    // The proxy books a stall as noticed when its thread sees the client
+    // close that connection (it looks every 10 ms): give the books up to 2 s
+    // to agree before reading them. A stall the client never noticed stays
+    // open past that, and is counted as missed.
     report.stats = await proxy.stats().catch(() => null);
+    for (let waited = 0; report.stats && report.stats.stallsDetected < report.stats.stalls && waited < 2000; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+      report.stats = await proxy.stats().catch(() => null);
+    }
     await proxy.close();
   }
   const stats = report.stats ?? { payloadBytes: 0 };

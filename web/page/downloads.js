@@ -139,7 +139,19 @@ class Card {
   /** Brings the card into view (on a phone the list may be far above the file just tapped). */
   reveal() {
     const smooth = !matchMedia('(prefers-reduced-motion: reduce)').matches;
-    this.el.scrollIntoView({ block: 'nearest', behavior: smooth ? 'smooth' : 'auto' });
+    // Its top (name, state, buttons) in view, not only some part of it.
+    if (this.inView()) return;
+    this.el.scrollIntoView({ block: 'start', behavior: smooth ? 'smooth' : 'auto' });
+    // A smooth scroll can be cut short, and the card moves as it and the
+    // parts above it grow: if its top is still out of view once the scroll
+    // should have ended, jump to it.
+    setTimeout(() => { if (!this.inView()) this.el.scrollIntoView({ block: 'start' }); }, 1000);
+  }
+
+  /** Whether the card's top is on screen with room below it. */
+  inView() {
+    const r = this.el.getBoundingClientRect();
+    return r.top >= 0 && r.top < window.innerHeight - 100;
   }
 
   /** A line for people in the card's state area. @param {string} text */
