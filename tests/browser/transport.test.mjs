@@ -211,22 +211,27 @@ for (const transport of ['worker', 'eventsource']) {
   });
 }
 
-test('auto takes the worker with the OPFS store, EventSource with the others', async () => {
+test('auto takes the worker with the OPFS store, EventSource with the others; the default is EventSource', async () => {
   const page = await browser.context.newPage();
   await page.goto(large.url);
   const kinds = await page.evaluate(async () => {
     const { Download } = await import('/chunkcast.js');
     const out = {};
     for (const store of ['opfs', 'idb', 'memory']) {
-      const dl = new Download('big.bin', { store });
+      const dl = new Download('big.bin', { store, transport: 'auto' });
       dl.start();
       await dl.done;
       out[store] = dl.transportKind;
       await dl.close();
     }
+    const plain = new Download('big.bin', { store: 'opfs' });
+    plain.start();
+    await plain.done;
+    out.default = plain.transportKind;
+    await plain.close();
     return out;
   });
-  assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource' });
+  assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource', default: 'eventsource' });
   await page.close();
 });
 
