@@ -49,6 +49,17 @@ pub fn run(cmd: &mut Command, log: &Path) -> Result<Usage> {
     Ok(Usage { wall, cpu: secs(ru.ru_utime) + secs(ru.ru_stime) })
 }
 
+/// CPU seconds (user + system, every thread) this process has used so far:
+/// the load generators run in it.
+pub fn self_cpu() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// CPU seconds (user + system, all threads, living and exited) of a running process.
 pub fn proc_cpu(pid: u32) -> Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;

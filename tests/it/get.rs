@@ -1,0 +1,125 @@
+//! `chunkcast get`, run as the real binary against a real server: verified
+//! downloads, resume after a kill, clear failures.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn get(server: &TestServer, name: &str, out: &std::path::Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), name, "-o", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn random_file(path: &std::path::Path, len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(len as u64);
+    let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn every_fixture_downloads_verified_and_identical() {
+    let root = fixture_root();
+    let server = TestServer::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, name) in fixture_names().iter().enumerate() {
+        let out = dir.path().join(format!("out-{n}"));
+        let res = get(&server, name, &out, &["--quiet"]);
+        assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(root.path().join(name)).unwrap(), "{name}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_killed_download_resumes_from_the_chunks_on_disk() {
+    let root = tempfile::tempdir().unwrap();
+    let original = random_file(&root.path().join("big.bin"), 4 << 20);
+    let server = TestServer::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.bin");
+    // 1 MiB/s: the 4 MiB download takes ~4 s; kill it after ~1.5 s.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), "big.bin", "-o", out.to_str().unwrap(), "--rate", "1M", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = dir.path().join("big.bin.part");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "killed before the end");
+    assert!(part.exists() && dir.path().join("big.bin.part.json").exists());
+    assert!(!out.exists(), "nothing is renamed before verification");
+    let on_disk = std::fs::read(&part).unwrap();
+    let intact = (0..1024).filter(|i| on_disk[i * 4096..(i + 1) * 4096] == original[i * 4096..(i + 1) * 4096]).count();
+    assert!(intact > 10 && intact < 1024, "a partial download: {intact} chunks");
+
+    let res = get(&server, "big.bin", &out, &[]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), original);
+    assert!(stderr.contains(&format!("{intact} resumed from disk")), "resumed exactly the intact chunks: {stderr}");
+    assert!(!part.exists());
+}
+
+#[test]
+fn a_file_changing_during_the_download_is_an_error_not_a_mixed_file() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("big.bin");
+    random_file(&path, 2 << 20);
+    let server = TestServer::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.bin");
+    let child = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), "big.bin", "-o", out.to_str().unwrap(), "--rate", "512K"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    random_file(&path, (2 << 20) + 1);
+    let res = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(stderr.contains("changed on the server"), "{stderr}");
+    assert!(!out.exists(), "no output file from a mixed download");
+}
+
+#[test]
+fn unknown_files_and_unreachable_servers_fail_clearly() {
+    let root = fixture_root();
+    let server = TestServer::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let res = get(&server, "nope.bin", &dir.path().join("x"), &[]);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no file named \"nope.bin\""));
+
+    let addr = server.addr;
+    server.stop();
+    let res = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args([
+            "get",
+            &format!("http://{addr}"),
+            "one-byte.txt",
+            "-o",
+            dir.path().join("y").to_str().unwrap(),
+            "--retries",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(stderr.contains("cannot reach the server") || stderr.contains("gave up"), "{stderr}");
+}

@@ -1,0 +1,43 @@
+//! The integration tests: one module per behaviour, each starting real
+//! servers (`common`) and talking to them over real sockets.
+//!
+//! They are one test binary rather than one per file: on 2 cores, linking
+//! thirty-odd test executables against actix and rustls took about as long
+//! as compiling them. Run one behaviour with `cargo test --test it get::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod bad_input;
+mod big_manifest;
+mod changed;
+mod cors;
+mod descriptors;
+mod download;
+mod fifo;
+mod files;
+mod flags;
+mod get;
+mod get_existing;
+mod get_feedback;
+mod get_limits;
+mod get_output;
+mod get_special;
+mod head;
+mod host;
+mod http_errors;
+mod index_cache;
+mod install;
+mod limits;
+mod listing;
+mod log;
+mod pacing;
+mod prune;
+mod read_bounds;
+mod resume;
+mod shutdown;
+mod storm;
+mod symlink_race;
+mod tls;
+mod verify_reads;
