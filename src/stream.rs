@@ -170,6 +170,7 @@ impl Streams {
             order: std::mem::take(&mut plan.chunks).into_iter().flatten(),
             next: None,
             framer: None,
+            spare: Vec::new(),
             job: None,
             source,
             sent: Sent::default(),
@@ -261,6 +262,9 @@ pub struct ChunkStream {
     next: Option<u64>,
     /// The event being written, when one is mid-way (and not out on a job).
     framer: Option<Framer>,
+    /// The whole-chunk buffer of verifying streams, handed from one framer
+    /// to the next (a refill of 256 chunks allocates it once, not 256 times).
+    spare: Vec<u8>,
     /// The slice being read and encoded on the blocking pool; the framer
     /// travels with it and comes back with the slice.
     job: Option<tokio::task::JoinHandle<Framed>>,
@@ -341,7 +345,7 @@ impl ChunkStream {
                 self.next = Some(i);
                 return item;
             }
-            self.framer = Some(Framer::new(i, &self.plan.index));
+            self.framer = Some(Framer::new(i, &self.plan.index, std::mem::take(&mut self.spare)));
         }
         let (mut framer, slice) = match self.framer.take() {
             Some(mut framer) => match framer.next_slice(&self.source, Read::CachedOnly) {
@@ -375,6 +379,7 @@ impl ChunkStream {
                 framer.emitted = true;
                 self.last_write = Instant::now();
                 if framer.finished {
+                    self.spare = std::mem::take(&mut framer.whole);
                     let i = framer.i;
                     self.sent.chunks += 1;
                     self.sent.payload += self.plan.index.span(i).1 as u64;
@@ -558,7 +563,9 @@ struct Framer {
     /// Payload bytes framed so far.
     pos: usize,
     /// A verified chunk, read whole and checked before its event started.
-    held: Option<Vec<u8>>,
+    held: bool,
+    /// Where `held` chunks are read (reused from the last framer).
+    whole: Vec<u8>,
     /// A paced verified chunk is hashed as its slices go.
     hasher: Option<Sha256>,
     /// Part of this event went out: stopping now must cut the connection.
@@ -567,9 +574,9 @@ struct Framer {
 }
 
 impl Framer {
-    fn new(i: u64, index: &FileIndex) -> Framer {
+    fn new(i: u64, index: &FileIndex, whole: Vec<u8>) -> Framer {
         let (off, len) = index.span(i);
-        Framer { i, off, len, pos: 0, held: None, hasher: None, emitted: false, finished: false }
+        Framer { i, off, len, pos: 0, held: false, whole, hasher: None, emitted: false, finished: false }
     }
 
     /// Checks the file, then frames the next slice: the event header goes
@@ -586,12 +593,13 @@ impl Framer {
             if source.verify && source.paced {
                 self.hasher = Some(Sha256::new());
             } else if source.verify {
-                let mut whole = vec![0; self.len];
-                source.read(&mut whole, self.off, how)?;
-                if index::sha256(&whole) != *hash {
+                self.whole.resize(self.len, 0);
+                let whole = &mut self.whole[..self.len];
+                source.read(whole, self.off, how)?;
+                if index::sha256(whole) != *hash {
                     return Err(Stop::DigestDiffers);
                 }
-                self.held = Some(whole);
+                self.held = true;
             }
             sse::chunk_head(&mut out, self.i, self.off, self.len, hash, text);
         }
@@ -602,9 +610,10 @@ impl Framer {
                 sse::base64_fragment(&mut out, bytes);
             }
         };
-        match &self.held {
-            Some(whole) => frame(&whole[self.pos..self.pos + n]),
-            None => READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
+        if self.held {
+            frame(&self.whole[self.pos..self.pos + n]);
+        } else {
+            READ_BUF.with_borrow_mut(|buf| -> Result<(), Stop> {
                 let bytes = &mut buf[..n];
                 source.read(bytes, self.off + self.pos as u64, how)?;
                 if let Some(hasher) = &mut self.hasher {
@@ -612,7 +621,7 @@ impl Framer {
                 }
                 frame(bytes);
                 Ok(())
-            })?,
+            })?;
         }
         self.pos += n;
         if self.pos == self.len {
@@ -622,7 +631,7 @@ impl Framer {
                     return Err(Stop::DigestDiffers);
                 }
             }
-            self.held = None;
+            self.held = false;
             sse::chunk_tail(&mut out);
             self.finished = true;
         }
