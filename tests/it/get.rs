@@ -123,3 +123,29 @@ fn unknown_files_and_unreachable_servers_fail_clearly() {
     assert!(!res.status.success());
     assert!(stderr.contains("cannot reach the server") || stderr.contains("gave up"), "{stderr}");
 }
+
+/// Text travels as JSON strings: every character JSON must escape (quotes,
+/// backslashes, each control character), and multi-byte characters, cut
+/// across chunk boundaries, come out byte for byte.
+#[test]
+fn text_with_every_escape_downloads_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    let mut k = 0u32;
+    while text.len() < 5 * 4096 + 123 {
+        text.push_str("\"quoted\\path\\\" ");
+        text.push(char::from_u32(k % 0x20).unwrap()); // every control character, NUL included
+        text.push_str(["日本語 ", "😀🦀 ", "é\u{7f} ", "\u{2028}\u{2029} ", "tab\tcr\rlf\n"][k as usize % 5]);
+        k += 1;
+    }
+    std::fs::write(root.path().join("escapes.txt"), &text).unwrap();
+    let server = TestServer::start(root.path(), &[]); // 4 KiB chunks
+    let manifest = server.get("/api/manifest?file=escapes.txt").json();
+    assert_eq!(manifest["kind"], "text", "the file must take the text path");
+    assert!(manifest["chunks"].as_u64().unwrap() > 5);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("escapes.txt");
+    let res = get(&server, "escapes.txt", &out, &["--quiet"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), text.as_bytes());
+}
