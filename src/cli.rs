@@ -48,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "index_dir")]
     pub no_index_dir: bool,
     /// Most chunks one `/events/chunk/<start>/<end>` request may ask for.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = crate::params::DEFAULT_MAX_RANGE)]
     pub max_range: u64,
     /// Base reconnection delay announced with `retry:` (ms, jittered up to +50%).
     #[arg(long, default_value_t = 1000)]

@@ -11,6 +11,11 @@ use crate::error::ApiError;
 /// this still lets a client name hundreds of gaps in one request.
 pub const MAX_NEED_LEN: usize = 8192;
 
+/// Most chunks one range request may ask for, unless `--max-range` says
+/// otherwise (and what a client assumes of a server whose manifest does not
+/// say `max_range`, which predates the flag).
+pub const DEFAULT_MAX_RANGE: u64 = 256;
+
 /// A non-negative decimal integer: ASCII digits only, no sign, at most u64.
 pub fn chunk_number(name: &'static str, s: &str) -> Result<u64, ApiError> {
     if s.is_empty() {

@@ -13,9 +13,9 @@ impl From<crate::protocol::BadManifest> for ClientError {
 
 impl Manifest {
     /// Chunks per range request: the server's `max_range`, else its old
-    /// fixed default (256).
+    /// fixed default.
     pub fn range_limit(&self) -> u64 {
-        self.max_range.unwrap_or(256).max(1)
+        self.max_range.unwrap_or(crate::params::DEFAULT_MAX_RANGE).max(1)
     }
 
     /// Longest `need` list the server takes, else its old fixed limit.
