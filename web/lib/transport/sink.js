@@ -191,17 +191,18 @@ export class ChunkSink {
     this.inflightBytes += len;
     this.timing.chunks++;
     if (!this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._write(); }, STAGE_MS);
-    const p = digest.then((d) => {
-      const dg = new Uint8Array(d);
-      e.ok = equal32(dg, this.t.expected, i);
-      e.digest = dg;
-    }, () => {
-      e.ok = false;
-    }).finally(() => {
+    // The digest's outcome is recorded and acted on in one step: with the
+    // two apart (a `.then` and a `.finally`), a write running between them
+    // saw the outcome and settled the chunk, and the `.finally` settled it
+    // again, so a bad chunk was reported failed twice.
+    const done = (/** @type {Uint8Array|null} */ dg) => {
       this.inflight.delete(p);
       this.inflightBytes -= len;
+      e.ok = dg !== null && equal32(dg, this.t.expected, i);
+      if (dg) e.digest = dg;
       if (e.written) this._settle(e);
-    });
+    };
+    const p = digest.then((d) => done(new Uint8Array(d)), () => done(null));
     this.inflight.add(p);
   }
 
