@@ -116,7 +116,7 @@ try {
   const p = dl.progress();
   clearInterval(probe);
   stats.mainLag = lag;
-  Object.assign(stats, dl.store.timing || {});
+  Object.assign(stats, dl.store.timing || {}, dl.transport?.timing ? await dl.transport.timing() : {});
   delete stats.lastEvent;
   for (const k in stats) stats[k] = Math.round(stats[k]);
   await report({ ok: true, file, store: dl.store.kind, transport: dl.transportKind, size: p.size, elapsed: p.elapsed, average: p.averageBytesPerSecond,
@@ -145,14 +145,17 @@ es.addEventListener('chunk', (e) => { bytes += e.data.length - e.data.indexOf('"
 es.addEventListener('end', () => { es.close(); postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 }); });
 `);
 
-// A listener for the page's figures.
+// A listener for the page's figures. A report is answered only once the
+// browser's CPU time is read (`answer`): the page closes its download (and
+// its workers, whose threads take their CPU time with them) after that.
 let waiter = null;
+let answer = () => {};
 const listener = http.createServer((req, res) => {
   let body = '';
   req.on('data', (d) => { body += d; });
   req.on('end', () => {
-    res.writeHead(204, { 'Access-Control-Allow-Origin': '*' }).end();
-    if (req.method === 'POST' && waiter) waiter(JSON.parse(body));
+    const reply = () => res.writeHead(204, { 'Access-Control-Allow-Origin': '*' }).end();
+    if (req.method === 'POST' && waiter) { answer = reply; waiter(JSON.parse(body)); } else reply();
   });
 });
 await new Promise((r) => listener.listen(0, '127.0.0.1', r));
@@ -191,9 +194,12 @@ async function browserRun(f, /** @type {typeof ROWS[number]} */ row, /** @type {
   let timer;
   const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ ok: false, error: 'timed out after 600 s' }), 600_000); });
   const server0 = cpuByThread([srv.proc.pid]);
-  const r = await Promise.race([got, timeout]);
+  // A browser that exits (or crashes) before its page reports fails the run at once.
+  const exited = new Promise((resolve) => browser.once('exit', (code, sig) => resolve({ ok: false, error: `chromium exited (${sig ?? code}) before the page reported` })));
+  const r = await Promise.race([got, timeout, exited]);
   clearTimeout(timer);
   const cpu = cpuByThread([browser.pid]);
+  answer();
   const server1 = cpuByThread([srv.proc.pid]);
   for (const k in server1) cpu[`server ${k}`] = server1[k] - (server0[k] || 0);
   r.cpu = Object.fromEntries(Object.entries(cpu).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(2)]));

@@ -17,21 +17,18 @@
 // with {op: 'written', bytes, buf}, the buffer transferred back for reuse, so
 // the page can bound what it has posted and not yet seen written.
 //
-// The worker transport (lib/transport/) runs here too, next to the sync
-// handle: `t-stream`, `t-range` and `t-abort` messages (see
-// lib/transport/host.js) fetch the event stream and ranges in this worker,
-// and a ChunkSink decodes, verifies and writes each chunk without the page's
-// main thread touching its bytes; the page hears `t-notice` (which chunks
-// were verified or failed) and `t` (a stream's or range's own events).
+// The worker transport (lib/transport/, transport-worker.js) reads, decodes
+// and verifies chunks in a worker of its own and puts them here directly,
+// without the page in between: `port` ({port}, a MessagePort for the open
+// file) takes the same `put` messages and answers `written` on the port.
+// The port is closed with the file, so a put meant for an earlier open (or
+// an earlier version of the file) can never land in a later one.
 
 import { decodeBase64, digestsFromHex, encodeBase64, toHex } from './lib/bytes.js';
 import { span } from './lib/protocol.js';
 import { sha256 } from './lib/sha256.js';
 import { opfsFiles } from './lib/store/common.js';
 import { newest, stateSlots } from './lib/store/state.js';
-import { TransportHost } from './lib/transport/host.js';
-import { ChunkSink } from './lib/transport/sink.js';
-import { readTiming } from './lib/transport/fetch-source.js';
 
 /** @type {FileSystemSyncAccessHandle|null} */
 let data = null;
@@ -47,9 +44,8 @@ let info = null;
 let bitmap = new Uint8Array(0);
 /** @type {any} the open file's manifest (with `hashes`, `offsets`) */
 let man = null;
-/** @type {ChunkSink|null} the worker transport's chunk sink for the open file, made on first use */
-let sink = null;
-const host = new TransportHost((msg) => postMessage(msg), sinkFor);
+/** @type {MessagePort|null} the worker transport's port for the open file (see `port`) */
+let port = null;
 let dirty = false;
 /** @type {any} */
 let saveTimer = null;
@@ -92,35 +88,9 @@ function scheduleSave() {
   }
 }
 
-/** The open file's chunk sink, or null when no file is open. */
-function sinkFor() {
-  if (!data || !man) return null;
-  if (!sink) {
-    const m = man;
-    sink = new ChunkSink({
-      // The page sends `offsets` for text files only: that is what makes span() a text span.
-      manifest: { ...m, kind: m.offsets ? 'text' : 'binary' },
-      expected: digestsFromHex(m.hashes),
-      isVerified: (i) => (bitmap[i >> 3] & (1 << (i & 7))) !== 0,
-      write: (off, bytes) => {
-        if (!data) throw new Error('storage is not open');
-        let done = 0;
-        while (done < bytes.length) done += data.write(bytes.subarray(done), { at: off + done });
-      },
-      markVerified: (i) => {
-        bitmap[i >> 3] |= 1 << (i & 7);
-        scheduleSave();
-      },
-      post: (notice) => postMessage({ op: 't-notice', notice }, [notice.digests.buffer]),
-    });
-  }
-  return sink;
-}
-
 function closeHandles() {
-  host.stopAll();
-  sink?.close();
-  sink = null;
+  port?.close();
+  port = null;
   clearTimeout(saveTimer);
   saveTimer = null;
   data?.close();
@@ -236,12 +206,11 @@ async function handle(msg) {
       return buf;
     }
     case 'finish': {
-      const sinkTiming = sink ? { ...sink.timing, ...readTiming } : {};
       if (data) {
         saveState();
         closeHandles();
       }
-      return { ...timing, ...sinkTiming };
+      return { ...timing };
     }
     case 'discard': {
       closeHandles();
@@ -261,19 +230,39 @@ async function handle(msg) {
 // Messages are handled one at a time, in order: a `flush` after `put`s sees
 // their bytes, and `open` finishes before the first `put`.
 let chain = Promise.resolve();
+
+/**
+ * A put (from the page, or from the worker transport through `to`), in turn
+ * with the other messages; the buffer goes back for the next batch. `live`
+ * says, when its turn comes, whether it still belongs to the open file.
+ * @param {{buf: ArrayBuffer, list: {i: number, off: number, at: number, len: number}[]}} msg
+ * @param {{postMessage: (m: any, t: Transferable[]) => void}} to
+ * @param {() => boolean} [live]
+ */
+function queuePut(msg, to, live) {
+  chain = chain.then(() => {
+    if (live && !live()) return;
+    try {
+      const bytes = put(msg.buf, msg.list);
+      to.postMessage({ op: 'written', bytes, buf: msg.buf }, [msg.buf]);
+    } catch (err) {
+      fatal(err);
+    }
+  });
+}
+
 onmessage = (e) => {
   const msg = e.data;
   key = msg.key;
-  if (host.handle(msg)) return;
-  if (msg.op === 'put') {
+  if (msg.op === 'put') return queuePut(msg, self);
+  if (msg.op === 'port') {
+    // For the file open now (messages are in order: after its `open`).
     chain = chain.then(() => {
-      try {
-        const bytes = put(msg.buf, msg.list);
-        // The buffer goes back to the page for the next batch.
-        postMessage({ op: 'written', bytes, buf: msg.buf }, [msg.buf]);
-      } catch (err) {
-        fatal(err);
-      }
+      const p = /** @type {MessagePort} */ (msg.port);
+      if (!data) { p.close(); return; }
+      port?.close();
+      port = p;
+      p.onmessage = (ev) => { if (ev.data?.op === 'put') queuePut(ev.data, p, () => port === p); };
     });
     return;
   }

@@ -1,6 +1,10 @@
 // The worker transport's chunk sink (web/lib/transport/sink.js), run in Node
-// with Node's own WebCrypto: each chunk is reported exactly once, as
-// verified or failed, whenever its bytes are written relative to its digest.
+// with Node's own WebCrypto, its puts written by a stand-in for the storage
+// worker's `put` (the real one needs OPFS: tests/browser/transport.test.mjs
+// runs the whole path in Chromium). What must hold however the storage
+// answers: each chunk is reported exactly once, as verified or failed; a
+// chunk is reported verified only after storage wrote it; only verified
+// chunks are put; the reader waits while too many puts are out.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
@@ -8,77 +12,122 @@ import { test } from 'node:test';
 import { ChunkSink } from '../../web/lib/transport/sink.js';
 
 const CHUNK = 8;
-const FILE = Buffer.from('chunkcast sink test: five chunks');
+const FILE = Buffer.from('chunkcast sink test: five chunks!'); // the last one byte
+const CHUNKS = Math.ceil(FILE.length / CHUNK);
+const sha = (/** @type {Uint8Array} */ b) => createHash('sha256').update(b).digest();
 
 /**
- * A sink over FILE (8-byte chunks) writing into `disk`, and what it told the
- * page. `afterDigest(sink)`, if given, runs as each digest (WebCrypto's) comes in.
- * @param {(sink: ChunkSink) => void} [afterDigest]
+ * A sink over FILE (8-byte chunks); its puts land in `disk` when `storage.answer()` runs them.
+ * @param {'now'|'microtask'|'later'|'manual'} when  when storage writes and answers a put
+ * @param {Uint8Array} [onDisk]  chunks on disk before
  */
-function sinkOver(afterDigest) {
-  const chunks = Math.ceil(FILE.length / CHUNK);
-  const expected = new Uint8Array(chunks * 32);
-  for (let i = 0; i < chunks; i++) expected.set(createHash('sha256').update(FILE.subarray(i * CHUNK, (i + 1) * CHUNK)).digest(), i * 32);
+function sinkOver(when, onDisk) {
+  const expected = new Uint8Array(CHUNKS * 32);
+  for (let i = 0; i < CHUNKS; i++) expected.set(sha(FILE.subarray(i * CHUNK, (i + 1) * CHUNK)), i * 32);
   const disk = new Uint8Array(FILE.length);
-  const verified = new Set();
-  /** @type {import('../../web/lib/transport/sink.js').Notice[]} */
+  /** @type {number[]} chunks written, in order */
+  const written = [];
+  /** @type {(() => void)[]} */
+  const queue = [];
   const notices = [];
+  /** @type {ChunkSink} */
   const sink = new ChunkSink({
-    manifest: { kind: 'binary', size: FILE.length, chunks, chunk_size: CHUNK },
+    manifest: { kind: 'binary', size: FILE.length, chunks: CHUNKS, chunk_size: CHUNK },
     expected,
-    isVerified: (i) => verified.has(i),
-    write: (off, bytes) => disk.set(bytes, off),
-    markVerified: (i) => verified.add(i),
-    post: (n) => notices.push(n),
-    digest: (b) => crypto.subtle.digest('SHA-256', b).then((d) => { afterDigest?.(sink); return d; }),
+    onDisk,
+    put: (buf, list) => {
+      const run = () => {
+        const all = new Uint8Array(buf);
+        for (const { i, off, at, len } of list) { disk.set(all.subarray(at, at + len), off); written.push(i); }
+        sink.written(buf);
+      };
+      if (when === 'now') run();
+      else if (when === 'microtask') queueMicrotask(run);
+      else if (when === 'later') setTimeout(run, 5);
+      else queue.push(run);
+    },
+    post: (n) => {
+      // Every chunk reported verified is on disk already.
+      for (const i of n.verified) assert.ok(written.includes(i), `chunk ${i} reported verified before it was written`);
+      notices.push(n);
+    },
   });
-  return { sink, disk, notices, verified };
+  const storage = { answer: () => { for (const run of queue.splice(0)) run(); }, pending: () => queue.length };
+  return { sink, disk, notices, written, storage };
 }
 
 /** Chunk `i`'s event data, as the server sends it; `flip` changes one payload byte. */
 function event(i, flip = false) {
   const bytes = Buffer.from(FILE.subarray(i * CHUNK, (i + 1) * CHUNK));
   if (flip) bytes[0] ^= 1;
-  const sha = createHash('sha256').update(FILE.subarray(i * CHUNK, (i + 1) * CHUNK)).digest('hex');
-  return new TextEncoder().encode(JSON.stringify({ i, off: i * CHUNK, len: bytes.length, sha256: sha, b64: bytes.toString('base64') }));
+  const digest = sha(FILE.subarray(i * CHUNK, (i + 1) * CHUNK)).toString('hex');
+  return new TextEncoder().encode(JSON.stringify({ i, off: i * CHUNK, len: bytes.length, sha256: digest, b64: bytes.toString('base64') }));
 }
 
-/** Resolves after `n` turns of the microtask queue. */
-async function ticks(n) {
-  for (let k = 0; k < n; k++) await null;
-}
-
-test('a corrupted chunk is reported failed once and a good one verified once, however the write and the digest interleave', async () => {
-  // The stage is written (as when the next chunk fills it) at every point
-  // of the digest's settling: a write between the digest's outcome and its
-  // bookkeeping once reported a failed chunk twice (3 failures for 2 corruptions).
-  for (let depth = 0; depth < 8; depth++) {
-    const { sink, disk, notices, verified } = sinkOver((s) => { ticks(depth).then(() => s._write()); });
-    sink.chunk(event(0, true));
-    sink.chunk(event(1));
-    clearTimeout(sink.stageTimer); // no timed write: only the one the digest schedules
-    await Promise.all([...sink.inflight]);
-    await ticks(depth + 2);
-    await sink.idle();
-    sink.flush();
-    const failed = notices.flatMap((n) => n.failed.map(([i]) => i));
-    const ok = notices.flatMap((n) => n.verified);
-    assert.deepEqual(failed, [0], `write after ${depth} microtasks: chunk 0 failed exactly once`);
-    assert.deepEqual(ok, [1], `write after ${depth} microtasks: chunk 1 verified exactly once`);
-    assert.deepEqual([...verified], [1]);
-    assert.deepEqual(Buffer.from(disk.subarray(CHUNK, 2 * CHUNK)), FILE.subarray(CHUNK, 2 * CHUNK));
-    sink.close();
-  }
+const reported = (/** @type {any[]} */ notices) => ({
+  failed: notices.flatMap((n) => n.failed.map(([i]) => i)),
+  verified: notices.flatMap((n) => n.verified),
 });
 
-test('a refill of the failed chunk verifies it; a second copy while one is in hand is dropped', async () => {
-  const { sink, disk, notices } = sinkOver();
-  sink.chunk(event(2, true));
+for (const when of /** @type {const} */ (['now', 'microtask', 'later'])) {
+  test(`storage answering ${when}: a corrupted chunk fails once and is never put; the others are verified once, after they are written`, async () => {
+    const { sink, disk, notices, written } = sinkOver(when);
+    for (let i = 0; i < CHUNKS; i++) sink.chunk(event(i, i === 1));
+    sink.chunk(event(3)); // a second copy while the first is in hand
+    await sink.idle();
+    assert.deepEqual(reported(notices), { failed: [1], verified: [0, 2, 3, 4] });
+    assert.deepEqual(written, [0, 2, 3, 4]);
+    assert.deepEqual(Buffer.from(disk.subarray(CHUNK, 2 * CHUNK)), Buffer.alloc(CHUNK), 'nothing of the bad copy written');
+    // Its refill: verified and written; a copy of a chunk on disk is dropped.
+    sink.chunk(event(1));
+    sink.chunk(event(2));
+    await sink.idle();
+    assert.deepEqual(reported(notices), { failed: [1], verified: [0, 2, 3, 4, 1] });
+    assert.deepEqual(Buffer.from(disk), FILE);
+  });
+}
+
+test('a chunk already on disk when the sink was made is not taken again', async () => {
+  const { sink, notices, written } = sinkOver('now', Uint8Array.of(0b1));
+  sink.chunk(event(0));
+  sink.chunk(event(1));
   await sink.idle();
-  sink.chunk(event(2));
-  sink.chunk(event(2)); // arrives while the first good copy is being hashed
+  assert.deepEqual(written, [1]);
+  assert.equal(notices.length, 1);
+});
+
+test('the reader waits while three puts are out, and goes on when storage answers', async () => {
+  const { sink, storage, notices } = sinkOver('manual');
+  for (let i = 0; i < 3; i++) {
+    sink.chunk(event(i));
+    sink._ship(); // as when a stage fills
+  }
+  await new Promise((r) => setTimeout(r, 20)); // the digests come in, the puts go out
+  assert.equal(storage.pending(), 3);
+  const room = sink.room();
+  assert.ok(room, 'no room with three puts out');
+  let roomy = false;
+  room.then(() => { roomy = true; });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(roomy, false, 'still waiting: storage has not answered');
+  assert.deepEqual(reported(notices).verified, [], 'nothing verified before it is written');
+  storage.answer();
+  await room;
+  assert.equal(sink.room(), null);
   await sink.idle();
-  assert.deepEqual(notices.flatMap((n) => n.failed.map(([i]) => i)), [2]);
-  assert.deepEqual(notices.flatMap((n) => n.verified), [2]);
-  assert.deepEqual(Buffer.from(disk.subarray(2 * CHUNK, 3 * CHUNK)), FILE.subarray(2 * CHUNK, 3 * CHUNK));
+  assert.deepEqual(reported(notices).verified, [0, 1, 2]);
+});
+
+test('closed while puts are out: idle() does not hang, and nothing more is reported', async () => {
+  const { sink, storage, notices } = sinkOver('manual');
+  sink.chunk(event(0));
+  sink._ship();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(storage.pending(), 1);
+  const idle = sink.idle();
+  sink.close();
+  await idle;
+  storage.answer(); // a late answer
+  sink.flush();
+  assert.deepEqual(notices, []);
 });

@@ -10,15 +10,16 @@
 //   the sizes add up to `size` -> result as a Blob/File.
 //
 // Two transports carry the stream and the ranges (option `transport`):
-//   - 'worker' (transport/worker.js): with the OPFS store, the store's worker
-//     fetches the stream and ranges itself and decodes, verifies and writes
-//     each chunk there; this file then only hears which chunks were verified
-//     (`_notice`), and the page's main thread never touches a chunk's bytes;
+//   - 'worker' (transport/worker.js): with the OPFS store, a worker of its
+//     own fetches the stream and ranges and decodes and verifies each chunk,
+//     and the OPFS store's worker writes it; this file then only hears which
+//     chunks were verified (`_notice`), and the page's main thread never
+//     touches a chunk's bytes;
 //   - 'eventsource': the browser's EventSource on the page and fetchRange
 //     (range.js), each chunk decoded, hashed and stored from here (`_drain`).
-//   'auto' (the default) takes the worker where it can run (the OPFS store
-//   in a secure context, no EventSource or fetch of the caller's own), else
-//   EventSource. Everything else below (the plan, reconnects, stalls,
+//   'eventsource' is the default; 'auto' takes the worker where it can run
+//   (the OPFS store in a secure context, no EventSource or fetch of the
+//   caller's own), else EventSource. Everything else below (the plan, reconnects, stalls,
 //   `changed`, refills, text order) is the same for both.
 //
 // Failures and how they are met:
@@ -297,7 +298,6 @@ export class Download {
       }
     }
     if (gen !== this.gen) return;
-    this._chooseTransport();
     for (const [i, digest] of have) {
       if (i >= m.chunks || this.status[i] === CHUNK.VERIFIED) continue;
       if (!equal32(digest, this.expected, i)) continue; // the store's own check
@@ -313,6 +313,7 @@ export class Download {
     if (stale) {
       this.opts.onchanged?.({ why: 'the stored chunks were of an older version and were discarded', oldVersion: stale, newVersion: m.version });
     }
+    this._chooseTransport(); // after the stored chunks are known: the worker transport skips them
     if (this.chunksResumed) this._log(`resumed ${this.chunksResumed} verified chunks from ${this.store.kind}`);
     if (m.kind === 'text') await this._emitText(gen);
     this._attach();
@@ -329,14 +330,14 @@ export class Download {
     // about 3x the CPU; 'auto' picks the worker where it can run.
     const want = this.opts.transport ?? 'eventsource';
     const store = /** @type {any} */ (this.store);
-    if (this.transport && this.transport.worker === store?.worker) {
-      this.noticesOn = true;
-      return;
-    }
+    // A new one for each open: the storage worker lets go of a transport's port when the file closes.
     this.transport?.close();
     this.transport = null;
     if (want === 'eventsource' || (want === 'auto' && (this.opts.EventSource || this.opts.fetch))) return;
-    this.transport = WorkerTransport.on(store, (n) => this._notice(n));
+    const m = /** @type {Manifest} */ (this.manifest);
+    const onDisk = new Uint8Array(Math.ceil(m.chunks / 8));
+    this.status.forEach((st, i) => { if (st === CHUNK.VERIFIED) onDisk[i >> 3] |= 1 << (i & 7); });
+    this.transport = WorkerTransport.on(store, (n) => this._notice(n), { manifest: m, expected: this.expected, onDisk });
     if (this.transport) this.noticesOn = true;
     else if (want === 'worker') this._log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${store?.kind}; using EventSource`);
   }

@@ -20,18 +20,25 @@ export const hasWebCrypto = !!subtle;
 
 /** @type {Promise<Hasher>|null} */
 let loading = null;
+/** Failed loads so far: a retry asks for the file under another URL. */
+let failures = 0;
 
 /** The vendored hasher, loaded once. @returns {Promise<Hasher>} */
 function fallbackHasher() {
   if (!loading) {
     loading = (async () => {
-      await import('../vendor/hash-wasm-sha256.umd.min.js');
+      // A browser may remember a module that failed to load under its URL
+      // (Chromium 148 does), so a retry after the network came back asks
+      // again under a URL of its own (the server ignores the query).
+      const again = failures ? `?attempt=${failures}` : '';
+      await import(`../vendor/hash-wasm-sha256.umd.min.js${again}`);
       /** @type {any} */
       const hw = /** @type {any} */ (globalThis).hashwasm;
       if (!hw?.createSHA256) throw new Error('the vendored hash-wasm did not load');
       return /** @type {Hasher} */ (await hw.createSHA256());
     })().catch((e) => {
       loading = null; // a later call may try again
+      failures++;
       throw new ChunkcastError('unsupported', `this browser cannot compute SHA-256 here (no WebCrypto, and WebAssembly failed: ${e instanceof Error ? e.message : e}). Open the page over HTTPS.`, { cause: e });
     });
   }

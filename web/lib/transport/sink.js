@@ -1,32 +1,37 @@
 // @ts-check
-/** @file Where the worker transport's chunk events go: decoded from the event's bytes into a reused staging buffer, hashed with WebCrypto, written at their place a few MiB at a time, and reported to the page in batches. */
+/** @file Where the worker transport's chunk events go: decoded from the event's bytes into a staging buffer, hashed with WebCrypto, handed a few MiB at a time to the storage worker to write, and reported to the page in batches. */
 //
-// One chunk event, in the worker:
+// One chunk event, in the transport worker (transport-worker.js):
 //   data bytes -> the header `{"i","off","len","sha256"` parsed as JSON (a
 //   few hundred bytes) -> the base64 after `"b64":"` decoded into the next
 //   free span of the staging buffer (`setFromBase64`: no allocation per
 //   chunk) -> SHA-256 started (WebCrypto copies its input when called) ->
-//   when the buffer is full, or the stream pauses, its chunks are written
-//   (consecutive ones in one write through the OPFS sync handle: a write
-//   costs about as much per call as per MiB, measured 3.5 ms for one 256 KiB
-//   chunk against 84 ms for 64 MiB in 4 MiB writes) -> a chunk whose digest
-//   equals the MANIFEST's and whose bytes are written is marked verified
-//   (and only then recorded as on disk; see storage-worker.js).
-// Writing before the digest is in is safe: a chunk's bytes land only in its
-// own span, only while that chunk is neither verified nor being verified
-// (a second copy arriving meanwhile is dropped), and nothing trusts the
-// span until the record says it is verified; a chunk that fails is written
-// again by its refill. The page hears only which chunks were verified or
-// failed (and a text chunk's text, for `ontext`), a few times a second.
+//   when the buffer is full, or the stream pauses, the chunks in it whose
+//   digest equals the MANIFEST's are handed to the storage worker (`put`,
+//   the buffer transferred, no copy), which writes them through the OPFS
+//   sync handle (consecutive ones in one write), records them as on disk
+//   and hands the buffer back (`written`) -> only then is the page told the
+//   chunk is verified.
+// Why two workers: a write through the sync handle, and the flush that
+// precedes each record of what is on disk, block the thread that makes
+// them; with the reading, parsing, decoding and hashing on the same thread,
+// the stream stood still meanwhile (the write alone took a third of that
+// thread's time here). Now the storage worker writes while this one reads.
+// A chunk counts as in hand (a second copy is dropped) from the moment it is
+// staged until the storage worker has written it or its digest failed; the
+// page hears only which chunks were verified or failed (and a text chunk's
+// text, for `ontext`), a few times a second.
 
 import { decodeBase64Into, equal32 } from '../bytes.js';
 import { span } from '../protocol.js';
 
 /** Bytes of digests in flight at most (at least two chunks) before the reader waits: bounds the copies WebCrypto holds. */
 const MAX_IN_FLIGHT_BYTES = 8 << 20;
-/** Bytes staged per write (at least one chunk). */
+/** Bytes staged per put (at least one chunk). */
 const STAGE_BYTES = 4 << 20;
-/** A stage not yet full is written this soon anyway (a paced stream still reaches the disk). */
+/** Staging buffers handed to the storage worker and not yet back, at most, before the reader waits. */
+const MAX_SHIPPED = 3;
+/** A stage not yet full is handed over this soon anyway (a paced stream still reaches the disk). */
 const STAGE_MS = 30;
 /** How often the page hears about verified chunks while they stream in. */
 const NOTICE_MS = 40;
@@ -48,24 +53,23 @@ const hasSetFromBase64 = typeof Uint8Array.prototype.setFromBase64 === 'function
  */
 
 /**
- * @typedef {Object} Staged  a chunk in the staging buffer
+ * @typedef {Object} Staged  a chunk in a staging buffer
  * @property {number} i
  * @property {number} off  in the file
- * @property {number} at  in the stage
+ * @property {number} at  in the buffer
  * @property {number} len
  * @property {string|undefined} text
- * @property {boolean|null} ok  its digest matched the manifest's; null while being computed
- * @property {Uint8Array} [digest]
- * @property {boolean} written
+ * @property {Promise<Uint8Array|null>} digest  null when it could not be computed
  */
 
+/** @typedef {{i: number, off: number, at: number, len: number}} PutItem  as the storage worker's `put` takes it */
+
 /**
- * @typedef {Object} SinkTarget  the storage the sink writes through
+ * @typedef {Object} SinkTarget
  * @property {{kind: string, size: number, chunks: number, chunk_size: number, offsets?: number[]|null}} manifest
  * @property {Uint8Array} expected  the manifest's digests, 32 bytes per chunk
- * @property {(i: number) => boolean} isVerified
- * @property {(off: number, bytes: Uint8Array) => void} write
- * @property {(i: number) => void} markVerified  after the digest matched
+ * @property {Uint8Array} [onDisk]  a bitmap of the chunks already verified on disk when the sink was made
+ * @property {(buf: ArrayBuffer, list: PutItem[]) => void} put  hands verified chunks to storage, the buffer transferred; `written(buf)` follows
  * @property {(n: Notice) => void} post
  * @property {(bytes: Uint8Array) => Promise<ArrayBuffer>} [digest]  SHA-256; WebCrypto by default
  */
@@ -82,24 +86,38 @@ export class ChunkSink {
   constructor(t) {
     this.t = t;
     this.digest = t.digest ?? ((/** @type {Uint8Array} */ b) => crypto.subtle.digest('SHA-256', /** @type {BufferSource} */ (b)));
-    /** @type {Set<number>} chunks whose digest is being computed */
+    const m = t.manifest;
+    /** Chunks written and verified (by this sink or before it). */
+    this.onDisk = new Uint8Array(Math.ceil(m.chunks / 8));
+    if (t.onDisk) this.onDisk.set(t.onDisk.subarray(0, this.onDisk.length));
+    /** @type {Set<number>} chunks staged, being hashed or being written */
     this.pending = new Set();
-    /** @type {Set<Promise<void>>} */
-    this.inflight = new Set();
     this.inflightBytes = 0;
-    this.maxInflight = Math.max(MAX_IN_FLIGHT_BYTES, 2 * t.manifest.chunk_size);
-    this.stage = new Uint8Array(Math.max(STAGE_BYTES, t.manifest.chunk_size));
+    this.maxInflight = Math.max(MAX_IN_FLIGHT_BYTES, 2 * m.chunk_size);
+    this.stageSize = Math.max(STAGE_BYTES, m.chunk_size);
+    /** @type {ArrayBuffer[]} staging buffers back from the storage worker */
+    this.spare = [];
+    this.stage = new Uint8Array(this.stageSize);
     this.used = 0;
     /** @type {Staged[]} the chunks in the stage, in order */
     this.staged = [];
     /** @type {any} */
     this.stageTimer = null;
+    /** Stages being hashed or written, in the order handed over: each with what settles it. */
+    /** @type {{verified: Staged[], digests: Uint8Array[], settled: Promise<void>, done: () => void}[]} */
+    this.shipped = [];
+    /** Stages whose digests are still being awaited before their put. */
+    this.hashing = 0;
+    /** @type {Promise<void>} puts go out in stage order (each waits for its digests, not for the put before it to be written) */
+    this.chain = Promise.resolve();
+    /** @type {(() => void)[]} who waits for room */
+    this.roomWaiters = [];
     this._clear();
     /** @type {any} */
     this.timer = null;
     this.closed = false;
     /** Milliseconds in each step, for the benchmark. */
-    this.timing = { parseMs: 0, decodeMs: 0, writeMs: 0, writes: 0, chunks: 0 };
+    this.timing = { parseMs: 0, decodeMs: 0, digestMs: 0, puts: 0, chunks: 0 };
   }
 
   _clear() {
@@ -108,6 +126,11 @@ export class ChunkSink {
     this.failed = [];
     this.texts = [];
     this.bytes = 0;
+  }
+
+  /** @param {number} i */
+  isVerified(i) {
+    return (this.onDisk[i >> 3] & (1 << (i & 7))) !== 0;
   }
 
   /**
@@ -142,9 +165,10 @@ export class ChunkSink {
     }
     const i = head.i;
     if (!Number.isInteger(i) || i < 0 || i >= m.chunks) return;
-    if (this.t.isVerified(i) || this.pending.has(i)) return; // a copy already in hand
+    if (this.isVerified(i) || this.pending.has(i)) return; // a copy already in hand
     const { off, len } = span(m, i);
-    if (this.used + len > this.stage.length) this._write();
+    this.timing.parseMs += performance.now() - t0;
+    if (this.used + len > this.stage.length) this._ship();
     const at = this.used;
     const target = this.stage.subarray(at, at + len);
     const t1 = performance.now();
@@ -176,75 +200,93 @@ export class ChunkSink {
     }
     this.bytes += got;
     const t2 = performance.now();
-    this.timing.parseMs += t1 - t0;
     this.timing.decodeMs += t2 - t1;
     if (!ok || /** @type {any} */ (head).off !== off) {
       this._fail(i, `chunk ${i} has the wrong place or length`);
       return;
     }
-    const digest = this.digest(target); // copies `target` now
-    /** @type {Staged} */
-    const e = { i, off, at, len, text, ok: null, written: false };
-    this.used += len;
-    this.staged.push(e);
-    this.pending.add(i);
     this.inflightBytes += len;
+    const digest = this.digest(target).then( // copies `target` now
+      (d) => new Uint8Array(d),
+      () => null,
+    ).finally(() => { this.inflightBytes -= len; this._roomMaybe(); });
+    this.timing.digestMs += performance.now() - t2;
+    this.used += len;
+    this.staged.push({ i, off, at, len, text, digest });
+    this.pending.add(i);
     this.timing.chunks++;
-    if (!this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._write(); }, STAGE_MS);
-    // The digest's outcome is recorded and acted on in one step: with the
-    // two apart (a `.then` and a `.finally`), a write running between them
-    // saw the outcome and settled the chunk, and the `.finally` settled it
-    // again, so a bad chunk was reported failed twice.
-    const done = (/** @type {Uint8Array|null} */ dg) => {
-      this.inflight.delete(p);
-      this.inflightBytes -= len;
-      e.ok = dg !== null && equal32(dg, this.t.expected, i);
-      if (dg) e.digest = dg;
-      if (e.written) this._settle(e);
-    };
-    const p = digest.then((d) => done(new Uint8Array(d)), () => done(null));
-    this.inflight.add(p);
+    if (!this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._ship(); }, STAGE_MS);
   }
 
-  /** Writes the staged chunks (consecutive ones in one write) and settles those whose digest is in. */
-  _write() {
+  /**
+   * Hands the stage over: once its digests are in, the chunks that match
+   * go to the storage worker in one put (the others fail and are let go);
+   * the page hears of them when the storage worker has written them.
+   */
+  _ship() {
     clearTimeout(this.stageTimer);
     this.stageTimer = null;
     const list = this.staged;
     if (!list.length || this.closed) return;
-    const t0 = performance.now();
-    for (let k = 0; k < list.length;) {
-      const first = list[k];
-      let end = k + 1;
-      let len = first.len;
-      while (end < list.length && list[end].at === first.at + len && list[end].off === first.off + len) len += list[end++].len;
-      this.t.write(first.off, this.stage.subarray(first.at, first.at + len));
-      k = end;
-    }
-    this.timing.writeMs += performance.now() - t0;
-    this.timing.writes++;
-    // The digests copied their bytes when started: the stage is free again.
+    const buf = this.stage.buffer;
     this.staged = [];
     this.used = 0;
-    for (const e of list) {
-      e.written = true;
-      if (e.ok !== null) this._settle(e);
-    }
+    this.stage = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.stageSize));
+    this.hashing++;
+    const digests = Promise.all(list.map((e) => e.digest));
+    // In stage order: every put goes out after the one before it.
+    this.chain = this.chain.then(() => digests).then((dgs) => {
+      this.hashing--;
+      if (this.closed) return;
+      /** @type {Staged[]} */
+      const good = [];
+      /** @type {Uint8Array[]} */
+      const goodDigests = [];
+      list.forEach((e, k) => {
+        const dg = dgs[k];
+        if (dg && equal32(dg, this.t.expected, e.i)) {
+          good.push(e);
+          goodDigests.push(dg);
+        } else {
+          this.pending.delete(e.i);
+          this._fail(e.i, `chunk ${e.i} failed verification`);
+        }
+      });
+      if (!good.length) {
+        this.spare.push(buf);
+        this._roomMaybe();
+        return;
+      }
+      /** @type {() => void} */
+      let done = () => {};
+      /** @type {Promise<void>} */
+      const settled = new Promise((resolve) => { done = () => resolve(undefined); });
+      this.shipped.push({ verified: good, digests: goodDigests, settled, done });
+      this.timing.puts++;
+      this.t.put(buf, good.map(({ i, off, at, len }) => ({ i, off, at, len })));
+    });
   }
 
-  /** A chunk both written and hashed: verified, or failed. @param {Staged} e */
-  _settle(e) {
-    this.pending.delete(e.i);
+  /**
+   * The storage worker wrote the oldest put still out (puts are answered
+   * in order): its chunks are verified, and its buffer free again.
+   * @param {ArrayBuffer} [buf]
+   */
+  written(buf) {
+    const s = this.shipped.shift();
+    if (buf && buf.byteLength === this.stageSize && this.spare.length < MAX_SHIPPED) this.spare.push(buf);
+    if (!s) return;
+    s.done();
+    this._roomMaybe();
     if (this.closed) return;
-    if (e.ok && e.digest) {
-      this.t.markVerified(e.i);
+    s.verified.forEach((e, k) => {
+      this.pending.delete(e.i);
+      this.onDisk[e.i >> 3] |= 1 << (e.i & 7);
       this.verified.push(e.i);
-      this.digestParts.push(e.digest);
+      this.digestParts.push(s.digests[k]);
       if (e.text !== undefined) this.texts.push([e.i, e.text]);
-      this._soon();
-    } else {
-      this._fail(e.i, `chunk ${e.i} failed verification`);
-    }
+    });
+    this._soon();
   }
 
   /** @param {number} i @param {string} why */
@@ -253,16 +295,25 @@ export class ChunkSink {
     this._soon();
   }
 
-  /** A promise to wait on when too many digests are in flight, else null. */
-  room() {
-    if (this.inflightBytes <= this.maxInflight || !this.inflight.size) return null;
-    return Promise.race(this.inflight).then(() => {});
+  _full() {
+    return this.inflightBytes > this.maxInflight || this.shipped.length + this.hashing >= MAX_SHIPPED;
   }
 
-  /** Resolves once every chunk received so far is written and hashed, and the page told. */
+  /** A promise to wait on before reading more (too many digests or puts out), else null. */
+  room() {
+    if (this.closed || !this._full()) return null;
+    return new Promise((resolve) => { this.roomWaiters.push(() => resolve(undefined)); });
+  }
+
+  _roomMaybe() {
+    if (this.roomWaiters.length && (this.closed || !this._full())) for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  /** Resolves once every chunk received so far is hashed, written and the page told (or the sink is closed). */
   async idle() {
-    this._write();
-    while (this.inflight.size) await Promise.all(this.inflight);
+    this._ship();
+    await this.chain;
+    await Promise.all(this.shipped.map((s) => s.settled));
     this.flush();
   }
 
@@ -282,11 +333,13 @@ export class ChunkSink {
     this._clear();
   }
 
-  /** Drops what is in flight (storage closed or discarded): nothing more is written or reported. */
+  /** Drops what is in flight (storage closed or discarded): nothing more is handed over or reported. */
   close() {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.stageTimer);
+    for (const s of this.shipped.splice(0)) s.done();
+    this._roomMaybe();
   }
 }
 

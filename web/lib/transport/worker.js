@@ -1,14 +1,15 @@
 // @ts-check
-/** @file The page side of the worker transport: event streams and range requests run in the OPFS storage worker, which decodes, verifies and writes each chunk; the page hears only which chunks were verified. */
+/** @file The page side of the worker transport: event streams and range requests run in a worker of their own (transport-worker.js), which decodes and verifies each chunk and puts it to the OPFS storage worker; the page hears only which chunks were verified. */
 //
 // Why: on the page, every chunk event costs the main thread the event's
 // dispatch, a string of ~350 KB, base64 decoding and handing the bytes to
 // storage; with WebCrypto's digests that thread was the bottleneck (the
 // download reached about half of what the page could merely receive). In
-// the storage worker the same bytes are read with fetch(), parsed as bytes,
-// decoded into a reused buffer and written through the sync handle already
-// open there (see transport/host.js and transport/sink.js), and the page
-// gets a few small messages a second.
+// the transport worker the same bytes are read with fetch(), parsed as
+// bytes, decoded into a staging buffer and hashed (see transport/host.js and
+// transport/sink.js); the verified ones go to the storage worker over a
+// MessagePort, without the page in between, and are written there while the
+// transport worker reads on. The page gets a few small messages a second.
 //
 // A stream is handed back as an object that behaves as the EventSource
 // download.js already drives (`onopen`, `meta`, `end`, `error` with
@@ -22,6 +23,8 @@
 // Requirements: a secure context with OPFS and module workers (the OPFS
 // store's worker), fetch() in workers, WebCrypto there. download.js uses it
 // only with the OPFS store it chose, and falls back to EventSource otherwise.
+// One transport serves one open of the store: the storage worker closes the
+// port when the file closes, so a new open needs a new transport.
 
 import { ChunkcastError } from '../errors.js';
 
@@ -30,14 +33,14 @@ import { ChunkcastError } from '../errors.js';
 
 export class WorkerTransport {
   /**
-   * @param {Worker} worker  the OPFS store's worker, with the file open
-   * @param {string} key  the store's key (every message to that worker names it)
+   * @param {Worker} worker  the transport's own worker (transport-worker.js)
+   * @param {Worker} storage  the OPFS store's worker, with the file open
    * @param {(n: Notice) => void} onNotice
    */
-  constructor(worker, key, onNotice) {
+  constructor(worker, storage, onNotice) {
     this.kind = 'worker';
     this.worker = worker;
-    this.key = key;
+    this.storage = storage;
     this.onNotice = onNotice;
     this.tid = 0;
     /** @type {Map<number, (msg: any) => void>} */
@@ -47,13 +50,22 @@ export class WorkerTransport {
   }
 
   /**
-   * A transport for `store`, when it can carry one: an OPFS store whose worker is running.
+   * A transport for `store`, when it can carry one: an OPFS store whose
+   * worker has the file open. `file` is what the transport worker needs to
+   * verify: the manifest's shape and digests, and which chunks are on disk.
    * @param {any} store @param {(n: Notice) => void} onNotice
+   * @param {{manifest: {kind: string, size: number, chunks: number, chunk_size: number, offsets?: number[]|null}, expected: Uint8Array, onDisk: Uint8Array}} file
    * @returns {WorkerTransport|null}
    */
-  static on(store, onNotice) {
+  static on(store, onNotice, file) {
     if (!store || store.kind !== 'opfs' || !store.worker || typeof store.key !== 'string') return null;
-    return new WorkerTransport(store.worker, store.key, onNotice);
+    const worker = new Worker(new URL('../../transport-worker.js', import.meta.url), { type: 'module' });
+    const { port1, port2 } = new MessageChannel();
+    // The storage worker takes the port after the `open` already sent (its messages are handled in order).
+    store.worker.postMessage({ op: 'port', key: store.key, port: port1 }, [port1]);
+    const { kind, size, chunks, chunk_size, offsets } = file.manifest;
+    worker.postMessage({ op: 'n-open', port: port2, manifest: { kind, size, chunks, chunk_size, offsets: offsets ?? null }, expected: file.expected, onDisk: file.onDisk }, [port2]);
+    return new WorkerTransport(worker, store.worker, onNotice);
   }
 
   /** @param {any} msg */
@@ -61,11 +73,21 @@ export class WorkerTransport {
     if (!msg) return;
     if (msg.op === 't-notice') this.onNotice(msg.notice);
     else if (msg.op === 't') this.requests.get(msg.tid)?.(msg);
+    else if (msg.op === 'n-timing') this.requests.get(msg.id)?.(msg);
   }
 
   /** @param {object} msg */
   _post(msg) {
-    this.worker.postMessage({ ...msg, key: this.key });
+    this.worker.postMessage(msg);
+  }
+
+  /** Milliseconds the transport worker spent in each step (for the benchmark). @returns {Promise<Record<string, number>>} */
+  timing() {
+    return new Promise((resolve) => {
+      const id = ++this.tid;
+      this.requests.set(id, (msg) => { this.requests.delete(id); resolve(msg.timing); });
+      this._post({ op: 'n-timing', id });
+    });
   }
 
   /**
@@ -104,9 +126,10 @@ export class WorkerTransport {
     });
   }
 
-  /** Stops listening (the requests are stopped by their owners). */
+  /** Stops the transport worker, and with it every request it runs. */
   close() {
     this.worker.removeEventListener('message', this.listener);
+    this.worker.terminate();
     this.requests.clear();
   }
 }
