@@ -16,11 +16,16 @@
 //                              counted and dropped: no decode, hash, storage)
 //               receive-fetch  a worker that only reads the /events bytes
 //                              with fetch(), payload-equivalent
+//               parse-fetch    the same worker also parsing the bytes as
+//                              SSE (lib/sse.js), events
+//                              dropped: what parsing alone costs (not a
+//                              ceiling; off by default)
 //               eventsource    the library, transport 'eventsource'
 //               worker         the library, transport 'worker' (fetch, parse,
 //                              decode, verify and write in the OPFS worker)
 //               old            the library of COMPARE_WEB=dir (e.g. an older
-//                              commit's web/), if given
+//                              commit's web/), if given, with the transport
+//                              COMPARE_TRANSPORT names (else its default)
 //             The two receive cases are the ceiling: each download case is
 //             printed also as a percentage of the higher receive median of
 //             the same run (the machine is shared, so only ratios within one
@@ -79,9 +84,9 @@ const hasWebCrypto = lib.hasWebCrypto ?? !!crypto.subtle; // an older library (C
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
-if (q.get('mode') === 'receive-fetch') {
-  // A worker that only reads the stream's bytes with fetch(): the worker transport's ceiling.
-  const w = new Worker('/bench-receive-fetch.js?file=' + encodeURIComponent(file), { type: 'module' });
+if (q.get('mode') === 'receive-fetch' || q.get('mode') === 'parse-fetch') {
+  // A worker that only reads the stream's bytes with fetch(): the worker transport's ceiling (parse-fetch: and parses them).
+  const w = new Worker('/bench-receive-fetch.js?file=' + encodeURIComponent(file) + '&parse=' + (q.get('mode') === 'parse-fetch' ? 1 : 0), { type: 'module' });
   w.onmessage = (e) => { const size = Number(q.get('size')); report({ ok: true, file, store: 'receive only, fetch in a worker', size, elapsed: e.data.elapsed, average: size / e.data.elapsed, wire: e.data.bytes }); };
   await new Promise(() => {});
 }
@@ -130,11 +135,14 @@ try {
 </script>`;
 writeFileSync(path.join(web, 'bench.html'), benchPage);
 if (process.env.COMPARE_WEB) writeFileSync(path.join(oldWeb, 'bench.html'), benchPage);
-writeFileSync(path.join(web, 'bench-receive-fetch.js'), `const t0 = performance.now();
-const res = await fetch('/events?file=' + encodeURIComponent(new URLSearchParams(location.search).get('file')), { cache: 'no-store' });
+writeFileSync(path.join(web, 'bench-receive-fetch.js'), `import { SseParser } from '/lib/sse.js';
+const q = new URLSearchParams(location.search);
+const parser = q.get('parse') === '1' ? new SseParser(() => {}) : null;
+const t0 = performance.now();
+const res = await fetch('/events?file=' + encodeURIComponent(q.get('file')), { cache: 'no-store' });
 const reader = res.body.getReader();
 let bytes = 0;
-for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; }
+for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; parser?.push(value); }
 postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
 `);
 
@@ -182,8 +190,8 @@ const median = (/** @type {number[]} */ xs) => { const s = [...xs].sort((a, b) =
 /** One download in a fresh Chromium profile; resolves with the page's report. */
 async function browserRun(f, /** @type {typeof ROWS[number]} */ row, /** @type {string} */ kase) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
-  const mode = RECEIVE.has(kase) ? kase : 'download';
-  const transport = kase === 'worker' || kase === 'eventsource' ? kase : '';
+  const mode = RECEIVE.has(kase) || kase === 'parse-fetch' ? kase : 'download';
+  const transport = kase === 'worker' || kase === 'eventsource' ? kase : kase === 'old' ? process.env.COMPARE_TRANSPORT ?? '' : '';
   const port = kase === 'old' && srvOld ? srvOld.port : srv.port;
   const url = `http://${row.host}:${port}/bench.html?file=${encodeURIComponent(f.name)}&size=${f.bytes}&store=${row.store}&mode=${mode}&transport=${transport}&report=${encodeURIComponent(reportUrl)}`;
   const got = new Promise((resolve) => { waiter = resolve; });
@@ -273,7 +281,7 @@ for (const f of files) {
     for (let k = 0; k < RUNS; k++) {
       for (const kase of cases) {
         const r = await browserRun(f, row, kase);
-        const label = RECEIVE.has(kase) ? kase : `${kase} (${r.store ?? row.store}${r.transport ? `, transport ${r.transport}` : ''}${r.sha256 ? `, SHA-256 ${r.sha256}` : ''})`;
+        const label = RECEIVE.has(kase) || kase === 'parse-fetch' ? kase : `${kase} (${r.store ?? row.store}${r.transport ? `, transport ${r.transport}` : ''}${r.sha256 ? `, SHA-256 ${r.sha256}` : ''})`;
         console.log(r.ok
           ? `${f.name} ${row.row} #${k + 1} ${label}: ${mb(r.average)} MB/s in ${r.elapsed.toFixed(2)} s`
           : `${f.name} ${row.row} #${k + 1} ${label}: FAILED (${r.error})`);

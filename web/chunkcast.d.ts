@@ -224,7 +224,7 @@ export declare function plan(
 ): { ranges: [number, number][]; stream: { first: number; from?: number; need?: string } | null; stuck: boolean };
 
 export declare class SseParser {
-  constructor(onEvent: (ev: { type: string; data: string; id: string }) => void, opts?: { maxLine?: number });
+  constructor(onEvent: (ev: { type: string; data: string; id: string }) => void, opts?: { maxLine?: number; onRetry?: (ms: number) => void });
   lastId: string;
   retry: number | null;
   push(bytes: Uint8Array): void;

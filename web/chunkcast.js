@@ -7,7 +7,8 @@
  * Map of `lib/` (data flows top to bottom):
  *   protocol.js  the manifest and its checks, a chunk's span, `need=`, the file list
  *   plan.js      from the chunks' states, what to stream and what to refill (pure)
- *   sse.js       the SSE parser (bounded) for range responses; chunk event data
+ *   sse.js       the SSE parser (bounded) for range responses and the worker
+ *                transport's streams; chunk event data
  *   range.js     one range request, read through fetch and sse.js
  *   bytes.js     base64 and hex
  *   sha256.js    SHA-256: WebCrypto, or the vendored WebAssembly build where

@@ -61,7 +61,7 @@ function event(i, flip = false) {
   const bytes = Buffer.from(FILE.subarray(i * CHUNK, (i + 1) * CHUNK));
   if (flip) bytes[0] ^= 1;
   const digest = sha(FILE.subarray(i * CHUNK, (i + 1) * CHUNK)).toString('hex');
-  return new TextEncoder().encode(JSON.stringify({ i, off: i * CHUNK, len: bytes.length, sha256: digest, b64: bytes.toString('base64') }));
+  return JSON.stringify({ i, off: i * CHUNK, len: bytes.length, sha256: digest, b64: bytes.toString('base64') });
 }
 
 const reported = (/** @type {any[]} */ notices) => ({

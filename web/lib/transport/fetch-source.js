@@ -1,10 +1,9 @@
 // @ts-check
 /** @file EventSource's behaviour over fetch() (for the worker transport): Last-Event-ID on reconnect, `retry:`, 204 and other statuses end it, a stall is a drop; and one range response read the same way. */
 //
-// The page's EventSource gives each event to the main thread as a string;
-// in a worker we want the bytes (see sse-bytes.js), so the worker reads
-// the body with fetch() and keeps EventSource's rules itself (the HTML
-// standard, "server-sent events"):
+// EventSource gives its events to the page's main thread; in a worker the
+// body is read with fetch() and parsed by sse.js, and EventSource's rules
+// are kept here (the HTML standard, "server-sent events"):
 //   - the request carries `Accept: text/event-stream`, no cache, and after a
 //     drop `Last-Event-ID` with the id of the last event that ended, to the
 //     same URL (so a signed link's `exp`/`sig` stay on it; a same-origin
@@ -20,7 +19,7 @@
 //     comments count as bytes), so a half-open connection does not hang.
 
 import { ChunkcastError } from '../errors.js';
-import { ByteSseParser } from './sse-bytes.js';
+import { SseParser } from '../sse.js';
 
 /** Milliseconds this worker's reads spent waiting and parsing, for the benchmark. */
 export const readTiming = { readWaitMs: 0, pushMs: 0, roomWaitMs: 0, reads: 0 };
@@ -32,8 +31,8 @@ const DEFAULT_RETRY_MS = 1000;
  * @typedef {Object} SourceOptions
  * @property {typeof fetch} [fetch]
  * @property {number} stallTimeout  ms without a byte before the connection counts as dropped
- * @property {number} [maxLine]  see sse-bytes.js
- * @property {(ev: import('./sse-bytes.js').ByteEvent) => void} onevent
+ * @property {number} [maxLine]  see sse.js
+ * @property {(ev: {type: string, data: string, id: string}) => void} onevent
  * @property {() => (Promise<void>|null)} [wait]  a promise to wait on before the next read (back-pressure)
  * @property {() => void} [onopen]
  * @property {(e: {status: number, message: string, closed: boolean, broken?: ChunkcastError}) => void} onerror
@@ -72,7 +71,7 @@ export class FetchEventSource {
     /** @type {Record<string, string>} */
     const headers = { Accept: 'text/event-stream' };
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
-    const parser = new ByteSseParser((ev) => { if (ctl === this.ctl) this.o.onevent(ev); }, { maxLine: this.o.maxLine, onRetry: (ms) => { this.retry = ms; } });
+    const parser = new SseParser((ev) => { if (ctl === this.ctl) this.o.onevent(ev); }, { maxLine: this.o.maxLine, onRetry: (ms) => { this.retry = ms; } });
     parser.idBuffer = parser.lastId = this.lastEventId;
     let status = 0;
     try {
@@ -124,7 +123,7 @@ export class FetchEventSource {
  * is aborted when no byte arrives for `stallTimeout` ms (`stalled`).
  * Rejects on a network error or a parser error.
  * @param {{fetch: typeof fetch, url: string, headers?: Record<string, string>, ctl: AbortController, stallTimeout: number,
- *          parser: ByteSseParser, onresponse: (r: Response) => boolean, after?: () => void, wait?: () => (Promise<void>|null)}} o
+ *          parser: SseParser, onresponse: (r: Response) => boolean, after?: () => void, wait?: () => (Promise<void>|null)}} o
  * @returns {Promise<{read: boolean, stalled: boolean, response: Response}>}
  */
 export async function readEvents(o) {

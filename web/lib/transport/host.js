@@ -17,11 +17,9 @@
 // chunks it was not told about.
 
 import { FetchEventSource, readEvents } from './fetch-source.js';
-import { ByteSseParser } from './sse-bytes.js';
+import { SseParser } from '../sse.js';
 
 /** @typedef {import('./sink.js').ChunkSink} ChunkSink */
-
-const text = new TextDecoder();
 
 export class TransportHost {
   /**
@@ -69,10 +67,10 @@ export class TransportHost {
       onopen: () => say('open'),
       onevent: (ev) => {
         if (ev.type === 'chunk') sink?.chunk(ev.data);
-        else if (ev.type === 'meta') say('meta', { data: text.decode(ev.data) });
+        else if (ev.type === 'meta') say('meta', { data: ev.data });
         else if (ev.type === 'end' || ev.type === 'error') {
           src.close(); // the response ends here; no reconnect
-          later(ev.type, { data: text.decode(ev.data) });
+          later(ev.type, { data: ev.data });
         }
       },
       onerror: (e) => {
@@ -96,12 +94,11 @@ export class TransportHost {
     let status = 0;
     let ended = false;
     const label = String(msg.url.match(/chunk\/(\d+\/\d+)/)?.[1] ?? '').replace('/', '..');
-    const parser = new ByteSseParser((ev) => {
+    const parser = new SseParser((ev) => {
       if (ev.type === 'chunk') sink?.chunk(ev.data);
       else if (ev.type === 'end') ended = true;
       else if (ev.type === 'error') {
-        const d = text.decode(ev.data);
-        failure = /"(changed|corrupt)"/.test(d) ? 'changed' : `the server reported: ${d}`;
+        failure = /"(changed|corrupt)"/.test(ev.data) ? 'changed' : `the server reported: ${ev.data}`;
       }
     }, { maxLine: msg.maxLine });
     try {

@@ -1,9 +1,10 @@
 // @ts-check
-/** @file Where the worker transport's chunk events go: decoded from the event's bytes into a staging buffer, hashed with WebCrypto, handed a few MiB at a time to the storage worker to write, and reported to the page in batches. */
+/** @file Where the worker transport's chunk events go: decoded into a staging buffer, hashed with WebCrypto, handed a few MiB at a time to the storage worker to write, and reported to the page in batches. */
 //
 // One chunk event, in the transport worker (transport-worker.js):
-//   data bytes -> the header `{"i","off","len","sha256"` parsed as JSON (a
-//   few hundred bytes) -> the base64 after `"b64":"` decoded into the next
+//   data (a string from sse.js) -> the header `{"i","off","len","sha256"`
+//   parsed as JSON (a few hundred bytes; parseChunkData) -> the base64
+//   after `"b64":"` (a slice of the event, not a copy) decoded into the next
 //   free span of the staging buffer (`setFromBase64`: no allocation per
 //   chunk) -> SHA-256 started (WebCrypto copies its input when called) ->
 //   when the buffer is full, or the stream pauses, the chunks in it whose
@@ -24,6 +25,7 @@
 
 import { decodeBase64Into, equal32 } from '../bytes.js';
 import { span } from '../protocol.js';
+import { parseChunkData } from '../sse.js';
 
 /** Bytes of digests in flight at most (at least two chunks) before the reader waits: bounds the copies WebCrypto holds. */
 const MAX_IN_FLIGHT_BYTES = 8 << 20;
@@ -36,9 +38,6 @@ const STAGE_MS = 30;
 /** How often the page hears about verified chunks while they stream in. */
 const NOTICE_MS = 40;
 
-const ascii = new TextDecoder();
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const B64_KEY = ',"b64":"';
 
 // @ts-ignore: Uint8Array.prototype.setFromBase64 is new (Chromium 140+)
 const hasSetFromBase64 = typeof Uint8Array.prototype.setFromBase64 === 'function';
@@ -134,35 +133,21 @@ export class ChunkSink {
   }
 
   /**
-   * One `chunk` event's data, as bytes.
-   * @param {Uint8Array} data
+   * One `chunk` event's data (see sse.js: the base64 in it is a slice, not a copy).
+   * @param {string} data
    */
   chunk(data) {
     if (this.closed) return;
     const m = this.t.manifest;
     const t0 = performance.now();
-    /** @type {{i: number, off: number}} */
+    /** @type {{i: number, off: number, b64?: string, text?: string}} */
     let head;
-    /** @type {Uint8Array|null} */
-    let b64 = null;
-    /** @type {string|undefined} */
-    let text;
-    /** @type {string|undefined} */
-    let b64s;
     try {
-      const k = indexOfAscii(data, B64_KEY, 1024);
-      if (k > 0 && data[data.length - 2] === 34 && data[data.length - 1] === 125) {
-        head = JSON.parse(`${ascii.decode(data.subarray(0, k))}}`);
-        b64 = data.subarray(k + B64_KEY.length, data.length - 2);
-      } else {
-        const ev = JSON.parse(utf8.decode(data));
-        head = ev;
-        if (typeof ev.b64 === 'string') b64s = ev.b64;
-        else if (typeof ev.text === 'string') text = ev.text;
-      }
+      head = parseChunkData(data);
     } catch {
       return; // unreadable: as the page's parser, dropped (the chunk stays missing)
     }
+    const { b64, text } = head;
     const i = head.i;
     if (!Number.isInteger(i) || i < 0 || i >= m.chunks) return;
     if (this.isVerified(i) || this.pending.has(i)) return; // a copy already in hand
@@ -175,18 +160,17 @@ export class ChunkSink {
     let ok = false;
     let got = 0;
     try {
-      if (b64 || b64s !== undefined) {
-        const s = b64s ?? ascii.decode(/** @type {Uint8Array} */ (b64));
-        got = (s.length >> 2) * 3; // about; exact when it decodes
+      if (typeof b64 === 'string') {
+        got = (b64.length >> 2) * 3; // about; exact when it decodes
         if (hasSetFromBase64) {
           // @ts-ignore: see hasSetFromBase64
-          const r = target.setFromBase64(s);
-          ok = r.read === s.length && r.written === len;
+          const r = target.setFromBase64(b64);
+          ok = r.read === b64.length && r.written === len;
           got = r.written;
         } else {
-          ok = decodeBase64Into(s, target) === len;
+          ok = decodeBase64Into(b64, target) === len;
         }
-      } else if (text !== undefined) {
+      } else if (typeof text === 'string') {
         const r = new TextEncoder().encodeInto(text, target);
         got = r.written;
         ok = r.read === text.length && r.written === len;
@@ -341,22 +325,4 @@ export class ChunkSink {
     for (const s of this.shipped.splice(0)) s.done();
     this._roomMaybe();
   }
-}
-
-/**
- * Where the ASCII `key` starts in the first `limit` bytes of `data`, or -1.
- * @param {Uint8Array} data @param {string} key @param {number} limit
- */
-export function indexOfAscii(data, key, limit) {
-  const first = key.charCodeAt(0);
-  // Searched within the limit only: an indexOf over the whole event would
-  // run through the payload (no comma in base64) once per chunk.
-  const head = data.subarray(0, Math.min(data.length, limit));
-  const stop = head.length - key.length;
-  for (let k = head.indexOf(first); k >= 0 && k <= stop; k = head.indexOf(first, k + 1)) {
-    let j = 1;
-    while (j < key.length && data[k + j] === key.charCodeAt(j)) j++;
-    if (j === key.length) return k;
-  }
-  return -1;
 }

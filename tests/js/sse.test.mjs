@@ -1,20 +1,18 @@
-// The worker transport's SSE parser over bytes (web/lib/transport/sse-bytes.js)
-// and its chunk-header search: the HTML standard's line and field rules,
-// whatever the split of the stream into reads, and a bounded buffer. Pure
-// functions, so no server.
+// The SSE parser (web/lib/sse.js) that reads the worker transport's streams
+// and every range refill: the HTML standard's line and field rules, whatever
+// the split of the stream into reads (a UTF-8 character split included), and
+// a bounded buffer. Pure, so no server.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ByteSseParser } from '../../web/lib/transport/sse-bytes.js';
-import { indexOfAscii } from '../../web/lib/transport/sink.js';
+import { SseParser, parseChunkData } from '../../web/lib/sse.js';
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
-/** Parses `text` pushed in the given reads; returns the events (data as text) and the parser. */
+/** Parses the bytes pushed in the given reads; returns the events and the parser. */
 function parse(/** @type {Uint8Array[]} */ reads, opts = {}) {
   const events = [];
-  const p = new ByteSseParser((ev) => events.push({ type: ev.type, data: dec.decode(ev.data), id: ev.id }), opts);
+  const p = new SseParser((ev) => events.push({ type: ev.type, data: ev.data, id: ev.id }), opts);
   for (const r of reads) p.push(r);
   p.end();
   return { events, p };
@@ -32,18 +30,18 @@ function splits(/** @type {Uint8Array} */ bytes) {
   return out;
 }
 
-const STREAM = 'retry: 1287\n\nevent: meta\ndata: {"a":1}\n\nid: 0\nevent: chunk\ndata: {"i":0,"b64":"AAEC"}\n\n'
+const STREAM = 'retry: 1287\n\nevent: meta\ndata: {"a":"文字 😀"}\n\nid: 0\nevent: chunk\ndata: {"i":0,"b64":"AAEC"}\n\n'
   + ': keep-alive\r\nid: 1\r\nevent: chunk\r\ndata: line one\r\ndata:line two\r\n\r\n'
   + 'id: 2\revent: end\rdata: {"chunks":3}\r\r';
 
 const WANT = [
-  { type: 'meta', data: '{"a":1}', id: '' },
+  { type: 'meta', data: '{"a":"文字 😀"}', id: '' },
   { type: 'chunk', data: '{"i":0,"b64":"AAEC"}', id: '0' },
   { type: 'chunk', data: 'line one\nline two', id: '1' },
   { type: 'end', data: '{"chunks":3}', id: '2' },
 ];
 
-test('events, comments, retry and multi-line data are parsed alike for LF, CRLF and CR, however the stream is split', () => {
+test('events, comments, retry, multi-line data and multi-byte characters are parsed alike for LF, CRLF and CR, however the stream is split', () => {
   for (const reads of splits(enc.encode(STREAM))) {
     const { events, p } = parse(reads);
     assert.deepEqual(events, WANT, `split ${reads.map((r) => r.length).join('+')}`);
@@ -57,7 +55,7 @@ test('a CRLF split across two reads is one line end, not a line end and a blank 
 });
 
 test('the last event id is that of the last whole event: an event cut before its blank line does not count', () => {
-  const p = new ByteSseParser(() => {});
+  const p = new SseParser(() => {});
   p.push(enc.encode('id: 5\nevent: chunk\ndata: x\n\nid: 6\nevent: chunk\ndata: partial'));
   p.end();
   assert.equal(p.lastId, '5');
@@ -77,7 +75,7 @@ test('a bad retry (not only digits) is ignored; a field without colon has an emp
   assert.deepEqual(events, [{ type: 'message', data: '', id: '' }]);
 });
 
-test('a long data line spanning many reads arrives whole, and the buffers are reused across events', () => {
+test('a long data line spanning many reads arrives whole', () => {
   const payload = 'A'.repeat(300_000);
   const bytes = enc.encode(`id: 1\nevent: chunk\ndata: ${payload}\n\nid: 2\nevent: chunk\ndata: ${payload}B\n\n`);
   const reads = [];
@@ -88,18 +86,16 @@ test('a long data line spanning many reads arrives whole, and the buffers are re
   assert.equal(events[1].data, `${payload}B`);
 });
 
-test('a line or an event over maxLine bytes is a protocol error, not an unbounded buffer', () => {
-  const p = new ByteSseParser(() => {}, { maxLine: 1000 });
+test('a line or an event over maxLine characters is a protocol error, not an unbounded buffer', () => {
+  const p = new SseParser(() => {}, { maxLine: 1000 });
   assert.throws(() => { for (let k = 0; k < 10; k++) p.push(enc.encode('x'.repeat(200))); }, (e) => e.code === 'protocol');
-  const q = new ByteSseParser(() => {}, { maxLine: 1000 });
+  const q = new SseParser(() => {}, { maxLine: 1000 });
   assert.throws(() => q.push(enc.encode('data: 0123456789\n'.repeat(100))), (e) => e.code === 'protocol');
 });
 
-test('the chunk header search finds `,"b64":"` only within its limit', () => {
-  const s = '{"i":3,"off":0,"len":4,"sha256":"ab","b64":"AAAA"}';
-  const d = enc.encode(s);
-  const at = s.indexOf(',"b64":"');
-  assert.equal(indexOfAscii(d, ',"b64":"', 1024), at);
-  assert.equal(indexOfAscii(d, ',"b64":"', at + 7), -1);
-  assert.equal(indexOfAscii(enc.encode('{"i":3,"text":"b64"}'), ',"b64":"', 1024), -1);
+test("a chunk event's base64 is sliced out of its data; a text chunk is parsed whole", () => {
+  const head = '{"i":3,"off":12,"len":3,"sha256":"ab"';
+  assert.deepEqual(parseChunkData(`${head},"b64":"AAEC"}`), { i: 3, off: 12, len: 3, sha256: 'ab', b64: 'AAEC' });
+  assert.deepEqual(parseChunkData(`${head},"text":"b64\\"}"}`), { i: 3, off: 12, len: 3, sha256: 'ab', text: 'b64"}' });
+  assert.throws(() => parseChunkData('{"i":3,'));
 });
