@@ -90,11 +90,11 @@ export interface DownloadOptions {
   /** 'auto' | 'memory' | 'opfs' | 'idb' | a store */
   store?: string | ChunkStore;
   /**
-   * Who reads the stream: 'worker' (the OPFS store's worker fetches, decodes, verifies and
-   * writes each chunk off the main thread; needs the OPFS store, else EventSource is used),
-   * 'eventsource' (default: the page's EventSource, the reference behaviour and, measured,
-   * the faster one), 'auto': the worker where it can run (its main thread stays nearly
-   * idle), else EventSource.
+   * Who reads the stream: 'worker' (a worker fetches, decodes and verifies each chunk and the
+   * OPFS store's worker writes it, off the main thread; needs the OPFS store, else EventSource
+   * is used), 'eventsource' (the page's EventSource, the reference behaviour), 'auto'
+   * (default): the worker where it can run (measured faster, and the main thread stays
+   * nearly idle), else EventSource.
    */
   transport?: 'auto' | 'worker' | 'eventsource';
   /** largest file kept in memory with 'auto' */

@@ -211,7 +211,7 @@ for (const transport of ['worker', 'eventsource']) {
   });
 }
 
-test('auto takes the worker with the OPFS store, EventSource with the others; the default is EventSource', async () => {
+test('auto (the default) takes the worker with the OPFS store, EventSource with the others and when the caller brings an EventSource', async () => {
   const page = await browser.context.newPage();
   await page.goto(large.url);
   const kinds = await page.evaluate(async () => {
@@ -229,9 +229,14 @@ test('auto takes the worker with the OPFS store, EventSource with the others; th
     await plain.done;
     out.default = plain.transportKind;
     await plain.close();
+    const own = new Download('big.bin', { store: 'opfs', EventSource });
+    own.start();
+    await own.done;
+    out.ownEventSource = own.transportKind;
+    await own.close();
     return out;
   });
-  assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource', default: 'eventsource' });
+  assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource', default: 'worker', ownEventSource: 'eventsource' });
   await page.close();
 });
 

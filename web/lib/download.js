@@ -17,9 +17,9 @@
 //     touches a chunk's bytes;
 //   - 'eventsource': the browser's EventSource on the page and fetchRange
 //     (range.js), each chunk decoded, hashed and stored from here (`_drain`).
-//   'eventsource' is the default; 'auto' takes the worker where it can run
-//   (the OPFS store in a secure context, no EventSource or fetch of the
-//   caller's own), else EventSource. Everything else below (the plan, reconnects, stalls,
+//   'auto' (the default) takes the worker where it can run (the OPFS store
+//   in a secure context, no EventSource or fetch of the caller's own), else
+//   EventSource. Everything else below (the plan, reconnects, stalls,
 //   `changed`, refills, text order) is the same for both.
 //
 // Failures and how they are met:
@@ -77,8 +77,8 @@ import { WorkerTransport } from './transport/worker.js';
  * @property {any} [EventSource]  constructor; defaults to the global one
  * @property {typeof fetch} [fetch]
  * @property {string|ChunkStore} [store]  'auto' | 'memory' | 'opfs' | 'idb' | a store
- * @property {'auto'|'worker'|'eventsource'} [transport]  who reads the stream: 'worker' (the
- *   OPFS store's worker fetches, decodes, verifies and writes; needs the OPFS store), 'eventsource'
+ * @property {'auto'|'worker'|'eventsource'} [transport]  who reads the stream: 'worker' (a
+ *   worker fetches, decodes and verifies, the OPFS store's worker writes; needs the OPFS store), 'eventsource'
  *   (the page's EventSource); 'auto' (default): the worker where it can run, else EventSource
  * @property {number} [memoryLimit]  largest file kept in memory with 'auto'
  * @property {number} [stallTimeout]  ms without any event before reopening
@@ -324,11 +324,11 @@ export class Download {
 
   /** Picks the transport for the open store (see the file comment). */
   _chooseTransport() {
-    // EventSource by default: on a quiet 2-core machine it downloads faster
-    // into OPFS than the worker transport (109 against 86 MB/s, 256 MiB,
-    // scripts/bench-browser.mjs), though it costs the page's main thread
-    // about 3x the CPU; 'auto' picks the worker where it can run.
-    const want = this.opts.transport ?? 'eventsource';
+    // 'auto' by default: where it can run, the worker transport downloads
+    // faster into OPFS than EventSource (145 against 121 MB/s, 256 MiB,
+    // scripts/bench-browser.mjs on 2 cores) and leaves the page's main
+    // thread nearly idle; EventSource is the reference, always selectable.
+    const want = this.opts.transport ?? 'auto';
     const store = /** @type {any} */ (this.store);
     // A new one for each open: the storage worker lets go of a transport's port when the file closes.
     this.transport?.close();
