@@ -34,7 +34,10 @@
 //             person on the LAN opens a server over plain HTTP: no WebCrypto,
 //             no OPFS, so the vendored WebAssembly SHA-256 and IndexedDB.
 // The page POSTs its own progress figures to a small listener here. Then curl fetches
-// /files/NAME from the same server. Prints MB/s (10^6 bytes/s) for both.
+// /files/NAME from the same server, to /dev/null and into a new file (what
+// storing the bytes costs on this machine: on a VM whose memory is handed
+// back to the host when freed, page-cache pages touched for the first time
+// can cost more than the network). Prints MB/s (10^6 bytes/s) for all.
 // Each size and row runs RUNS times (default 3), alternating browser and curl, and
 // the medians are printed last, with the page's own per-stage timings
 // (milliseconds spent in each step of the receive path) for the median run.
@@ -265,7 +268,12 @@ function cpuByThread(pids) {
   return out;
 }
 
-const curl = (/** @type {string} */ url) => Number(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{speed_download}', url]).toString());
+const curl = (/** @type {string} */ url, out = '/dev/null') => Number(execFileSync('curl', ['-s', '-o', out, '-w', '%{speed_download}', url]).toString());
+/** curl of `url` into a new file on this disk (removed after): what storing alone allows here. */
+const curlToFile = (/** @type {string} */ url) => {
+  const out = path.join(tmp, 'curl-out');
+  try { return curl(url, out); } finally { rmSync(out, { force: true }); }
+};
 
 const results = [];
 for (const f of files) {
@@ -278,6 +286,7 @@ for (const f of files) {
     /** @type {Record<string, any[]>} */
     const runs = Object.fromEntries(cases.map((c) => [c, []]));
     const curls = [];
+    const curlFiles = [];
     for (let k = 0; k < RUNS; k++) {
       for (const kase of cases) {
         const r = await browserRun(f, row, kase);
@@ -288,15 +297,17 @@ for (const f of files) {
         runs[kase].push(r);
       }
       const curlBps = curl(`${local}files/${encodeURIComponent(f.name)}`);
-      console.log(`${f.name} ${row.row} #${k + 1} curl /files: ${mb(curlBps)} MB/s`);
+      const toFile = curlToFile(`${local}files/${encodeURIComponent(f.name)}`);
+      console.log(`${f.name} ${row.row} #${k + 1} curl /files: ${mb(curlBps)} MB/s; into a file: ${mb(toFile)} MB/s`);
       curls.push(curlBps);
+      curlFiles.push(toFile);
     }
-    results.push({ f, row, runs, curls });
+    results.push({ f, row, runs, curls, curlFiles });
   }
 }
 console.log('\nmedians (MB/s = 10^6 bytes/s of payload; ratios are within this run, the only fair comparison on a shared machine):');
-for (const { f, row, runs, curls } of results) {
-  console.log(`${f.name} ${row.row} (${row.host}): curl /files ${mb(median(curls))} MB/s (runs: ${curls.map(mb).join(', ')})`);
+for (const { f, row, runs, curls, curlFiles } of results) {
+  console.log(`${f.name} ${row.row} (${row.host}): curl /files ${mb(median(curls))} MB/s (runs: ${curls.map(mb).join(', ')}); into a new file ${mb(median(curlFiles))} MB/s (runs: ${curlFiles.map(mb).join(', ')})`);
   /** @type {Record<string, number>} */
   const med = {};
   for (const [kase, list] of Object.entries(runs)) {
