@@ -19,9 +19,13 @@ process.env.XDG_CONFIG_HOME = CONFIG;
 
 const BIN = pseudoRandom(3 * 1024 * 1024 + 123, 7);
 const TEXT = 'Over HTTPS, line by line: ünïcödé, emoji 🎉, and more.\n'.repeat(3000);
-/** Twelve files a paced download needs about two seconds for. */
+/**
+ * Twelve files a paced download needs about four seconds for: long enough
+ * that all twelve overlap even when a loaded machine starts them a couple
+ * of seconds apart (at two seconds each, one once finished before the last began).
+ */
 const PACED = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`p${i}.bin`, pseudoRandom(256 * 1024, 100 + i)]));
-const PACE = 128 * 1024; // bytes per second per download
+const PACE = 64 * 1024; // bytes per second per download
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */ let tls;
 /** @type {Awaited<ReturnType<typeof launch>>} */ let browser;

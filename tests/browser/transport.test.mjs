@@ -1,6 +1,6 @@
 // The two transports of the browser library (Download option `transport`):
-// 'worker' (the OPFS store's worker fetches the stream and ranges, decodes,
-// verifies and writes; web/lib/transport/) and 'eventsource' (the page's
+// 'worker' (a worker fetches the stream and ranges, decodes and verifies,
+// the OPFS store's worker writes; web/lib/transport/) and 'eventsource' (the page's
 // EventSource, the reference behaviour). Each behaviour runs against both,
 // in real Chromium on http://127.0.0.1 (a secure context, so OPFS exists),
 // failures injected on the wire by the proxy of tests/js/helpers.mjs.
@@ -238,6 +238,32 @@ test('auto (the default) takes the worker with the OPFS store, EventSource with 
   });
   assert.deepEqual(kinds, { opfs: 'worker', idb: 'eventsource', memory: 'eventsource', default: 'worker', ownEventSource: 'eventsource' });
   await page.close();
+});
+
+test('if the transport worker cannot load, the download goes on through EventSource', async () => {
+  const page = await browser.context.newPage();
+  let blocked = 0;
+  await page.route('**/transport-worker.js', (r) => { blocked++; return r.abort(); });
+  await page.goto(large.url);
+  const r = await page.evaluate(async () => {
+    const { Download, clearStored } = await import('/chunkcast.js');
+    await clearStored('big.bin');
+    /** @type {string[]} */
+    const log = [];
+    const dl = new Download('big.bin', { store: 'opfs', transport: 'worker', log: (m) => log.push(m) });
+    dl.start();
+    const { blob } = await dl.done;
+    const sha = [...new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const out = { kind: dl.transportKind, sha, log, failed: dl.progress().chunksFailed };
+    await dl.close();
+    return out;
+  });
+  await page.close();
+  assert.ok(blocked >= 1, 'the worker script was asked for');
+  assert.ok(r.log.some((m) => /worker transport failed/.test(m)), r.log.join('; '));
+  assert.equal(r.kind, 'eventsource');
+  assert.equal(r.sha, sha256hex(big));
+  assert.equal(r.failed, 0);
 });
 
 test('with --auth, the worker transport sends the credentials the browser signed in with', async () => {

@@ -337,9 +337,26 @@ export class Download {
     const m = /** @type {Manifest} */ (this.manifest);
     const onDisk = new Uint8Array(Math.ceil(m.chunks / 8));
     this.status.forEach((st, i) => { if (st === CHUNK.VERIFIED) onDisk[i >> 3] |= 1 << (i & 7); });
-    this.transport = WorkerTransport.on(store, (n) => this._notice(n), { manifest: m, expected: this.expected, onDisk });
+    const t = WorkerTransport.on(store, (n) => this._notice(n), { manifest: m, expected: this.expected, onDisk }, (why) => this._transportBroken(t, why));
+    this.transport = t;
     if (this.transport) this.noticesOn = true;
     else if (want === 'worker') this._log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${store?.kind}; using EventSource`);
+  }
+
+  /**
+   * The worker transport's worker failed (its script did not load, say):
+   * the download goes on through EventSource. What it had in hand and not
+   * yet reported is fetched again; its ranges are stopped and requeued.
+   * @param {WorkerTransport|null} t @param {string} why
+   */
+  _transportBroken(t, why) {
+    if (!t || this.transport !== t) return;
+    this._log(`the worker transport failed (${why}); using EventSource`);
+    t.close();
+    this.transport = null;
+    this._closeStream();
+    for (const c of this.ranges) c.abort();
+    if (LIVE.has(this.state)) this._pump();
   }
 
   /**

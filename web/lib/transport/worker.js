@@ -36,12 +36,14 @@ export class WorkerTransport {
    * @param {Worker} worker  the transport's own worker (transport-worker.js)
    * @param {Worker} storage  the OPFS store's worker, with the file open
    * @param {(n: Notice) => void} onNotice
+   * @param {(why: string) => void} [onBroken]  the worker failed (it could not load, say): nothing more will come from it
    */
-  constructor(worker, storage, onNotice) {
+  constructor(worker, storage, onNotice, onBroken) {
     this.kind = 'worker';
     this.worker = worker;
     this.storage = storage;
     this.onNotice = onNotice;
+    worker.addEventListener('error', (e) => { e.preventDefault(); onBroken?.(e.message || 'its script did not load'); });
     this.tid = 0;
     /** @type {Map<number, (msg: any) => void>} */
     this.requests = new Map();
@@ -55,9 +57,10 @@ export class WorkerTransport {
    * verify: the manifest's shape and digests, and which chunks are on disk.
    * @param {any} store @param {(n: Notice) => void} onNotice
    * @param {{manifest: {kind: string, size: number, chunks: number, chunk_size: number, offsets?: number[]|null}, expected: Uint8Array, onDisk: Uint8Array}} file
+   * @param {(why: string) => void} [onBroken]  see the constructor
    * @returns {WorkerTransport|null}
    */
-  static on(store, onNotice, file) {
+  static on(store, onNotice, file, onBroken) {
     if (!store || store.kind !== 'opfs' || !store.worker || typeof store.key !== 'string') return null;
     const worker = new Worker(new URL('../../transport-worker.js', import.meta.url), { type: 'module' });
     const { port1, port2 } = new MessageChannel();
@@ -65,7 +68,7 @@ export class WorkerTransport {
     store.worker.postMessage({ op: 'port', key: store.key, port: port1 }, [port1]);
     const { kind, size, chunks, chunk_size, offsets } = file.manifest;
     worker.postMessage({ op: 'n-open', port: port2, manifest: { kind, size, chunks, chunk_size, offsets: offsets ?? null }, expected: file.expected, onDisk: file.onDisk }, [port2]);
-    return new WorkerTransport(worker, store.worker, onNotice);
+    return new WorkerTransport(worker, store.worker, onNotice, onBroken);
   }
 
   /** @param {any} msg */
