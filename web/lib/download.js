@@ -33,7 +33,9 @@
 //     `/events/chunk/<start>/<end>` in batches, `parallel` requests at most;
 //   - a changed file (412, `event: error` code `changed`, a manifest whose
 //     version differs): stale chunks are discarded and the caller told; the
-//     download starts over only if asked (`restartOnChange` or `restart()`).
+//     download starts over only if asked (`restartOnChange` or `restart()`);
+//   - the worker transport's worker failing (its script did not load, say):
+//     the download goes on through EventSource (`_transportBroken`).
 
 import { decodeBase64, decodeBase64Into, equal32 } from './bytes.js';
 import { ChunkcastError, asError, asStorageError } from './errors.js';
