@@ -24,7 +24,7 @@
 // The port is closed with the file, so a put meant for an earlier open (or
 // an earlier version of the file) can never land in a later one.
 
-import { decodeBase64, digestsFromHex, encodeBase64, toHex } from './lib/bytes.js';
+import { decodeBase64, encodeBase64, toHex } from './lib/bytes.js';
 import { span } from './lib/protocol.js';
 import { sha256 } from './lib/sha256.js';
 import { opfsFiles } from './lib/store/common.js';
@@ -42,8 +42,6 @@ let key = '';
 /** @type {{version: string, size: number, chunks: number, name: string}|null} */
 let info = null;
 let bitmap = new Uint8Array(0);
-/** @type {any} the open file's manifest (with `hashes`, `offsets`) */
-let man = null;
 /** @type {MessagePort|null} the worker transport's port for the open file (see `port`) */
 let port = null;
 let dirty = false;
@@ -117,7 +115,6 @@ async function open(m) {
     throw new Error(`cannot open the OPFS file (is this download open in another tab?) ${why}`);
   }
   info = { version: m.version, size: m.size, chunks: m.chunks, name: m.name };
-  man = m;
   bitmap = new Uint8Array(Math.ceil(m.chunks / 8));
   const texts = slots.map((h) => {
     try {

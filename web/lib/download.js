@@ -341,7 +341,7 @@ export class Download {
     this.status.forEach((st, i) => { if (st === CHUNK.VERIFIED) onDisk[i >> 3] |= 1 << (i & 7); });
     const t = WorkerTransport.on(store, (n) => this._notice(n), { manifest: m, expected: this.expected, onDisk }, (why) => this._transportBroken(t, why));
     this.transport = t;
-    if (this.transport) this.noticesOn = true;
+    if (t) this.noticesOn = true;
     else if (want === 'worker') this._log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${store?.kind}; using EventSource`);
   }
 

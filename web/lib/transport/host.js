@@ -43,12 +43,6 @@ export class TransportHost {
     }
   }
 
-  /** Stops every request (the file is closing). */
-  stopAll() {
-    for (const r of this.running.values()) r.close();
-    this.running.clear();
-  }
-
   /** @param {{tid: number, url: string, stallTimeout: number, maxLine: number}} msg */
   _stream(msg) {
     const { tid } = msg;

@@ -38,10 +38,6 @@ const STAGE_MS = 30;
 /** How often the page hears about verified chunks while they stream in. */
 const NOTICE_MS = 40;
 
-
-// @ts-ignore: Uint8Array.prototype.setFromBase64 is new (Chromium 140+)
-const hasSetFromBase64 = typeof Uint8Array.prototype.setFromBase64 === 'function';
-
 /**
  * @typedef {Object} Notice  what the page is told, batched
  * @property {number[]} verified  chunk numbers, in the order verified
@@ -102,8 +98,7 @@ export class ChunkSink {
     this.staged = [];
     /** @type {any} */
     this.stageTimer = null;
-    /** Stages being hashed or written, in the order handed over: each with what settles it. */
-    /** @type {{verified: Staged[], digests: Uint8Array[], settled: Promise<void>, done: () => void}[]} */
+    /** @type {{verified: Staged[], digests: Uint8Array[], settled: Promise<void>, done: () => void}[]} stages handed over and not yet written, in order: each with what settles it */
     this.shipped = [];
     /** Stages whose digests are still being awaited before their put. */
     this.hashing = 0;
@@ -161,15 +156,9 @@ export class ChunkSink {
     let got = 0;
     try {
       if (typeof b64 === 'string') {
-        got = (b64.length >> 2) * 3; // about; exact when it decodes
-        if (hasSetFromBase64) {
-          // @ts-ignore: see hasSetFromBase64
-          const r = target.setFromBase64(b64);
-          ok = r.read === b64.length && r.written === len;
-          got = r.written;
-        } else {
-          ok = decodeBase64Into(b64, target) === len;
-        }
+        const n = decodeBase64Into(b64, target); // -1: not exactly `len` bytes
+        ok = n === len;
+        got = n >= 0 ? n : (b64.length >> 2) * 3; // about, when it does not fit
       } else if (typeof text === 'string') {
         const r = new TextEncoder().encodeInto(text, target);
         got = r.written;

@@ -5,8 +5,8 @@
 // dispatch, a string of ~350 KB, base64 decoding and handing the bytes to
 // storage; with WebCrypto's digests that thread was the bottleneck (the
 // download reached about half of what the page could merely receive). In
-// the transport worker the same bytes are read with fetch(), parsed as
-// bytes, decoded into a staging buffer and hashed (see transport/host.js and
+// the transport worker the same bytes are read with fetch(), parsed (one
+// decoding per read, see sse.js), decoded into a staging buffer and hashed (see transport/host.js and
 // transport/sink.js); the verified ones go to the storage worker over a
 // MessagePort, without the page in between, and are written there while the
 // transport worker reads on. The page gets a few small messages a second.
@@ -34,14 +34,12 @@ import { ChunkcastError } from '../errors.js';
 export class WorkerTransport {
   /**
    * @param {Worker} worker  the transport's own worker (transport-worker.js)
-   * @param {Worker} storage  the OPFS store's worker, with the file open
    * @param {(n: Notice) => void} onNotice
    * @param {(why: string) => void} [onBroken]  the worker failed (it could not load, say): nothing more will come from it
    */
-  constructor(worker, storage, onNotice, onBroken) {
+  constructor(worker, onNotice, onBroken) {
     this.kind = 'worker';
     this.worker = worker;
-    this.storage = storage;
     this.onNotice = onNotice;
     worker.addEventListener('error', (e) => { e.preventDefault(); onBroken?.(e.message || 'its script did not load'); });
     this.tid = 0;
@@ -68,7 +66,7 @@ export class WorkerTransport {
     store.worker.postMessage({ op: 'port', key: store.key, port: port1 }, [port1]);
     const { kind, size, chunks, chunk_size, offsets } = file.manifest;
     worker.postMessage({ op: 'n-open', port: port2, manifest: { kind, size, chunks, chunk_size, offsets: offsets ?? null }, expected: file.expected, onDisk: file.onDisk }, [port2]);
-    return new WorkerTransport(worker, store.worker, onNotice, onBroken);
+    return new WorkerTransport(worker, onNotice, onBroken);
   }
 
   /** @param {any} msg */
