@@ -6,7 +6,13 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+use chunkcast::cli::index::IndexConfig;
+use chunkcast::cli::link::LinkConfig;
+use chunkcast::cli::serve::in_project;
 use chunkcast::cli::{Cli, Command, ServeArgs};
+use chunkcast::protocol::limits::{LINK_EXPIRES, LINK_SIGNATURE};
+use chunkcast::protocol::params::encode_query_value;
+use chunkcast::server::policy::access::{unix_now, LinkKey};
 use chunkcast::{client, Config};
 
 fn main() -> std::process::ExitCode {
@@ -26,7 +32,7 @@ fn run() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         // Bare `chunkcast` (`cargo run`): the bundled fixtures, for a first try.
-        None => serve(ServeArgs { root: Some(chunkcast::config::in_project("fixtures")), ..ServeArgs::default() }),
+        None => serve(ServeArgs { root: Some(in_project("fixtures")), ..ServeArgs::default() }),
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Get(args)) => get(&args),
         Some(Command::Index(args)) => index_dir(&args),
@@ -38,7 +44,7 @@ fn run() -> anyhow::Result<()> {
 /// downloads with the terminal reporter. Errors are printed as their own
 /// message (no cause chain: a path or an OS error is named once).
 fn get(args: &chunkcast::cli::GetArgs) -> anyhow::Result<()> {
-    let config = client::Config::try_from(args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = client::GetConfig::try_from(args).map_err(|e| anyhow::anyhow!("{e}"))?;
     let term = client::term::Term::new(&config, args.quiet);
     term.exit_on_ctrl_c();
     let result = client::get(&config, &*term);
@@ -121,12 +127,8 @@ async fn signals() {
 /// `chunkcast index DIR`: the catalog walks the tree, the index store hashes
 /// and persists every file the way a server with the same flags would find it.
 fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
-    use chunkcast::config;
-    let root = config::checked_root(&args.dir)?;
-    let chunk_size = config::checked_chunk_size(args.chunk_size)?;
-    let index_dir = args.index_dir.clone().or_else(config::default_index_dir);
-    config::check_index_dir(index_dir.as_deref(), &root)?;
-    let (catalog, store) = chunkcast::state::catalog_and_store(root, chunk_size, index_dir)?;
+    let IndexConfig { root, chunk_size, index_dir } = IndexConfig::try_from(args)?;
+    let (catalog, store) = chunkcast::tree::catalog_and_store(root, chunk_size, index_dir)?;
     let entries = catalog.walk()?;
     actix_web::rt::System::new().block_on(async {
         for entry in &entries {
@@ -141,24 +143,13 @@ fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
 /// `chunkcast link BASE_URL NAME`: the page's URL opened on one file, with
 /// the expiry and the signature the server's `--link-key` checks.
 fn link(args: &chunkcast::cli::LinkArgs) -> anyhow::Result<()> {
-    let key_file = args
-        .key_file
-        .clone()
-        .or_else(chunkcast::config::default_link_key)
-        .context("no --key-file given and no config directory to find the default key in")?;
-    let key = chunkcast::access::LinkKey::load_or_create(&key_file)?;
-    let expires = chunkcast::access::unix_now().saturating_add(args.expires.as_secs());
-    let base = args.base_url.trim_end_matches('/');
-    // Query-safe, and readable: only what a query value cannot hold is escaped.
-    const VALUE: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
-    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, VALUE).to_string();
+    let LinkConfig { base_url, name, expires, key_file } = LinkConfig::try_from(args)?;
+    let key = LinkKey::load_or_create(&key_file)?;
+    let expires = unix_now().saturating_add(expires.as_secs());
     println!(
-        "{base}/?file={}&{}={expires}&{}={}",
-        encode(&args.name),
-        chunkcast::access::LINK_EXPIRES,
-        chunkcast::access::LINK_SIGNATURE,
-        key.sign(&args.name, expires)
+        "{base_url}/?file={}&{LINK_EXPIRES}={expires}&{LINK_SIGNATURE}={}",
+        encode_query_value(&name),
+        key.sign(&name, expires)
     );
     eprintln!(
         "valid until {} (UTC); the server must run with --link-key {}",

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::http::{self, Conn, Finder};
 
-pub use chunkcast::index::Hash;
+pub use chunkcast::protocol::Hash;
 
 /// The chunk digests of a file, from its manifest (read and checked by the
 /// protocol's own [`chunkcast::protocol::Manifest`]).

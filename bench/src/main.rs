@@ -157,7 +157,7 @@ fn run() -> Result<()> {
     // The server (a child, with the same limit) refuses streams beyond its
     // default `--max-connections`, which keeps a quarter of the limit in
     // reserve: ask for no more than that.
-    let slow = plan.slow.min(chunkcast::config::default_max_connections());
+    let slow = plan.slow.min(chunkcast::server::config::default_max_connections());
     if slow < plan.slow {
         eprintln!("[bench] open-file limit {nofile}: {slow} slow streams instead of {}", plan.slow);
     }
@@ -231,7 +231,7 @@ fn run() -> Result<()> {
             rep.push(Row::new("1 limits", "nginx static file (sendfile) → `curl`".into(), format!("skipped: {why}")));
         }
     }
-    step("1. base64 encoder (chunkcast::sse::chunk, 256 KiB slices)");
+    step("1. base64 encoder (chunkcast::protocol::sse::chunk, 256 KiB slices)");
     let enc = encode_time(&big)?;
     rep.push(Row::new(
         "1 limits",
@@ -589,7 +589,13 @@ fn encode_time(path: &Path) -> Result<Duration> {
         let t = Instant::now();
         for (i, slice) in block[..n].chunks(256 << 10).enumerate() {
             out.clear();
-            chunkcast::sse::chunk(&mut out, i as u64, off, &hash, chunkcast::sse::Payload::Binary(slice));
+            chunkcast::protocol::sse::chunk(
+                &mut out,
+                i as u64,
+                off,
+                &hash,
+                chunkcast::protocol::sse::Payload::Binary(slice),
+            );
             off += slice.len() as u64;
             std::hint::black_box(&out);
         }

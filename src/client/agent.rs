@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use super::ClientError;
+use super::error::ClientError;
 
 /// An agent for `url` that reads error statuses as responses (the JSON body
 /// explains them), trusts the system roots plus `cacert`, and gives up on a

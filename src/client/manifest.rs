@@ -2,7 +2,8 @@
 //! parsed and checked for internal consistency, asked for each chunk's span
 //! and digest. A manifest that fails its checks is a protocol error.
 
-use super::ClientError;
+use super::error::ClientError;
+use crate::protocol::limits::{DEFAULT_MAX_RANGE, MAX_NEED_LEN};
 pub use crate::protocol::Manifest;
 
 impl From<crate::protocol::BadManifest> for ClientError {
@@ -15,11 +16,11 @@ impl Manifest {
     /// Chunks per range request: the server's `max_range`, else its old
     /// fixed default.
     pub fn range_limit(&self) -> u64 {
-        self.max_range.unwrap_or(crate::params::DEFAULT_MAX_RANGE).max(1)
+        self.max_range.unwrap_or(DEFAULT_MAX_RANGE).max(1)
     }
 
     /// Longest `need` list the server takes, else its old fixed limit.
     pub fn need_limit(&self) -> usize {
-        self.max_need.unwrap_or(crate::params::MAX_NEED_LEN)
+        self.max_need.unwrap_or(MAX_NEED_LEN)
     }
 }

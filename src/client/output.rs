@@ -10,12 +10,12 @@
 //!   never replaced: renaming a part file over `/dev/null` would destroy it);
 //! - a regular file goes through `PATH.part` and is renamed at the end. An
 //!   existing one is only replaced with `--force` (or when it already is
-//!   this version of the file; see `super::get`).
+//!   this version of the file; see `super::download::get`).
 
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 
-use super::ClientError;
+use super::error::ClientError;
 
 /// Where the verified bytes go.
 #[derive(Debug, Clone, PartialEq, Eq)]

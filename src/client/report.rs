@@ -3,6 +3,7 @@
 //! [`super::term::Term`] draws them; tests and embedders pass [`Silent`] or
 //! their own.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What the download is about to do, once the manifest is in.
@@ -48,3 +49,23 @@ pub trait Reporter: Sync {
 pub struct Silent;
 
 impl Reporter for Silent {}
+
+/// What a finished download reports.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Chunks found intact in a part file and not downloaded again.
+    pub resumed_chunks: u64,
+    /// Bytes verified in this run (not resumed from disk).
+    pub bytes_this_run: u64,
+    pub reconnects: u64,
+    pub corrupt_chunks: u64,
+    pub refilled_chunks: u64,
+    /// Payload bytes received beyond one copy of each chunk.
+    pub bytes_resent: u64,
+    pub seconds: f64,
+    /// The output already was this version: nothing was transferred.
+    pub already_there: bool,
+}

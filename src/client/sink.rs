@@ -12,10 +12,11 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::error::ClientError;
+use super::manifest::Manifest;
+use super::part::PartFile;
 use super::report::Reporter;
-use super::state::PartFile;
-use super::{ClientError, Manifest, Summary};
-use crate::index;
+use super::report::Summary;
 use crate::protocol::ChunkEvent;
 
 /// Where verified chunks go.
@@ -89,7 +90,11 @@ pub(super) fn check(m: &Manifest, data: &[u8], scratch: &mut Vec<u8>) -> Checked
         return Checked::Bad;
     }
     let (want_off, want_len) = m.span(i);
-    if off != want_off || len != want_len as u64 || scratch.len() != want_len || index::sha256(scratch) != m.hash(i) {
+    if off != want_off
+        || len != want_len as u64
+        || scratch.len() != want_len
+        || crate::protocol::sha256(scratch) != m.hash(i)
+    {
         return Checked::Bad;
     }
     Checked::Good { i }
@@ -201,7 +206,7 @@ impl<'r> Sink<'r> {
         if self.have_count != m.chunks {
             return Err(ClientError::Verify(format!("{} of {} chunks verified", self.have_count, m.chunks)));
         }
-        if index::hex(&index::root_of(&m.digests)) != m.root {
+        if crate::protocol::hex(&crate::protocol::root_of(&m.digests)) != m.root {
             return Err(ClientError::Verify("chunk digests do not hash to the manifest's root".into()));
         }
         if self.bytes_verified != m.size {
@@ -215,7 +220,7 @@ impl<'r> Sink<'r> {
             }
             Store::Ordered { mut out, path, whole, .. } => {
                 out.flush().map_err(|e| ClientError::File(path, e))?;
-                whole.map(|h| index::hex(&h.finalize()))
+                whole.map(|h| crate::protocol::hex(&h.finalize()))
             }
         };
         if let Some(sha) = whole {

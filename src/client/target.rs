@@ -10,8 +10,8 @@
 
 use percent_encoding::percent_decode_str;
 
-use super::ClientError;
-use crate::access::{LINK_EXPIRES, LINK_SIGNATURE};
+use super::error::ClientError;
+use crate::protocol::limits::{LINK_EXPIRES, LINK_SIGNATURE};
 
 /// The server and file a download is about.
 #[derive(Debug, Clone, PartialEq, Eq)]

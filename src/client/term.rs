@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::config::GetConfig;
+use super::error::ClientError;
+use super::output::Output;
+use super::report::Summary;
 use super::report::{Reporter, Retry, Start};
-use super::{ClientError, Config, Output, Summary};
 
 /// Speed is averaged over this window: long enough to be steady, short
 /// enough that a stall shows within seconds.
@@ -85,7 +88,7 @@ impl Meter {
 }
 
 impl Term {
-    pub fn new(config: &Config, quiet: bool) -> Arc<Term> {
+    pub fn new(config: &GetConfig, quiet: bool) -> Arc<Term> {
         // Hidden until the download starts: before the manifest is in there
         // is nothing to draw, and retries are printed as lines.
         let bar = ProgressBar::hidden();
@@ -153,7 +156,7 @@ impl Term {
             Output::File { path, .. } if verified > 0 => Some(format!(
                 "{} verified so far are kept in {}; run the same command again to resume",
                 indicatif::BinaryBytes(verified),
-                super::state::with_suffix(path, ".part").display()
+                super::part::with_suffix(path, ".part").display()
             )),
             Output::File { .. } => None,
             _ => Some(format!("{} cannot resume: running the same command again starts over", self.output.display())),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use chunkcast::reads::{ReadHook, ReadSite};
+use chunkcast::tree::disk::{Disk, ReadSite, WatchedDisk};
 
 #[derive(Default)]
 pub struct Gate {
@@ -23,15 +23,15 @@ struct State {
 }
 
 impl Gate {
-    /// A hook that holds reads at `site` of files whose name starts with
+    /// A disk that holds reads at `site` of files whose name starts with
     /// `prefix` until [`Gate::open`] (or a minute, so a broken test ends).
-    pub fn hook(self: &Arc<Self>, site: ReadSite, prefix: &'static str) -> ReadHook {
+    pub fn disk(self: &Arc<Self>, site: ReadSite, prefix: &'static str) -> Arc<dyn Disk> {
         let gate = self.clone();
-        ReadHook(Arc::new(move |rel: &str, at: ReadSite| {
+        Arc::new(WatchedDisk(Arc::new(move |rel: &str, at: ReadSite| {
             if at == site && rel.starts_with(prefix) {
                 gate.hold(rel);
             }
-        }))
+        })))
     }
 
     fn hold(&self, rel: &str) {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chunkcast::cli::ServeArgs;
-use chunkcast::sse::{Event, Parser};
-use chunkcast::Config;
+use chunkcast::protocol::sse::{Event, Parser};
+use chunkcast::{Config, Hooks};
 
 /// A running server. Dropping it stops the server.
 pub struct TestServer {
@@ -61,17 +61,18 @@ impl TestServer {
 
     /// Serves `root` with exactly these `serve` flags (plus `--root`/`--bind`).
     pub fn start_with(root: &Path, args: &[&str]) -> TestServer {
-        Self::start_configured(root, args, |_| {})
+        Self::start_configured(root, args, |_, _| {})
     }
 
     /// [`TestServer::start_with`], letting `adjust` change the checked
-    /// config first (test hooks no flag reaches: workers, a slow reader).
-    pub fn start_configured(root: &Path, args: &[&str], adjust: impl FnOnce(&mut Config)) -> TestServer {
+    /// config first, and the test hooks no flag reaches (workers, a slow disk).
+    pub fn start_configured(root: &Path, args: &[&str], adjust: impl FnOnce(&mut Config, &mut Hooks)) -> TestServer {
         let mut serve = ServeArgs::parse_from(args);
         serve.root = Some(root.to_owned());
         serve.bind = "127.0.0.1:0".parse().unwrap();
         let mut config = Config::try_from(serve).expect("valid test config");
-        adjust(&mut config);
+        let mut hooks = Hooks::default();
+        adjust(&mut config, &mut hooks);
         let tls_cert = config.tls.as_ref().map(|t| t.cert_path.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -85,7 +86,8 @@ impl TestServer {
                         std::future::pending::<()>().await;
                     }
                 };
-                let server = chunkcast::server(listener, config, shutdown_rx).expect("server starts");
+                let server =
+                    chunkcast::server_on_with(vec![listener], config, hooks, shutdown_rx).expect("server starts");
                 tx.send(server.handle()).unwrap();
                 server.await.expect("server runs");
             })
@@ -258,7 +260,7 @@ pub fn payload(event: &Event) -> (u64, Vec<u8>) {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    chunkcast::index::hex(&chunkcast::index::sha256(bytes))
+    chunkcast::protocol::hex(&chunkcast::protocol::sha256(bytes))
 }
 
 /// Percent-encodes a file name for a query string.

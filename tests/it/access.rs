@@ -3,7 +3,7 @@
 //! sockets against a real server.
 
 use crate::common::{q, sha256_hex, TestServer};
-use chunkcast::access::{unix_now, LinkKey};
+use chunkcast::server::policy::access::{unix_now, LinkKey};
 
 fn basic(user: &str, password: &str) -> String {
     format!(

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::common::*;
-use chunkcast::catalog::Catalog;
-use chunkcast::store::IndexStore;
+use chunkcast::tree::catalog::Catalog;
+use chunkcast::tree::IndexStore;
 use sha2::Digest as _;
 
 const SIZE: u64 = 1 << 30;
@@ -56,7 +56,7 @@ fn thirty_concurrent_huge_manifests_are_correct_and_healthz_keeps_answering() {
                     }
                     hasher.update(&buf[..n]);
                 }
-                assert_eq!(chunkcast::index::hex(&hasher.finalize()), want, "every response is the manifest");
+                assert_eq!(chunkcast::protocol::hex(&hasher.finalize()), want, "every response is the manifest");
                 pending.fetch_sub(1, Ordering::SeqCst);
             });
         }

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use crate::common::*;
-use chunkcast::sse::Parser;
+use chunkcast::protocol::sse::Parser;
 
 fn write_chunks(path: &std::path::Path, n: usize, seed: u8) -> Vec<u8> {
     let bytes: Vec<u8> = (0..n * 4096).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 0x80).collect();
@@ -38,7 +38,7 @@ fn a_stale_version_gets_412_and_a_fresh_one_streams_the_new_file() {
 
 /// Opens a paced stream, reads its first chunk, lets `change` alter the
 /// file, then reads to the end. Returns the events after the change.
-fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::sse::Event> {
+fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::protocol::sse::Event> {
     let root = fixture_root();
     let path = root.path().join("doc.bin");
     write_chunks(&path, 8, 2);
@@ -57,7 +57,7 @@ fn change_mid_stream(change: impl FnOnce(&std::path::Path)) -> Vec<chunkcast::ss
     std::iter::from_fn(|| parser.next_event(&mut reader).unwrap()).collect()
 }
 
-fn assert_changed(rest: &[chunkcast::sse::Event]) {
+fn assert_changed(rest: &[chunkcast::protocol::sse::Event]) {
     let last = rest.last().expect("the stream says why it stops");
     assert_eq!(last.event, "error", "{rest:?}");
     let data: serde_json::Value = serde_json::from_str(&last.data).unwrap();

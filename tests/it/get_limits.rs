@@ -105,12 +105,12 @@ fn endless_line_server() -> String {
                 }
                 if request.starts_with("GET /api/manifest") {
                     let chunk = vec![0u8; 4096];
-                    let hash = chunkcast::index::sha256(&chunk);
-                    let root = chunkcast::index::hex(&chunkcast::index::root_of(&[hash]));
+                    let hash = chunkcast::protocol::sha256(&chunk);
+                    let root = chunkcast::protocol::hex(&chunkcast::protocol::root_of(&[hash]));
                     let body = serde_json::json!({
                         "name": "x.bin", "size": 4096, "kind": "binary", "chunk_size": 4096, "chunks": 1,
-                        "version": &root[..16], "sha256": chunkcast::index::hex(&hash), "root": root,
-                        "hashes": [chunkcast::index::hex(&hash)],
+                        "version": &root[..16], "sha256": chunkcast::protocol::hex(&hash), "root": root,
+                        "hashes": [chunkcast::protocol::hex(&hash)],
                     })
                     .to_string();
                     let _ = write!(

@@ -19,7 +19,7 @@ fn hostile_server() -> String {
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
-            let empty = chunkcast::index::hex(&chunkcast::index::sha256(b""));
+            let empty = chunkcast::protocol::hex(&chunkcast::protocol::sha256(b""));
             let body = serde_json::json!({
                 "name": "anything/.bashrc_victim", "size": 0, "kind": "text", "chunk_size": 4096,
                 "chunks": 0, "version": &empty[..16], "sha256": empty, "root": empty, "hashes": [],

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::common::*;
-use chunkcast::catalog::Catalog;
-use chunkcast::store::IndexStore;
+use chunkcast::tree::catalog::Catalog;
+use chunkcast::tree::IndexStore;
 
 /// Rewrites `path` with other bytes of the same size and puts the old mtime
 /// back: only a server that rehashes would notice.
@@ -71,7 +71,7 @@ fn concurrent_first_requests_share_one_computation() {
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let (store, file) = (store.clone(), catalog.resolve("big.bin").unwrap());
-                tokio::spawn(async move { chunkcast::index::hex(&store.get(&file).await.unwrap().root) })
+                tokio::spawn(async move { chunkcast::protocol::hex(&store.get(&file).await.unwrap().root) })
             })
             .collect();
         let mut out = Vec::new();

@@ -74,7 +74,7 @@ fn the_binary_alone_serves_the_full_page() {
     assert_eq!(index.body_mut().read_to_vec().unwrap(), std::fs::read(web.join("index.html")).unwrap());
 
     let mut served = 0;
-    for path in chunkcast::assets::paths() {
+    for path in chunkcast::server::assets::paths() {
         let mut res = agent.get(format!("{url}/{path}")).call().unwrap();
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers()["cache-control"], "no-cache", "{path}");

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use chunkcast::sse::Parser;
+use chunkcast::protocol::sse::Parser;
 
 #[test]
 fn streams_beyond_the_cap_get_503_with_retry_after() {

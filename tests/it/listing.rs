@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use crate::common::*;
-use chunkcast::catalog::{Catalog, EntryKind};
+use chunkcast::tree::catalog::{Catalog, EntryKind};
 
 /// The tests here measure the process's memory: one at a time.
 static ALONE: Mutex<()> = Mutex::new(());

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chunkcast::catalog::Catalog;
-use chunkcast::store::IndexStore;
+use chunkcast::tree::catalog::Catalog;
+use chunkcast::tree::IndexStore;
 
 fn index_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -112,7 +112,7 @@ fn two_servers_sharing_an_index_dir_never_leave_a_torn_file_and_corruption_is_re
     let len = std::fs::metadata(&paths[1]).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&paths[1]).unwrap().set_len(len / 2).unwrap();
     let fresh = IndexStore::new(4096, Some(index_dir.path().to_owned())).for_root(catalog.fs().clone());
-    let want = chunkcast::index::sha256(&bytes);
+    let want = chunkcast::protocol::sha256(&bytes);
     for i in 0..20 {
         let index = rt.block_on(fresh.get(&catalog.resolve(&format!("f{i}.bin")).unwrap())).unwrap();
         assert_eq!(index.sha256, want);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::common::gate::Gate;
 use crate::common::*;
-use chunkcast::reads::ReadSite;
+use chunkcast::tree::disk::ReadSite;
 
 fn write_file(root: &std::path::Path, name: &str, chunks: usize, seed: u8) -> Vec<u8> {
     let bytes: Vec<u8> = (0..chunks * 4096).map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed) | 0x80).collect();
@@ -18,7 +18,7 @@ fn write_file(root: &std::path::Path, name: &str, chunks: usize, seed: u8) -> Ve
 
 /// Every chunk of a finished stream, checked against its header digest; the
 /// payloads joined.
-fn streamed_bytes(events: &[chunkcast::sse::Event]) -> Vec<u8> {
+fn streamed_bytes(events: &[chunkcast::protocol::sse::Event]) -> Vec<u8> {
     assert_eq!(events.last().map(|e| e.event.as_str()), Some("end"), "{events:?}");
     let mut out = Vec::new();
     for e in events.iter().filter(|e| e.event == "chunk") {
@@ -38,12 +38,15 @@ fn first_index_builds_are_bounded_and_the_server_answers_meanwhile() {
     let indexed = write_file(root.path(), "indexed.bin", 6, 1);
     let new: Vec<Vec<u8>> = (0..FILES).map(|i| write_file(root.path(), &format!("new-{i}.bin"), 3, i as u8)).collect();
     let gate = Arc::new(Gate::default());
-    let server =
-        Arc::new(TestServer::start_configured(root.path(), &["serve", "--chunk-size", "4K", "--no-index-dir"], |c| {
-            c.hooks.workers = Some(1);
+    let server = Arc::new(TestServer::start_configured(
+        root.path(),
+        &["serve", "--chunk-size", "4K", "--no-index-dir"],
+        |c, hooks| {
+            hooks.workers = Some(1);
             c.index_builds = BUILDS;
-            c.hooks.read = Some(gate.hook(ReadSite::Index, "new-"));
-        }));
+            hooks.disk = Some(gate.disk(ReadSite::Index, "new-"));
+        },
+    ));
     assert_eq!(server.get("/api/manifest?file=indexed.bin").status, 200);
 
     // Many requests for files never indexed: only BUILDS start, the rest queue.
@@ -78,11 +81,14 @@ fn a_stalled_read_does_not_stall_another_stream_on_the_same_worker() {
     let stalled = write_file(root.path(), "stalled.bin", 4, 7);
     let fast = write_file(root.path(), "fast.bin", 16, 9);
     let gate = Arc::new(Gate::default());
-    let server =
-        Arc::new(TestServer::start_configured(root.path(), &["serve", "--chunk-size", "4K", "--no-index-dir"], |c| {
-            c.hooks.workers = Some(1);
-            c.hooks.read = Some(gate.hook(ReadSite::Stream, "stalled"));
-        }));
+    let server = Arc::new(TestServer::start_configured(
+        root.path(),
+        &["serve", "--chunk-size", "4K", "--no-index-dir"],
+        |_, hooks| {
+            hooks.workers = Some(1);
+            hooks.disk = Some(gate.disk(ReadSite::Stream, "stalled"));
+        },
+    ));
     // Indexing reads are not held: both files are indexed up front.
     for name in ["stalled.bin", "fast.bin"] {
         assert_eq!(server.get(&format!("/api/manifest?file={name}")).status, 200);

@@ -103,7 +103,7 @@ fn a_stream_cut_mid_way_resumes_without_loss_or_repeat() {
     // Read three chunk events, then drop the connection.
     let (status, mut reader) = server.open_stream("/events?file=ten.bin", &[]);
     assert_eq!(status, 200);
-    let mut parser = chunkcast::sse::Parser::new();
+    let mut parser = chunkcast::protocol::sse::Parser::new();
     let mut got = Vec::new();
     let mut last = None;
     while got.len() < 3 {

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use chunkcast::sse::Parser;
+use chunkcast::protocol::sse::Parser;
 
 #[test]
 fn a_shut_down_stream_ends_between_events_and_resumes_on_a_new_server() {

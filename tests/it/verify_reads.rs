@@ -7,7 +7,7 @@
 use std::os::unix::fs::FileExt;
 
 use crate::common::*;
-use chunkcast::sse::{Event, Parser};
+use chunkcast::protocol::sse::{Event, Parser};
 
 fn write_chunks(path: &std::path::Path, n: usize) -> Vec<u8> {
     let bytes: Vec<u8> = (0..n * 4096).map(|i| (i as u8).wrapping_mul(31).wrapping_add(5) | 0x80).collect();

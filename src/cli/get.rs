@@ -1,0 +1,87 @@
+//! `chunkcast get`: the flags, checked into a [`GetConfig`] before any
+//! network work (the URL parsed, the output path decided).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse_size;
+use crate::client::{target, ClientError, GetConfig, Output};
+
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Output rules:
+  Without -o, the file is saved in the current directory under NAME's last component.
+  An existing file is never replaced without --force, unless it already is this version of
+  the file (then nothing is downloaded). A regular file is written as PATH.part (with
+  PATH.part.json) and renamed once every chunk is verified; if interrupted, running the same
+  command again resumes from the verified chunks on disk.
+  -o - streams the verified bytes to standard output, in order; -o /dev/null, another device
+  or a named pipe is written straight through, in order. Neither keeps a part file: an
+  interrupted download starts over.
+
+Examples:
+  chunkcast get http://host:8080 docs/report.pdf
+  chunkcast get http://host:8080/files/docs/report.pdf -o ~/Downloads/
+  chunkcast get 'http://host:8080/?file=big.iso' -o - | sha256sum")]
+pub struct GetArgs {
+    /// The server: its address (http://HOST:8080) followed by NAME, a file's
+    /// /files/NAME URL, or the page's URL opened on a file (?file=NAME).
+    pub url: String,
+    /// File name as listed by /api/files (not needed when URL names the file).
+    pub name: Option<String>,
+    /// Where to save: a file, an existing directory (saved inside under NAME's
+    /// last component), `-` for standard output, or a device or named pipe
+    /// [default: NAME's last component, never a name from the server]
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Ask the server to pace the stream to this many payload bytes per second.
+    #[arg(long, value_parser = parse_size)]
+    pub rate: Option<u64>,
+    /// Seconds without any byte from the server before the stream is reopened.
+    #[arg(long, default_value_t = 30)]
+    pub stall_timeout: u64,
+    /// Give up after this many failed attempts in a row (refused
+    /// connections, streams that dropped without a new chunk).
+    #[arg(long, default_value_t = 10)]
+    pub retries: u32,
+    /// Range requests in flight when refilling missing or bad chunks.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Also read the finished file back and check its whole-file SHA-256
+    /// (the chunk digests and root already prove it; this costs one more pass).
+    #[arg(long)]
+    pub verify_sha256: bool,
+    /// No progress bar, retry lines or summary (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also trust the certificate(s) in this PEM file for https:// URLs
+    /// (e.g. a server's --tls-self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+}
+
+impl TryFrom<&GetArgs> for GetConfig {
+    type Error = ClientError;
+
+    /// Every check that needs no network: the URL, the output path.
+    fn try_from(args: &GetArgs) -> Result<GetConfig, ClientError> {
+        let target = target::parse(&args.url, args.name.as_deref())?;
+        let output = Output::resolve(args.output.as_deref(), &target.name)?;
+        Ok(GetConfig {
+            target,
+            output,
+            force: args.force,
+            rate: args.rate,
+            stall_timeout: Duration::from_secs(args.stall_timeout),
+            retries: args.retries,
+            parallel: args.parallel.max(1),
+            verify_sha256: args.verify_sha256,
+            cacert: args.cacert.clone(),
+        })
+    }
+}

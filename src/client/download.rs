@@ -1,0 +1,451 @@
+//! One download: the manifest, then streams and refills until every chunk
+//! is verified, with retries (see the steps in [`super`]).
+
+use std::io::BufReader;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::agent;
+use super::config::GetConfig;
+use super::error::ClientError;
+use super::manifest::Manifest;
+use super::output::Output;
+use super::part::{self, PartFile, Resumed};
+use super::report::{Reporter, Retry, Start, Summary};
+use super::sink::{self, Outcome, Sink, Store};
+use crate::logsafe::Esc;
+use crate::protocol::params::{encode_query_value, format_need};
+use crate::protocol::sse::Parser;
+use crate::protocol::{End, ErrorBody, Kind, Meta};
+
+/// Downloads `config.target` into `config.output`, telling `reporter` how
+/// it goes; see the module docs for the steps.
+pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
+    let started = Instant::now();
+    let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout)?;
+    let mut dl = Download { agent, config, retry_ms: None, reporter };
+    let manifest = dl.with_retries(|dl| dl.manifest())?;
+    let (store, have) = match &config.output {
+        Output::File { path, exists: true } if !config.force => {
+            return if part::is_this_version(path, &manifest)? {
+                Ok(Summary {
+                    path: path.clone(),
+                    bytes: manifest.size,
+                    sha256: manifest.sha256.clone(),
+                    already_there: true,
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..Summary::default()
+                })
+            } else {
+                Err(ClientError::Exists(path.clone()))
+            };
+        }
+        Output::File { path, .. } => {
+            let (part, resumed) = PartFile::open(path, &manifest)?;
+            let have = match resumed {
+                Resumed::Found { have } => have,
+                Resumed::Discarded { old_version } => {
+                    reporter.notice(&format!(
+                        "{}: the server has a new version ({} -> {}); starting over",
+                        Esc(&config.target.name),
+                        Esc(&old_version),
+                        Esc(&manifest.version)
+                    ));
+                    vec![false; manifest.chunks as usize]
+                }
+                Resumed::Fresh => vec![false; manifest.chunks as usize],
+            };
+            (Store::Part(part), have)
+        }
+        ordered => {
+            let (out, path) = open_ordered(ordered)?;
+            let whole = config.verify_sha256.then(<sha2::Sha256 as sha2::Digest>::new);
+            (Store::Ordered { out, path, next: 0, whole }, vec![false; manifest.chunks as usize])
+        }
+    };
+    let mut sink = Sink::new(&manifest, store, have, reporter);
+    let resumed_chunks = sink.have_count;
+    let resumed_bytes = sink.bytes_verified();
+    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes });
+    if let Err(e) = dl.fill(&manifest, &mut sink) {
+        return Err(dl.changed_or_gone(e));
+    }
+    let out = match &config.output {
+        Output::File { path, .. } | Output::Stream(path) => path.clone(),
+        Output::Stdout => PathBuf::from("-"),
+    };
+    let mut summary = sink.finish(&manifest, out, config.verify_sha256)?;
+    summary.resumed_chunks = resumed_chunks;
+    summary.bytes_this_run = manifest.size - resumed_bytes;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Opens a device, a FIFO or standard output for writing, in place: no
+/// create, no truncate, no rename.
+fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError> {
+    match output {
+        Output::Stdout => {
+            use std::os::fd::AsFd as _;
+            let path = PathBuf::from("standard output");
+            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| ClientError::File(path.clone(), e))?;
+            Ok((std::fs::File::from(fd), path))
+        }
+        Output::Stream(path) | Output::File { path, .. } => {
+            let file =
+                std::fs::OpenOptions::new().write(true).open(path).map_err(|e| ClientError::File(path.clone(), e))?;
+            Ok((file, path.clone()))
+        }
+    }
+}
+
+struct Download<'a> {
+    agent: ureq::Agent,
+    config: &'a GetConfig,
+    /// The server's last `retry:`, used as the backoff's base.
+    retry_ms: Option<u64>,
+    reporter: &'a dyn Reporter,
+}
+
+/// How one streaming request ended.
+enum Ended {
+    /// `event: end`, or 204: the server has nothing more for this request.
+    Complete,
+    /// The connection dropped or stalled after these many new chunks.
+    Dropped { new_chunks: u64, why: String },
+}
+
+impl Download<'_> {
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!("{}{path}", self.config.target.base);
+        let link = self.config.target.link.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (i, (k, v)) in query.iter().copied().chain(link).enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&encode_query_value(v));
+        }
+        url
+    }
+
+    fn name(&self) -> &str {
+        &self.config.target.name
+    }
+
+    fn manifest(&mut self) -> Result<Manifest, ClientError> {
+        let url = self.url("/api/manifest", &[("file", self.name())]);
+        let mut res = self.agent.get(&url).call().map_err(|e| agent::classify(e, &url))?;
+        let status = res.status().as_u16();
+        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| agent::classify(e, &url))?;
+        match status {
+            200 => Ok(Manifest::parse(&body)?),
+            404 => Err(ClientError::NotFound(self.name().to_owned())),
+            s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
+            s => Err(ClientError::Protocol(error_message(s, &body))),
+        }
+    }
+
+    /// A stream said the file changed: ask the manifest once more, so a
+    /// deleted file is reported as gone rather than changed.
+    fn changed_or_gone(&mut self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Changed(name) | ClientError::NotFound(name) => match self.manifest() {
+                Err(ClientError::NotFound(_)) => ClientError::Gone(name),
+                _ => ClientError::Changed(name),
+            },
+            other => other,
+        }
+    }
+
+    /// Retries transient failures (server unreachable or 5xx) with backoff,
+    /// saying each time what failed and when the next attempt comes.
+    fn with_retries<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
+        let mut attempt = 1;
+        loop {
+            match f(self) {
+                Err(e @ (ClientError::Unreachable(_) | ClientError::Server(_))) => {
+                    if attempt > self.config.retries {
+                        return Err(ClientError::GaveUp(attempt, e.to_string()));
+                    }
+                    self.backoff(attempt, &e.to_string(), false);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reports the retry, then sleeps. Full jitter: a uniform random time
+    /// in [0, min(cap, base·2^n)], so clients dropped together come back
+    /// spread out.
+    fn backoff(&self, failures: u32, why: &str, reconnect: bool) {
+        let base = self.retry_ms.unwrap_or(250).clamp(50, 5_000);
+        let ceiling = base.saturating_mul(1 << failures.min(10)).min(15_000);
+        let delay = Duration::from_millis(fastrand::u64(0..=ceiling));
+        let retry = Retry { why, attempt: failures + 1, of: self.config.retries + 1, delay, reconnect };
+        self.reporter.retry(&retry);
+        std::thread::sleep(delay);
+    }
+
+    /// Streams and refills until every chunk is verified.
+    fn fill(&mut self, m: &Manifest, sink: &mut Sink) -> Result<(), ClientError> {
+        let mut fruitless = 0;
+        let per_range = m.range_limit();
+        while sink.have_count < m.chunks {
+            let missing = sink.missing();
+            // Few scattered chunks: fetch by range. Otherwise one stream.
+            // An ordered output only ever streams from its next chunk.
+            let few = missing_chunks(&missing) <= per_range * self.config.parallel as u64;
+            let progressed = if sink.stream_rounds > 0 && few && !sink.ordered() {
+                self.refill(m, sink, &missing)?
+            } else {
+                self.stream(m, sink, &missing)?
+            };
+            if progressed {
+                fruitless = 0;
+            } else {
+                fruitless += 1;
+                if fruitless > self.config.retries {
+                    return Err(ClientError::GaveUp(fruitless, "no new chunks arrived".into()));
+                }
+                self.backoff(fruitless, "no new chunks arrived", true);
+            }
+        }
+        Ok(())
+    }
+
+    /// One `/events` request for `missing`, reconnecting with `Last-Event-ID`
+    /// after drops, until the server says `end` (or 204). Returns whether any
+    /// new chunk was verified.
+    fn stream(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
+        sink.stream_rounds += 1;
+        let from = missing[0].start.to_string();
+        let need = if sink.ordered() { None } else { fitting_need(missing, m.chunks, m.need_limit()) };
+        let rate = self.config.rate.map(|r| r.to_string());
+        let mut query = vec![("file", self.name()), ("v", m.version.as_str())];
+        match &need {
+            Some(need) => query.push(("need", need)),
+            None => query.push(("from", &from)),
+        }
+        if let Some(rate) = &rate {
+            query.push(("rate", rate));
+        }
+        let url = self.url("/events", &query);
+        let before = sink.have_count;
+        let shared = Mutex::new(sink);
+        let mut last_id: Option<u64> = None;
+        let mut drops = 0;
+        loop {
+            let reply = self.request(&url, last_id, m, &shared, true)?;
+            self.retry_ms = reply.retry_ms.or(self.retry_ms);
+            last_id = reply.last_id.or(last_id);
+            match reply.ended {
+                Ended::Complete => return Ok(lock(&shared).have_count > before),
+                Ended::Dropped { new_chunks, why } => {
+                    lock(&shared).reconnects += 1;
+                    drops = if new_chunks > 0 { 1 } else { drops + 1 };
+                    if drops > self.config.retries {
+                        return Err(ClientError::GaveUp(drops, why));
+                    }
+                    self.backoff(drops.max(1), &why, true);
+                }
+            }
+        }
+    }
+
+    /// Refills scattered chunks through the range endpoint, `parallel`
+    /// requests in flight, each at most the manifest's `max_range` chunks.
+    /// A batch that drops is left for the next round.
+    fn refill(&mut self, m: &Manifest, sink: &mut Sink, missing: &[Range<u64>]) -> Result<bool, ClientError> {
+        let per = m.range_limit();
+        let batches: Vec<Range<u64>> = missing
+            .iter()
+            .flat_map(|r| (r.start..r.end).step_by(per as usize).map(move |s| s..(s + per).min(r.end)))
+            .collect();
+        let before = sink.have_count;
+        let queue = Mutex::new(batches.into_iter());
+        let shared = Mutex::new(&mut *sink);
+        let this = &*self;
+        let worker = || -> Result<(), ClientError> {
+            while let Some(batch) = lock(&queue).next() {
+                let path = format!("/events/chunk/{}/{}", batch.start, batch.end);
+                let url = this.url(&path, &[("file", this.name()), ("v", &m.version)]);
+                if let Ended::Dropped { .. } = this.request(&url, None, m, &shared, false)?.ended {
+                    lock(&shared).reconnects += 1;
+                }
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..this.config.parallel).map(|_| scope.spawn(worker)).collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
+        })?;
+        let sink = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+        sink.refilled += sink.have_count - before;
+        Ok(sink.have_count > before)
+    }
+
+    /// One HTTP request on a stream endpoint, read to its end or its failure.
+    /// Chunks are checked without the lock; the sink is locked only to store
+    /// one, so refill workers hash in parallel.
+    fn request(
+        &self,
+        url: &str,
+        last_id: Option<u64>,
+        m: &Manifest,
+        sink: &Mutex<&mut Sink>,
+        with_meta: bool,
+    ) -> Result<Reply, ClientError> {
+        let mut req = self.agent.get(url).header("Accept", "text/event-stream");
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let reply = |ended, last_id, retry_ms| Ok(Reply { ended, last_id, retry_ms });
+        let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
+        let mut res = match req.call().map_err(|e| agent::classify(e, url)) {
+            Ok(res) => res,
+            Err(ClientError::Unreachable(why)) => return reply(dropped(why), last_id, None),
+            Err(fatal) => return Err(fatal),
+        };
+        match res.status().as_u16() {
+            200 => {}
+            204 => return reply(Ended::Complete, last_id, None),
+            412 => return Err(ClientError::Changed(m.name.clone())),
+            404 => return Err(ClientError::NotFound(m.name.clone())),
+            s @ (503 | 500..) => {
+                let body = res.body_mut().read_to_vec().unwrap_or_default();
+                return reply(dropped(error_message(s, &body)), last_id, None);
+            }
+            s => {
+                let body = res.body_mut().read_to_vec().unwrap_or_default();
+                return Err(ClientError::Protocol(error_message(s, &body)));
+            }
+        }
+        let mut reader = BufReader::with_capacity(256 * 1024, res.body_mut().as_reader());
+        let mut parser = Parser::new().with_max_line(max_event_len(m));
+        let mut new_chunks = 0;
+        let mut id = last_id;
+        let mut scratch = Vec::new();
+        let ended = loop {
+            let event = match parser.next_raw(&mut reader) {
+                Ok(Some(event)) => event,
+                Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
+                // The parser's own refusal (the line cap), not a transport error.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidData
+                        && !e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) =>
+                {
+                    return Err(ClientError::Protocol(e.to_string()));
+                }
+                Err(e) => break Ended::Dropped { new_chunks, why: agent::describe_read(e, url) },
+            };
+            match event.event {
+                "chunk" => {
+                    let checked = sink::check(m, event.data, &mut scratch);
+                    let mut sink = lock(sink);
+                    let outcome = sink.accept(m, checked, &scratch)?;
+                    // An ordered output resumes at the next chunk it can
+                    // write; a gap or a bad chunk ends this request.
+                    if let Some(resume) = sink.ordered_resume() {
+                        id = resume;
+                        if matches!(outcome, Outcome::Gap | Outcome::Corrupt) {
+                            break Ended::Dropped { new_chunks, why: "a chunk failed verification".into() };
+                        }
+                    } else {
+                        id = event.id.and_then(|s| s.parse().ok()).or(id);
+                    }
+                    new_chunks += u64::from(outcome == Outcome::New);
+                }
+                "meta" if with_meta && wire::<Meta>("meta", event.data)?.version != m.version => {
+                    return Err(ClientError::Changed(m.name.clone()));
+                }
+                "end" if wire::<End>("end", event.data)?.root != m.root => {
+                    return Err(ClientError::Changed(m.name.clone()))
+                }
+                "end" => break Ended::Complete,
+                "error" => {
+                    let err = wire::<ErrorBody>("error", event.data).ok();
+                    // `corrupt`: the server's copy no longer matches the index it
+                    // served; the manifest it builds next differs, as for a change.
+                    if err.as_ref().is_some_and(|e| e.code == "changed" || e.code == "corrupt") {
+                        return Err(ClientError::Changed(m.name.clone()));
+                    }
+                    let why = err.map_or_else(|| "server error".to_owned(), |e| e.error.into_owned());
+                    break Ended::Dropped { new_chunks, why };
+                }
+                _ => {}
+            }
+        };
+        reply(ended, id, parser.retry_ms)
+    }
+}
+
+/// The longest SSE line a stream of `m` can legally carry, plus slack: a
+/// chunk's base64 (4/3 of its bytes) or escaped text (at most 6 bytes per
+/// byte, `\u00XX`) and its JSON header, plus 4 MiB. A server that sends
+/// more without a newline is broken or hostile; the client's buffer stays
+/// bounded instead of growing with it.
+pub fn max_event_len(m: &Manifest) -> usize {
+    let payload = m.chunk_size as usize;
+    let encoded = if m.kind == Kind::Text { payload * 6 } else { payload.div_ceil(3) * 4 };
+    encoded + (4 << 20)
+}
+
+/// What one request on a stream endpoint brought back.
+struct Reply {
+    ended: Ended,
+    /// The last event id received (or the one the request resumed from).
+    last_id: Option<u64>,
+    /// The server's `retry:`, the base of the next backoff.
+    retry_ms: Option<u64>,
+}
+
+/// Locks, recovering from a poisoned lock: the data it guards (a bitmap of
+/// verified chunks, a queue) stays consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `need` parameter for `missing`, or `None` when a plain `from=` says
+/// the same (what is missing is one tail of the file). A list too long for
+/// one request names as many gaps as fit; the next round asks for the rest.
+/// Either way the server never sends a chunk the client already has.
+fn fitting_need(missing: &[Range<u64>], chunks: u64, max_len: usize) -> Option<String> {
+    if let [only] = missing {
+        if only.end == chunks {
+            return None;
+        }
+    }
+    let mut need = String::new();
+    for r in missing {
+        let part = format_need(std::slice::from_ref(r));
+        if !need.is_empty() && need.len() + 1 + part.len() > max_len {
+            break;
+        }
+        if !need.is_empty() {
+            need.push(',');
+        }
+        need.push_str(&part);
+    }
+    Some(need)
+}
+
+/// Reads an event's data as its wire type.
+fn wire<'a, T: serde::Deserialize<'a>>(what: &str, data: &'a [u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(data).map_err(|e| ClientError::Protocol(format!("bad {what} event: {e}")))
+}
+
+fn missing_chunks(missing: &[Range<u64>]) -> u64 {
+    missing.iter().map(|r| r.end - r.start).sum()
+}
+
+fn error_message(status: u16, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body).ok().map(|e| e.error) {
+        Some(msg) => format!("{status}: {msg}"),
+        None => format!("HTTP {status}"),
+    }
+}

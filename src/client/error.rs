@@ -1,0 +1,41 @@
+//! What `chunkcast get` can fail with, each a sentence for the terminal.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot use {0:?} as a URL: {1}")]
+    BadUrl(String, String),
+    #[error("the server has no file named {0:?}")]
+    NotFound(String),
+    #[error("{0:?} was removed from the server during the download (the manifest now answers 404)")]
+    Gone(String),
+    #[error("{0:?} changed on the server during the download; run again to fetch the new version")]
+    Changed(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Fatal(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("--cacert: {0}")]
+    CaCert(String),
+    #[error("server error: {0}")]
+    Server(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("gave up after {0} attempts: {1}")]
+    GaveUp(u32, String),
+    #[error("verification failed: {0}")]
+    Verify(String),
+    #[error("cannot name the output file after {0:?}: {1}; pass -o PATH")]
+    OutputName(String, &'static str),
+    #[error("{}: {}", .0.display(), .1)]
+    Output(PathBuf, String),
+    #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
+    Exists(PathBuf),
+    /// A local file operation failed; the message names the path once
+    /// (the error is not a `source`, so no chain repeats it).
+    #[error("{}: {}", .0.display(), .1)]
+    File(PathBuf, std::io::Error),
+}

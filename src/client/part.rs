@@ -1,0 +1,145 @@
+//! The on-disk side of a download: `OUT.part` (the file being filled, at its
+//! final size from the start) and `OUT.part.json` (which server version it
+//! belongs to). Which chunks are already verified is not trusted to the state
+//! file: on resume every chunk in `OUT.part` is hashed against the manifest,
+//! so a kill at any instant, or a damaged part file, never yields a wrong
+//! result and never re-downloads a chunk that is intact on disk.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use sha2::{Digest as _, Sha256};
+
+use super::error::ClientError;
+use super::manifest::Manifest;
+use crate::protocol::{hex, sha256};
+
+/// What a part file must match to be resumed.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartVersion {
+    pub name: String,
+    pub version: String,
+    pub root: String,
+    pub size: u64,
+    pub chunk_size: u32,
+}
+
+impl PartVersion {
+    pub fn of(m: &Manifest) -> Self {
+        PartVersion {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            root: m.root.clone(),
+            size: m.size,
+            chunk_size: m.chunk_size,
+        }
+    }
+}
+
+pub struct PartFile {
+    pub file: File,
+    pub part_path: PathBuf,
+    state_path: PathBuf,
+}
+
+/// How an existing part file was taken up.
+pub enum Resumed {
+    Fresh,
+    /// Same version: `have` marks the chunks found intact on disk.
+    Found {
+        have: Vec<bool>,
+    },
+    /// A part file of another version was discarded.
+    Discarded {
+        old_version: String,
+    },
+}
+
+impl PartFile {
+    pub fn open(out: &Path, manifest: &Manifest) -> Result<(PartFile, Resumed), ClientError> {
+        let part_path = with_suffix(out, ".part");
+        let state_path = with_suffix(out, ".part.json");
+        let on = |path: &Path| {
+            let path = path.to_owned();
+            move |e: io::Error| ClientError::File(path, e)
+        };
+        let version = PartVersion::of(manifest);
+        let previous: Option<PartVersion> =
+            std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let resumable = previous.as_ref() == Some(&version) && part_path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(!resumable)
+            .open(&part_path)
+            .map_err(on(&part_path))?;
+        file.set_len(manifest.size).map_err(on(&part_path))?;
+        let part = PartFile { file, part_path, state_path };
+        let resumed = match previous {
+            _ if resumable => Resumed::Found { have: scan(&part.file, manifest).map_err(on(&part.part_path))? },
+            Some(old) => Resumed::Discarded { old_version: old.version },
+            None => Resumed::Fresh,
+        };
+        let json = serde_json::to_vec(&version).map_err(io::Error::from).map_err(on(&part.state_path))?;
+        std::fs::write(&part.state_path, json).map_err(on(&part.state_path))?;
+        Ok((part, resumed))
+    }
+
+    /// The whole-file SHA-256 of the part file, read back from disk.
+    pub fn read_back_sha256(&self, size: u64) -> Result<String, ClientError> {
+        let mut whole = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0;
+        while pos < size {
+            let n = (size - pos).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], pos).map_err(|e| ClientError::File(self.part_path.clone(), e))?;
+            whole.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok(hex(&whole.finalize()))
+    }
+
+    /// Moves the verified file to its final name and removes the state file.
+    pub fn finish(self, out: &Path) -> Result<(), ClientError> {
+        self.file.sync_all().map_err(|e| ClientError::File(self.part_path.clone(), e))?;
+        std::fs::rename(&self.part_path, out).map_err(|e| ClientError::File(out.to_owned(), e))?;
+        let _ = std::fs::remove_file(&self.state_path);
+        Ok(())
+    }
+}
+
+/// Whether the file at `path` already is the manifest's version (every
+/// chunk matches its digest): the result of an earlier run of the same
+/// download, which needs no `--force` and no transfer.
+pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
+    let on = |e| ClientError::File(path.to_owned(), e);
+    let file = File::open(path).map_err(on)?;
+    if file.metadata().map_err(on)?.len() != m.size {
+        return Ok(false);
+    }
+    Ok(scan(&file, m).map_err(on)?.iter().all(|&ok| ok))
+}
+
+/// Hashes every chunk of `file`; intact ones count as verified.
+fn scan(file: &File, m: &Manifest) -> io::Result<Vec<bool>> {
+    let mut buf = Vec::new();
+    (0..m.chunks)
+        .map(|i| {
+            let (off, len) = m.span(i);
+            buf.resize(len, 0);
+            file.read_exact_at(&mut buf, off)?;
+            Ok(sha256(&buf) == m.hash(i))
+        })
+        .collect()
+}
+
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}

@@ -1,0 +1,169 @@
+//! The API's error type: every failure a request can meet, mapped to an HTTP
+//! status and a JSON body `{"error": "<human message>", "code": "<snake_case>"}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+use super::slots::Full;
+use crate::logsafe::Esc;
+use crate::protocol::params::ParamError;
+use crate::protocol::ErrorBody;
+use crate::tree::TreeError;
+
+/// Everything a request can fail with. Handlers return `Result<_, ApiError>`
+/// and never build error responses by hand, so the mapping below is the one
+/// place that decides statuses and codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unknown, hidden or out-of-root names all look the same from outside:
+    /// the message never says which, so probing reveals nothing.
+    #[error("no such file")]
+    NotFound,
+
+    #[error("missing query parameter `{0}`")]
+    MissingParam(&'static str),
+
+    #[error("invalid `{name}`: {reason}")]
+    BadParam { name: &'static str, reason: String },
+
+    #[error("the `need` list is longer than {max} characters")]
+    NeedTooLong { max: usize },
+
+    #[error("version {requested} does not match the file's current version {current}")]
+    VersionMismatch { requested: String, current: String },
+
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+
+    #[error("method not allowed: use GET or HEAD")]
+    MethodNotAllowed,
+
+    #[error("server busy: {0} streams and downloads are open, try again shortly")]
+    Busy(usize),
+
+    #[error("authentication required: wrong or missing user name or password")]
+    Unauthorized,
+
+    #[error("this link has expired; ask for a new one")]
+    LinkExpired,
+
+    #[error("this link is not valid for this request: it opens one file only, and its signature must match")]
+    LinkInvalid,
+    #[error("this server does not answer for host {0:?}; see --allowed-host")]
+    HostNotAllowed(String),
+
+    #[error("could not read the file")]
+    Io(#[from] std::io::Error),
+
+    #[error("could not index the file")]
+    Index(#[source] std::io::Error),
+
+    /// A task on the blocking pool panicked or was cancelled.
+    #[error("a background task failed")]
+    Task(#[source] tokio::task::JoinError),
+
+    /// A broken invariant: a bug, named for the log.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+
+    #[error("could not serialize the answer")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::Bad { name, reason } => ApiError::BadParam { name, reason },
+            ParamError::NeedTooLong { max } => ApiError::NeedTooLong { max },
+        }
+    }
+}
+
+impl From<TreeError> for ApiError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::NotFound => ApiError::NotFound,
+            TreeError::Io(e) => ApiError::Io(e),
+            TreeError::Index(e) => ApiError::Index(e),
+            TreeError::Task(e) => ApiError::Task(e),
+            TreeError::Closed(_) => ApiError::Internal("a semaphore of the file core was closed"),
+        }
+    }
+}
+
+impl From<Full> for ApiError {
+    fn from(Full(open): Full) -> Self {
+        ApiError::Busy(open)
+    }
+}
+
+impl ApiError {
+    /// The stable, machine-readable code in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::MissingParam(_) => "missing_parameter",
+            ApiError::BadParam { .. } => "bad_parameter",
+            ApiError::NeedTooLong { .. } => "need_too_long",
+            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Busy(_) => "busy",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::LinkExpired => "link_expired",
+            ApiError::LinkInvalid => "link_invalid",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::Io(_) => "io_error",
+            ApiError::Index(_) => "index_error",
+            ApiError::Task(_) | ApiError::Internal(_) | ApiError::Json(_) => "internal_error",
+        }
+    }
+
+    /// A helper for the many "this parameter is malformed" cases.
+    pub fn bad(name: &'static str, reason: impl Into<String>) -> Self {
+        ApiError::BadParam { name, reason: reason.into() }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MissingParam(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NeedTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
+            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::Io(_) | ApiError::Index(_) | ApiError::Task(_) | ApiError::Internal(_) | ApiError::Json(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            let cause = std::error::Error::source(self).map(|c| c.to_string()).unwrap_or_default();
+            tracing::error!(error = %Esc(&self.to_string()), cause = %Esc(&cause), "request failed");
+        }
+        let mut res = HttpResponse::build(status);
+        match self {
+            ApiError::MethodNotAllowed => {
+                res.insert_header((header::ALLOW, "GET, HEAD"));
+            }
+            ApiError::Busy(_) => {
+                // A refused client does not keep a socket (a descriptor) open.
+                res.insert_header((header::RETRY_AFTER, "1")).force_close();
+            }
+            ApiError::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="chunkcast", charset="UTF-8""#));
+            }
+            _ => {}
+        }
+        res.json(ErrorBody::new(self.code(), self.to_string()))
+    }
+}
