@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::parse_size;
+use super::size::parse_size;
 use crate::client::{target, ClientError, GetConfig, Output};
 
 #[derive(Debug, Clone, Args)]

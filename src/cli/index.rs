@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::parse_size;
+use super::size::parse_size;
 use crate::server::config::{check_index_dir, checked_chunk_size, checked_root, default_index_dir, ConfigError};
 
 #[derive(Debug, Clone, Args)]

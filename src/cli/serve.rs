@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
-use super::parse_size;
+use super::size::parse_size;
 use crate::protocol::limits::{DEFAULT_MAX_RANGE, MAX_RANGE};
 use crate::server::config::{
     check_index_dir, checked_chunk_size, checked_root, default_index_dir, default_max_connections, Config, ConfigError,

@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::error::TlsError;
 use super::pem::{check_validity, read_chain};
-use super::{from_files, Tls, TlsError};
 
 /// A self-signed certificate is remade this long before it expires, so a
 /// server restarted now does not start failing handshakes next week.
@@ -21,20 +21,29 @@ pub fn default_self_signed_dir() -> Result<PathBuf, TlsError> {
     dirs::config_dir().map(|d| d.join("chunkcast").join("tls")).ok_or(TlsError::NoConfigDir)
 }
 
+/// A self-signed pair on disk, for `certificate::load` to check and serve.
+pub struct Pair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Made on this start (rather than reused).
+    pub generated: bool,
+    /// The names it covers, sorted.
+    pub hosts: Vec<String>,
+}
+
 /// Reuses `dir/cert.pem` + `dir/key.pem` when they were made for exactly
-/// these hosts and stay valid a while longer; otherwise makes a new pair.
-pub fn load(dir: &Path, hosts: &[String]) -> Result<Tls, TlsError> {
+/// these hosts and stay valid a while longer (unless `remake`); otherwise
+/// makes a new pair.
+pub fn ensure(dir: &Path, hosts: &[String], remake: bool) -> Result<Pair, TlsError> {
     let mut hosts: Vec<String> = hosts.to_vec();
     hosts.sort();
     hosts.dedup();
     let (cert_path, key_path, hosts_path) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("hosts"));
     let recorded = std::fs::read_to_string(&hosts_path).ok();
-    if recorded.as_deref() == Some(hosts_file(&hosts).as_str()) {
+    if !remake && recorded.as_deref() == Some(hosts_file(&hosts).as_str()) {
         let renew_at = SystemTime::now() + RENEW_BEFORE;
-        if let Ok(tls) = from_files(&cert_path, &key_path, false, hosts.clone()) {
-            if read_chain(&cert_path).is_ok_and(|c| check_validity(&cert_path, &c[0], renew_at).is_ok()) {
-                return Ok(tls);
-            }
+        if read_chain(&cert_path).is_ok_and(|c| check_validity(&cert_path, &c[0], renew_at).is_ok()) {
+            return Ok(Pair { cert: cert_path, key: key_path, generated: false, hosts });
         }
     }
     let (cert_pem, key_pem) = generate(&hosts)?;
@@ -42,7 +51,7 @@ pub fn load(dir: &Path, hosts: &[String]) -> Result<Tls, TlsError> {
     write_private(&key_path, key_pem.as_bytes())?;
     std::fs::write(&cert_path, cert_pem).map_err(|e| TlsError::Write(cert_path.clone(), e))?;
     std::fs::write(&hosts_path, hosts_file(&hosts)).map_err(|e| TlsError::Write(hosts_path.clone(), e))?;
-    from_files(&cert_path, &key_path, true, hosts)
+    Ok(Pair { cert: cert_path, key: key_path, generated: true, hosts })
 }
 
 fn hosts_file(hosts: &[String]) -> String {

@@ -29,6 +29,7 @@ mod host;
 mod http_errors;
 mod index_cache;
 mod install;
+mod layers;
 mod limits;
 mod listing;
 mod log;
