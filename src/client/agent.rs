@@ -26,7 +26,7 @@ pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::
         roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
     }
     if let Some(path) = cacert {
-        let chain = crate::tls::read_chain(path).map_err(|e| ClientError::CaCert(e.to_string()))?;
+        let chain = crate::tls::read_chain(path).map_err(ClientError::CaCert)?;
         roots.extend(chain.iter().map(|c| Certificate::from_der(c).to_owned()));
     }
     let tls = TlsConfig::builder()

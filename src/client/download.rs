@@ -282,7 +282,7 @@ impl Download<'_> {
             let workers: Vec<_> = (0..this.config.parallel).map(|_| scope.spawn(worker)).collect();
             workers
                 .into_iter()
-                .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Protocol("worker panicked".into()))))
+                .try_for_each(|w| w.join().unwrap_or_else(|_| Err(ClientError::Internal("a refill worker panicked"))))
         })?;
         let sink = shared.into_inner().unwrap_or_else(|p| p.into_inner());
         sink.refilled += sink.have_count - before;
@@ -435,8 +435,8 @@ fn fitting_need(missing: &[Range<u64>], chunks: u64, max_len: usize) -> Option<S
 }
 
 /// Reads an event's data as its wire type.
-fn wire<'a, T: serde::Deserialize<'a>>(what: &str, data: &'a [u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(data).map_err(|e| ClientError::Protocol(format!("bad {what} event: {e}")))
+fn wire<'a, T: serde::Deserialize<'a>>(what: &'static str, data: &'a [u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(data).map_err(|source| ClientError::BadEvent { what, source })
 }
 
 fn missing_chunks(missing: &[Range<u64>]) -> u64 {

@@ -19,11 +19,22 @@ pub enum ClientError {
     #[error("{0}")]
     Tls(String),
     #[error("--cacert: {0}")]
-    CaCert(String),
+    CaCert(#[source] crate::tls::TlsError),
     #[error("server error: {0}")]
     Server(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("protocol error: {0}")]
+    BadManifest(#[from] crate::protocol::BadManifest),
+    #[error("protocol error: bad {what} event: {source}")]
+    BadEvent {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A broken invariant of the client itself (a worker thread panicked).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error("gave up after {0} attempts: {1}")]
     GaveUp(u32, String),
     #[error("verification failed: {0}")]

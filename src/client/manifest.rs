@@ -1,16 +1,11 @@
 //! The manifest as the client sees it: [`crate::protocol::Manifest`],
 //! parsed and checked for internal consistency, asked for each chunk's span
-//! and digest. A manifest that fails its checks is a protocol error.
+//! and digest, with the limits it assumes of a server that does not say. A
+//! manifest that fails its checks is a protocol error
+//! (`ClientError::BadManifest`).
 
-use super::error::ClientError;
 use crate::protocol::limits::{DEFAULT_MAX_RANGE, MAX_NEED_LEN};
 pub use crate::protocol::Manifest;
-
-impl From<crate::protocol::BadManifest> for ClientError {
-    fn from(e: crate::protocol::BadManifest) -> Self {
-        ClientError::Protocol(e.to_string())
-    }
-}
 
 impl Manifest {
     /// Chunks per range request: the server's `max_range`, else its old

@@ -263,17 +263,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     chunkcast::protocol::hex(&chunkcast::protocol::sha256(bytes))
 }
 
-/// Percent-encodes a file name for a query string.
+/// Percent-encodes a file name for a query string (through the
+/// `percent-encoding` crate, as the client does).
 pub fn q(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    chunkcast::protocol::params::encode_query_value(name).into_owned()
 }
 
 /// Names of the fixtures, relative to the root.

@@ -15,6 +15,7 @@ mod changed;
 mod cors;
 mod descriptors;
 mod download;
+mod embed;
 mod fifo;
 mod files;
 mod flags;
