@@ -84,3 +84,12 @@ impl Drop for Spawned {
         let _ = self.child.wait();
     }
 }
+
+/// The first `http(s)://` word a child prints on its first stdout line
+/// (its startup line), without a trailing `/`.
+pub fn printed_url(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped")).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://") || w.starts_with("https://"));
+    url.unwrap_or_else(|| panic!("no URL on the startup line: {line:?}")).trim_end_matches('/').to_owned()
+}

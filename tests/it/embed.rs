@@ -3,11 +3,11 @@
 //! chunkcast works under the prefix, the resume of a killed download
 //! included.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::binary::printed_url;
 use crate::common::{events_of, payload, sha256_hex};
 
 /// The example's binary, next to this test's (`target/debug/examples`).
@@ -36,19 +36,11 @@ fn start(root: &std::path::Path) -> App {
 }
 
 fn start_with(root: &std::path::Path, flags: &[&str]) -> App {
-    let mut child = Command::new(example())
-        .args([root.to_str().unwrap(), "127.0.0.1:0", "--chunk-size", "4K"])
-        .args(flags)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url =
-        line.split_whitespace().find(|w| w.starts_with("http://")).expect("the example prints its URL").to_owned();
-    App { child, url: url.trim_end_matches('/').to_owned() }
+    let mut child = Command::new(example());
+    child.args([root.to_str().unwrap(), "127.0.0.1:0", "--chunk-size", "4K"]).args(flags).env("RUST_LOG", "warn");
+    let mut child = child.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let url = printed_url(&mut child);
+    App { child, url }
 }
 
 fn agent() -> ureq::Agent {

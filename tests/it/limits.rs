@@ -1,11 +1,12 @@
 //! Resource limits: the stream cap (503 + Retry-After), bounded memory under
 //! clients that never read, and a clean close of every stream on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::binary::printed_url;
 use crate::common::*;
 use chunkcast::protocol::sse::Parser;
 
@@ -48,10 +49,8 @@ fn spawn_server(root: &std::path::Path, extra: &[&str]) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let url = printed_url(&mut child);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     (child, url)
 }
 
