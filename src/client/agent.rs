@@ -45,8 +45,8 @@ pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::
 
 /// Sorts a failed request into what is worth retrying (the server is down,
 /// restarting or the network dropped: [`ClientError::Unreachable`]) and what
-/// is not ([`ClientError::Tls`]: a certificate that does not verify, or a
-/// URL whose scheme does not match what the server speaks).
+/// is not (a certificate that does not verify, a URL whose scheme does not
+/// match what the server speaks, a host that does not resolve).
 pub fn classify(e: ureq::Error, url: &str) -> ClientError {
     let host = host_of(url);
     let https = url.starts_with("https://");
@@ -56,19 +56,19 @@ pub fn classify(e: ureq::Error, url: &str) -> ClientError {
         _ => None,
     };
     match (rustls_error, https) {
-        (Some(rustls::Error::InvalidCertificate(why)), _) => ClientError::Tls(format!(
-            "the certificate of {host} is not trusted ({}); if it is self-signed, pass it with --cacert FILE",
-            certificate_reason(why)
-        )),
+        (Some(rustls::Error::InvalidCertificate(why)), _) => {
+            let reason = certificate_reason(why);
+            ClientError::Untrusted {
+                host: host.to_owned(),
+                reason,
+                source: rustls::Error::InvalidCertificate(why.clone()),
+            }
+        }
         (Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateHandshakeMessage { .. }), true) => {
-            ClientError::Tls(format!(
-                "{host} did not answer with TLS: is it a plain-HTTP server? Try http:// instead of https://"
-            ))
+            ClientError::NotTls(host.to_owned())
         }
-        (Some(other), true) => ClientError::Tls(format!("TLS handshake with {host} failed: {other}")),
-        (_, false) if speaks_tls(&e, host) => {
-            ClientError::Tls(format!("{host} answered with TLS, not plain HTTP: use https:// instead of http://"))
-        }
+        (Some(other), true) => ClientError::Handshake { host: host.to_owned(), source: other.clone() },
+        (_, false) if speaks_tls(&e, host) => ClientError::SpeaksTls(host.to_owned()),
         _ => retryable_or_not(e, host),
     }
 }
@@ -79,11 +79,10 @@ pub fn classify(e: ureq::Error, url: &str) -> ClientError {
 fn retryable_or_not(e: ureq::Error, host: &str) -> ClientError {
     use std::io::ErrorKind as K;
     let why = match &e {
-        ureq::Error::HostNotFound => {
-            return ClientError::Fatal(format!("cannot find the host {host} (name lookup failed)"))
+        ureq::Error::HostNotFound => return ClientError::HostNotFound(host.to_owned()),
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+            return ClientError::BadRequest { host: host.to_owned(), source: Box::new(e) }
         }
-        ureq::Error::BadUri(why) => return ClientError::Fatal(format!("bad URL: {why}")),
-        ureq::Error::Http(why) => return ClientError::Fatal(format!("bad request: {why}")),
         ureq::Error::Io(io) => match io.kind() {
             K::ConnectionRefused => format!("cannot connect to {host}: connection refused"),
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => format!("the connection to {host} was reset"),
@@ -96,7 +95,7 @@ fn retryable_or_not(e: ureq::Error, host: &str) -> ClientError {
         ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
         other => format!("{host}: {other}"),
     };
-    ClientError::Unreachable(why)
+    ClientError::Unreachable { why, source: Box::new(e) }
 }
 
 /// Whether a plain-HTTP request failed because the server speaks TLS. ureq

@@ -165,7 +165,7 @@ impl Download<'_> {
         let mut attempt = 1;
         loop {
             match f(self) {
-                Err(e @ (ClientError::Unreachable(_) | ClientError::Server(_))) => {
+                Err(e @ (ClientError::Unreachable { .. } | ClientError::Server(_))) => {
                     if attempt > self.config.retries {
                         return Err(ClientError::GaveUp(attempt, e.to_string()));
                     }
@@ -308,7 +308,7 @@ impl Download<'_> {
         let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
         let mut res = match req.call().map_err(|e| agent::classify(e, url)) {
             Ok(res) => res,
-            Err(ClientError::Unreachable(why)) => return reply(dropped(why), last_id, None),
+            Err(ClientError::Unreachable { why, .. }) => return reply(dropped(why), last_id, None),
             Err(fatal) => return Err(fatal),
         };
         match res.status().as_u16() {

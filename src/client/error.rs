@@ -12,12 +12,40 @@ pub enum ClientError {
     Gone(String),
     #[error("{0:?} changed on the server during the download; run again to fetch the new version")]
     Changed(String),
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("{0}")]
-    Fatal(String),
-    #[error("{0}")]
-    Tls(String),
+    /// Worth retrying: the server is down or restarting, or the network
+    /// dropped. `why` is the sentence shown while retrying.
+    #[error("{why}")]
+    Unreachable {
+        why: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("cannot find the host {0} (name lookup failed)")]
+    HostNotFound(String),
+    #[error("bad request to {host}: {source}")]
+    BadRequest {
+        host: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("the certificate of {host} is not trusted ({reason}); if it is self-signed, pass it with --cacert FILE")]
+    Untrusted {
+        host: String,
+        reason: String,
+        /// `InvalidCertificate`.
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{0} did not answer with TLS: is it a plain-HTTP server? Try http:// instead of https://")]
+    NotTls(String),
+    #[error("{0} answered with TLS, not plain HTTP: use https:// instead of http://")]
+    SpeaksTls(String),
+    #[error("TLS handshake with {host} failed: {source}")]
+    Handshake {
+        host: String,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("--cacert: {0}")]
     CaCert(#[source] crate::tls::TlsError),
     #[error("server error: {0}")]

@@ -140,7 +140,7 @@ impl Term {
                 s.refilled_chunks,
                 s.resumed_chunks
             )),
-            Err(ClientError::GaveUp(..) | ClientError::Unreachable(_)) => {
+            Err(ClientError::GaveUp(..) | ClientError::Unreachable { .. }) => {
                 if let Some(hint) = self.resume_hint() {
                     self.line(&hint);
                 }
