@@ -28,20 +28,41 @@ pub struct LinkConfig {
     pub key_file: PathBuf,
 }
 
-/// `link` needs a key file: the one given, or the default one.
+/// The longest a link may work: long enough for any share, short enough
+/// that the expiry stays a real date (and a typo of `1000000000years` is
+/// not a link that never expires).
+pub const MAX_EXPIRES: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Why a `link` command line was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("no --key-file given and no config directory to find the default key in")]
-pub struct NoKeyFile;
+pub enum LinkError {
+    #[error("no --key-file given and no config directory to find the default key in")]
+    NoKeyFile,
+    #[error("--expires must be between 1 second and 3650 days (10 years), got {}", in_days(*.0))]
+    Expires(Duration),
+}
+
+/// `0 s`, `90 s`, `3651 days`: a duration as the error names it.
+fn in_days(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 86_400 => format!("{s} s"),
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s => format!("{:.1} days", s as f64 / 86_400.0),
+    }
+}
 
 impl TryFrom<&LinkArgs> for LinkConfig {
-    type Error = NoKeyFile;
+    type Error = LinkError;
 
-    fn try_from(args: &LinkArgs) -> Result<Self, NoKeyFile> {
+    fn try_from(args: &LinkArgs) -> Result<Self, LinkError> {
+        if args.expires.is_zero() || args.expires > MAX_EXPIRES {
+            return Err(LinkError::Expires(args.expires));
+        }
         Ok(LinkConfig {
             base_url: args.base_url.trim_end_matches('/').to_owned(),
             name: args.name.clone(),
             expires: args.expires,
-            key_file: args.key_file.clone().or_else(default_link_key).ok_or(NoKeyFile)?,
+            key_file: args.key_file.clone().or_else(default_link_key).ok_or(LinkError::NoKeyFile)?,
         })
     }
 }

@@ -10,8 +10,8 @@ use clap::{Args, Parser};
 use super::size::parse_size;
 use crate::protocol::limits::{DEFAULT_MAX_RANGE, MAX_RANGE};
 use crate::server::config::{
-    check_index_dir, checked_chunk_size, checked_root, default_index_dir, default_max_connections, Config, ConfigError,
-    VerifyReads, KEEP_ALIVE_S, MAX_CONNECTIONS, RETRY_MS,
+    check_index_dir, check_link_key, checked_chunk_size, checked_root, default_index_dir, default_max_connections,
+    Config, ConfigError, VerifyReads, KEEP_ALIVE_S, MAX_CONNECTIONS, RETRY_MS,
 };
 use crate::server::policy::access::Access;
 use crate::server::policy::cors::CorsPolicy;
@@ -177,6 +177,7 @@ impl TryFrom<ServeArgs> for Config {
         }
         let index_dir = if args.no_index_dir { None } else { args.index_dir.or_else(default_index_dir) };
         check_index_dir(index_dir.as_deref(), &root)?;
+        check_link_key(args.link_key.as_deref(), &root)?;
         if let Some(dir) = &args.web_dir {
             if !dir.join("index.html").is_file() {
                 return Err(ConfigError::WebDir(dir.clone()));

@@ -104,6 +104,8 @@ pub enum ConfigError {
     MaxConnections(usize),
     #[error("--index-dir {0} is inside the served root; indexes must not be served")]
     IndexInsideRoot(PathBuf),
+    #[error("--link-key {0} is inside the served root, where anyone could download it; keep it outside")]
+    LinkKeyInsideRoot(PathBuf),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error("--web-dir {0} is not a directory with an index.html (leave the flag out to serve the page built into the binary)")]
@@ -136,6 +138,14 @@ pub fn check_index_dir(dir: Option<&Path>, root: &Path) -> Result<(), ConfigErro
     }
 }
 
+/// The link key signs every link: served, it would let anyone forge them.
+pub fn check_link_key(file: Option<&Path>, root: &Path) -> Result<(), ConfigError> {
+    match file {
+        Some(file) if absolute(file).starts_with(root) => Err(ConfigError::LinkKeyInsideRoot(file.to_owned())),
+        _ => Ok(()),
+    }
+}
+
 /// Sized for the machine: a stream or a download holds two descriptors (its
 /// socket and its file), so half of what is left of the open-file limit
 /// once a reserve is set aside. The reserve (a quarter of the limit, at
@@ -157,8 +167,8 @@ pub fn default_index_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("chunkcast").join("index"))
 }
 
-/// The index dir may not exist yet, so compare the canonical form of its
-/// deepest existing ancestor.
+/// The path may not exist yet, so compare the canonical form of its deepest
+/// existing ancestor (a symlink into the root is caught too).
 fn absolute(dir: &Path) -> PathBuf {
     let mut existing = dir.to_path_buf();
     let mut rest = Vec::new();

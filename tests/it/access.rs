@@ -196,3 +196,44 @@ fn chunkcast_link_prints_a_working_url() {
     assert_eq!(raw.status, 200, "{}", raw.text());
     assert_eq!(raw.body, std::fs::read(root.path().join("nested/deeper/note.txt")).unwrap());
 }
+
+#[test]
+fn a_link_expiry_of_zero_or_past_ten_years_is_refused_without_a_panic() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("link-key");
+    let link = |expires: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["link", "http://host:8080", "a.txt", "--expires", expires, "--key-file", key_file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    for expires in ["0s", "3651days", "18446744073709551615s", "1000000000years"] {
+        let out = link(expires);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{expires}: a plain error, not a panic (101): {stderr}");
+        assert!(out.stdout.is_empty(), "{expires}: no link printed");
+        assert!(stderr.contains("--expires must be between 1 second and 3650 days"), "{expires}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{expires}: one line: {stderr}");
+    }
+    let out = link("3650days");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8(out.stdout).unwrap();
+    let exp: u64 = url.split("exp=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+    assert!(exp.abs_diff(unix_now() + 3650 * 86_400) <= 5, "{url}");
+}
+
+#[test]
+fn a_link_key_inside_the_served_root_is_a_startup_error() {
+    let root = crate::common::fixture_root();
+    for key in [root.path().join("link.key"), root.path().join("nested/new-dir/link.key")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["serve", "--root", root.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--no-index-dir"])
+            .args(["--link-key", key.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--link-key") && stderr.contains("inside the served root"), "{stderr}");
+        assert!(!key.exists(), "no key is created where it would be served");
+    }
+}
