@@ -9,7 +9,7 @@
 //!  │                    │                    ▲
 //!  └──► client ─────────┼────────────────────┘
 //!         │             ▼
-//!         └────────►  tls          logsafe (used by all)
+//!         └────────►  tls ──► secret    logsafe (used by all)
 //! ```
 //!
 //! - [`protocol`]: the wire protocol, pure and shared by every side: chunk
@@ -28,7 +28,8 @@
 //! - [`cli`]: the command line, each subcommand's flags checked into its
 //!   config; only the binary (`main.rs`) uses it.
 //! - [`logsafe`]: escaping of text from clients and servers in logs and on
-//!   the terminal.
+//!   the terminal; [`secret`]: key files written private and refused when
+//!   anyone can read them.
 //!
 //! A download's path through them: a request passes `server::middleware`
 //! (host, CORS, access), `server::routes` resolves the name through
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod client;
 pub mod logsafe;
 pub mod protocol;
+pub mod secret;
 pub mod server;
 pub mod tls;
 pub mod tree;

@@ -32,6 +32,8 @@ pub enum TlsError {
     Generate(Vec<String>, String),
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Exposed(#[from] crate::secret::Exposed),
     #[error("TLS set-up failed: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -32,12 +32,16 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(chain)
 }
 
+/// The private key in `path`, refused when every user can read the file.
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey(path.to_owned()),
         e => TlsError::BadPem(path.to_owned(), e.to_string()),
-    })
+    })?;
+    let meta = std::fs::metadata(path).map_err(|e| TlsError::Unreadable(path.to_owned(), e))?;
+    crate::secret::check_private(path, &meta)?;
+    Ok(key)
 }
 
 /// Rejects a leaf certificate outside its validity period: browsers would

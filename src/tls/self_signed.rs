@@ -2,12 +2,12 @@
 //! into the user's config directory (the key readable by its owner only)
 //! and reused while it covers the same names and is not about to expire.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::TlsError;
 use super::pem::{check_validity, read_chain};
+use crate::secret;
 
 /// A self-signed certificate is remade this long before it expires, so a
 /// server restarted now does not start failing handshakes next week.
@@ -47,10 +47,12 @@ pub fn ensure(dir: &Path, hosts: &[String], remake: bool) -> Result<Pair, TlsErr
         }
     }
     let (cert_pem, key_pem) = generate(&hosts)?;
-    std::fs::create_dir_all(dir).map_err(|e| TlsError::Write(dir.to_owned(), e))?;
-    write_private(&key_path, key_pem.as_bytes())?;
-    std::fs::write(&cert_path, cert_pem).map_err(|e| TlsError::Write(cert_path.clone(), e))?;
-    std::fs::write(&hosts_path, hosts_file(&hosts)).map_err(|e| TlsError::Write(hosts_path.clone(), e))?;
+    secret::private_dir(dir).map_err(|e| TlsError::Write(dir.to_owned(), e))?;
+    // Each a new private file renamed into place: a symlink planted in the
+    // directory is replaced, never written through.
+    for (path, bytes) in [(&key_path, key_pem), (&cert_path, cert_pem), (&hosts_path, hosts_file(&hosts))] {
+        secret::write_private(path, bytes.as_bytes()).map_err(|e| TlsError::Write(path.clone(), e))?;
+    }
     Ok(Pair { cert: cert_path, key: key_path, generated: true, hosts })
 }
 
@@ -79,16 +81,6 @@ pub fn generate(hosts: &[String]) -> Result<(String, String), TlsError> {
 fn offset_date_time(t: SystemTime) -> time::OffsetDateTime {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Writes a private key readable by its owner only (0600 from creation, so
-/// it is never briefly world-readable).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let fail = |e| TlsError::Write(path.to_owned(), e);
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)
 }
 
 #[cfg(test)]

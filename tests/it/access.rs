@@ -237,3 +237,21 @@ fn a_link_key_inside_the_served_root_is_a_startup_error() {
         assert!(!key.exists(), "no key is created where it would be served");
     }
 }
+
+#[test]
+fn a_link_key_every_user_can_read_is_a_startup_error() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = crate::common::fixture_root();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("link-key");
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["serve", "--root", root.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--no-index-dir"])
+        .args(["--link-key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("chmod 600 {}", key.display())), "{stderr}");
+}

@@ -16,7 +16,7 @@ fn cert_files(dir: &Path, hosts: &[&str]) -> (PathBuf, PathBuf) {
     let (cert, key) = tls::generate(&hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).unwrap();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
+    chunkcast::secret::write_private(&key_path, key.as_bytes()).unwrap();
     (cert_path, key_path)
 }
 
@@ -233,7 +233,7 @@ fn dated_cert(dir: &Path, not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -
     let cert = params.self_signed(&key).unwrap();
     let (c, k) = (dir.join("dated.pem"), dir.join("dated.key"));
     std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
+    chunkcast::secret::write_private(&k, key.serialize_pem().as_bytes()).unwrap();
     (c, k)
 }
 
@@ -436,4 +436,43 @@ fn rsa_and_ec_keys_in_their_traditional_pem_forms_are_served() {
         let (out, code, version) = curl(&d.join(&cert), &["--http2", "-o", "/dev/null", &server.url("/healthz")]);
         assert_eq!((code.as_str(), version.as_str()), ("200", "2"), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+#[test]
+fn a_key_every_user_can_read_is_refused_with_the_chmod_that_fixes_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path(), &["localhost"]);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = tls::load(&TlsSource::Files { cert: cert.clone(), key: key.clone() }).map(|_| ()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("chmod 600 {}", key.display())) && text.contains("0644"), "{text}");
+    // Group-readable (a service group such as Debian's ssl-cert) is allowed.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(tls::load(&TlsSource::Files { cert, key }).is_ok());
+}
+
+#[test]
+fn self_signed_files_replace_planted_symlinks_instead_of_writing_through_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().join("chunkcast/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let victims = tempfile::tempdir().unwrap();
+    for name in ["cert.pem", "hosts", "key.pem"] {
+        let victim = victims.path().join(name);
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+    }
+    let printed = self_signed_start(config.path(), &["localhost"]);
+    assert!(printed.contains("made a self-signed certificate"), "{printed}");
+    for name in ["cert.pem", "hosts", "key.pem"] {
+        assert_eq!(std::fs::read_to_string(victims.path().join(name)).unwrap(), "precious", "{name}'s target");
+        let meta = std::fs::symlink_metadata(dir.join(name)).unwrap();
+        assert!(meta.file_type().is_file(), "{name} is a file of its own now");
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    self_signed_start(fresh.path(), &["localhost"]);
+    let mode = std::fs::metadata(fresh.path().join("chunkcast/tls")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the directory it makes is private");
 }

@@ -61,6 +61,8 @@ pub enum AccessError {
     Key(PathBuf, String),
     #[error("link key {0}")]
     KeyIo(PathBuf, #[source] std::io::Error),
+    #[error("link key {0}")]
+    Exposed(#[from] crate::secret::Exposed),
 }
 
 /// The checked access rules, shared by every worker.
@@ -143,7 +145,8 @@ impl std::fmt::Debug for LinkKey {
 }
 
 impl LinkKey {
-    /// Reads the key, or creates the file (mode 0600) with a new random key.
+    /// Reads the key (refused when every user can read it), or creates the
+    /// file (mode 0600, its missing directories 0700) with a new random key.
     pub fn load_or_create(path: &Path) -> Result<Self, AccessError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -153,11 +156,12 @@ impl LinkKey {
                 let key = parse_hex(text.trim()).ok_or_else(|| {
                     AccessError::Key(path.to_owned(), "is not 64 hex digits (delete it to make a new key)".into())
                 })?;
+                crate::secret::check_private(path, &std::fs::metadata(path).map_err(io)?)?;
                 Ok(LinkKey(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(io)?;
+                    crate::secret::private_dir(dir).map_err(io)?;
                 }
                 let key = random_key().map_err(io)?;
                 let mut file =
