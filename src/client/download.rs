@@ -18,7 +18,7 @@ use super::sink::{self, Outcome, Sink, Store};
 use crate::logsafe::Esc;
 use crate::protocol::params::{encode_query_value, format_need};
 use crate::protocol::sse::Parser;
-use crate::protocol::{End, ErrorBody, Kind, Meta};
+use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 
 /// Downloads `config.target` into `config.output`, telling `reporter` how
 /// it goes; see the module docs for the steps.
@@ -30,10 +30,12 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     let (store, have) = match &config.output {
         Output::File { path, exists: true } if !config.force => {
             return if part::is_this_version(path, &manifest)? {
+                let sha256 = if config.verify_sha256 { Some(part::checked_sha256(path, &manifest)?) } else { None };
                 Ok(Summary {
                     path: path.clone(),
                     bytes: manifest.size,
-                    sha256: manifest.sha256.clone(),
+                    root: hex(&root_of(&manifest.digests)),
+                    sha256,
                     already_there: true,
                     seconds: started.elapsed().as_secs_f64(),
                     ..Summary::default()

@@ -92,16 +92,7 @@ impl PartFile {
 
     /// The whole-file SHA-256 of the part file, read back from disk.
     pub fn read_back_sha256(&self, size: u64) -> Result<String, ClientError> {
-        let mut whole = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0;
-        while pos < size {
-            let n = (size - pos).min(buf.len() as u64) as usize;
-            self.file.read_exact_at(&mut buf[..n], pos).map_err(|e| ClientError::File(self.part_path.clone(), e))?;
-            whole.update(&buf[..n]);
-            pos += n as u64;
-        }
-        Ok(hex(&whole.finalize()))
+        file_sha256(&self.file, size).map_err(|e| ClientError::File(self.part_path.clone(), e))
     }
 
     /// Moves the verified file to its final name and removes the state file.
@@ -123,6 +114,31 @@ pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
         return Ok(false);
     }
     Ok(scan(&file, m).map_err(on)?.iter().all(|&ok| ok))
+}
+
+/// The whole-file SHA-256 of an existing output, read back, which must be
+/// the manifest's (`--verify-sha256` on a file that already is this version).
+pub fn checked_sha256(path: &Path, m: &Manifest) -> Result<String, ClientError> {
+    let on = |e| ClientError::File(path.to_owned(), e);
+    let sha = file_sha256(&File::open(path).map_err(on)?, m.size).map_err(on)?;
+    if sha != m.sha256 {
+        return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
+    }
+    Ok(sha)
+}
+
+/// The SHA-256 of the first `size` bytes of `file`, read in 1 MiB pieces.
+fn file_sha256(file: &File, size: u64) -> io::Result<String> {
+    let mut whole = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < size {
+        let n = (size - pos).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], pos)?;
+        whole.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(hex(&whole.finalize()))
 }
 
 /// Hashes every chunk of `file`; intact ones count as verified.

@@ -55,7 +55,12 @@ impl Reporter for Silent {}
 pub struct Summary {
     pub path: PathBuf,
     pub bytes: u64,
-    pub sha256: String,
+    /// The `root` over the digests every chunk was checked against, which
+    /// `get` recomputed: what it proved of the bytes it wrote.
+    pub root: String,
+    /// The whole file's SHA-256, computed by `get` over the bytes it wrote
+    /// (with `--verify-sha256`); never the manifest's claim.
+    pub sha256: Option<String>,
     /// Chunks found intact in a part file and not downloaded again.
     pub resumed_chunks: u64,
     /// Bytes verified in this run (not resumed from disk).

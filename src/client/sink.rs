@@ -206,7 +206,8 @@ impl<'r> Sink<'r> {
         if self.have_count != m.chunks {
             return Err(ClientError::Verify(format!("{} of {} chunks verified", self.have_count, m.chunks)));
         }
-        if crate::protocol::hex(&crate::protocol::root_of(&m.digests)) != m.root {
+        let root = crate::protocol::hex(&crate::protocol::root_of(&m.digests));
+        if root != m.root {
             return Err(ClientError::Verify("chunk digests do not hash to the manifest's root".into()));
         }
         if self.bytes_verified != m.size {
@@ -215,6 +216,13 @@ impl<'r> Sink<'r> {
         let whole = match self.store {
             Store::Part(part) => {
                 let sha = if verify_sha256 { Some(part.read_back_sha256(m.size)?) } else { None };
+                if let Some(sha) = sha.as_ref().filter(|sha| **sha != m.sha256) {
+                    // Never renamed: the final name only ever holds a proven file.
+                    return Err(ClientError::Verify(format!(
+                        "file digest {sha} differs from the manifest's {}",
+                        m.sha256
+                    )));
+                }
                 part.finish(&out)?;
                 sha
             }
@@ -223,15 +231,14 @@ impl<'r> Sink<'r> {
                 whole.map(|h| crate::protocol::hex(&h.finalize()))
             }
         };
-        if let Some(sha) = whole {
-            if sha != m.sha256 {
-                return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
-            }
+        if let Some(sha) = whole.as_ref().filter(|sha| **sha != m.sha256) {
+            return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));
         }
         Ok(Summary {
             path: out,
             bytes: m.size,
-            sha256: m.sha256.clone(),
+            root,
+            sha256: whole,
             reconnects: self.reconnects,
             corrupt_chunks: self.corrupt,
             refilled_chunks: self.refilled,

@@ -125,14 +125,14 @@ impl Term {
         self.bar.finish_and_clear();
         match result {
             Ok(s) if s.already_there => {
-                self.line(&format!("{} already is this version (sha256 {}); nothing to download", s.path.display(), s.sha256));
+                self.line(&format!("{} already is this version ({}); nothing to download", s.path.display(), proof(s)));
             }
             Ok(s) => self.line(&format!(
-                "{}: {} ({} bytes) verified (sha256 {}) in {:.2} s, {} this run; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
+                "{}: {} ({} bytes) verified ({}) in {:.2} s, {} this run; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
                 s.path.display(),
                 indicatif::BinaryBytes(s.bytes),
                 s.bytes,
-                s.sha256,
+                proof(s),
                 s.seconds,
                 mib_per_s(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
                 s.reconnects,
@@ -247,6 +247,16 @@ fn secs(d: Duration) -> String {
         format!("{s:.1} s")
     } else {
         format!("{s:.0} s")
+    }
+}
+
+/// What `get` proved, in the words of the summary: the whole file's SHA-256
+/// when it computed one (`--verify-sha256`), else the root its chunk
+/// digests hash to. Never a digest it only read from the server.
+fn proof(s: &Summary) -> String {
+    match &s.sha256 {
+        Some(sha) => format!("sha256 {sha}"),
+        None => format!("root {}, every chunk's SHA-256 checked", s.root),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod fsops;
 pub mod gate;
+pub mod hostile;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -22,6 +22,7 @@ mod flags;
 mod get;
 mod get_existing;
 mod get_feedback;
+mod get_hostile;
 mod get_limits;
 mod get_output;
 mod get_special;

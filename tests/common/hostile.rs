@@ -1,0 +1,129 @@
+//! A hostile (or broken) server for `chunkcast get` to meet: plain HTTP/1.1
+//! on port 0, one request per connection, whose answers the test writes by
+//! hand (a lying manifest, an endless body, a redirect, escape sequences).
+//! Real sockets, no chunkcast code on the serving side but the protocol's
+//! framing helpers a test chooses to use.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the server answers to one request.
+pub enum Reply {
+    /// A status line, headers and a whole body (`Content-Length` added).
+    Whole { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    /// A status line, headers, then `piece` written again and again until
+    /// the client hangs up (no length: the body never ends).
+    Endless { status: u16, headers: Vec<(String, String)>, piece: Vec<u8> },
+}
+
+impl Reply {
+    pub fn json(body: impl Into<Vec<u8>>) -> Reply {
+        Reply::Whole {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn events(body: impl Into<Vec<u8>>) -> Reply {
+        Reply::Whole {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/event-stream".into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn status(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Reply {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Reply::Whole { status, headers, body: body.into() }
+    }
+}
+
+/// A running hostile server; dropping it stops accepting.
+pub struct Hostile {
+    pub addr: SocketAddr,
+    /// Every request line it received, in order (`GET /api/manifest?… HTTP/1.1`).
+    pub requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hostile {
+    /// Serves `answer(path_and_query)` to every request.
+    pub fn start(answer: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, requests) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let answer = Arc::new(answer);
+        {
+            let (stop, requests) = (stop.clone(), requests.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((socket, _)) => {
+                            let (answer, requests) = (answer.clone(), requests.clone());
+                            std::thread::spawn(move || serve_one(socket, &*answer, &requests));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Hostile { addr, requests, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve_one(socket: TcpStream, answer: &(dyn Fn(&str) -> Reply + Send + Sync), requests: &Mutex<Vec<String>>) {
+    socket.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if header == "\r\n" || header == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let request_line = request_line.trim_end().to_owned();
+    requests.lock().unwrap().push(request_line.clone());
+    let target = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+    let mut out = socket;
+    let head = |status: u16, headers: &[(String, String)], length: Option<usize>| {
+        let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(n) = length {
+            head.push_str(&format!("Content-Length: {n}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    };
+    match answer(&target) {
+        Reply::Whole { status, headers, body } => {
+            let _ = out.write_all(&head(status, &headers, Some(body.len())));
+            let _ = out.write_all(&body);
+        }
+        Reply::Endless { status, headers, piece } => {
+            let _ = out.write_all(&head(status, &headers, None));
+            while out.write_all(&piece).is_ok() {}
+        }
+    }
+}
