@@ -16,6 +16,7 @@ use super::part::{self, PartFile, Resumed};
 use super::report::{Reporter, Retry, Start, Summary};
 use super::sink::{self, Outcome, Sink, Store};
 use crate::logsafe::Esc;
+use crate::protocol::limits::MAX_MANIFEST_BYTES;
 use crate::protocol::params::{encode_query_value, format_need};
 use crate::protocol::sse::Parser;
 use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
@@ -140,7 +141,16 @@ impl Download<'_> {
         let url = self.url("/api/manifest", &[("file", self.name())]);
         let mut res = self.agent.get(&url).call().map_err(|e| agent::classify(e, &url))?;
         let status = res.status().as_u16();
-        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| agent::classify(e, &url))?;
+        let body = match res.body_mut().with_config().limit(MAX_MANIFEST_BYTES).read_to_vec() {
+            Ok(body) => body,
+            Err(ureq::Error::BodyExceedsLimit(_)) => {
+                return Err(ClientError::Protocol(format!(
+                    "the manifest is larger than {} MiB; no file this protocol serves needs one that big",
+                    MAX_MANIFEST_BYTES >> 20
+                )))
+            }
+            Err(e) => return Err(agent::classify(e, &url)),
+        };
         match status {
             200 => Ok(Manifest::parse(&body)?),
             404 => Err(ClientError::NotFound(self.name().to_owned())),

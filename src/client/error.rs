@@ -73,6 +73,8 @@ pub enum ClientError {
     Output(PathBuf, String),
     #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
     Exists(PathBuf),
+    #[error("{}: the file needs {} more, and its filesystem has {} free", .path.display(), indicatif::BinaryBytes(*.needed), indicatif::BinaryBytes(*.free))]
+    NoSpace { path: PathBuf, needed: u64, free: u64 },
     /// A local file operation failed; the message names the path once
     /// (the error is not a `source`, so no chain repeats it).
     #[error("{}: {}", .0.display(), .1)]

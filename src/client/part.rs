@@ -71,6 +71,7 @@ impl PartFile {
         let previous: Option<PartVersion> =
             std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let resumable = previous.as_ref() == Some(&version) && part_path.exists();
+        check_space(&part_path, resumable, manifest.size)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -114,6 +115,33 @@ pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
         return Ok(false);
     }
     Ok(scan(&file, m).map_err(on)?.iter().all(|&ok| ok))
+}
+
+/// Refuses to start a download its filesystem cannot hold, before the part
+/// file is created: it is made at its final size at once (sparse), so a
+/// disk that fills up would otherwise only show half-way. What a resumed
+/// part file already holds counts as written.
+fn check_space(part: &Path, resumed: bool, size: u64) -> Result<(), ClientError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let held = if resumed { std::fs::metadata(part).map_or(0, |m| m.blocks().saturating_mul(512)) } else { 0 };
+    let needed = size.saturating_sub(held);
+    let dir = match part.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(dir_c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return Ok(()) };
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs reads the NUL-terminated path and fills the struct we own.
+    if unsafe { libc::statvfs(dir_c.as_ptr(), &mut st) } != 0 {
+        return Ok(()); // the kernel cannot say: the writes will tell
+    }
+    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    if needed > free {
+        return Err(ClientError::NoSpace { path: part.to_owned(), needed, free });
+    }
+    Ok(())
 }
 
 /// The whole-file SHA-256 of an existing output, read back, which must be

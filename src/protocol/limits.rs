@@ -22,6 +22,13 @@ pub const MAX_RANGE: u64 = 1 << 32;
 /// this still lets a client name hundreds of gaps in one request.
 pub const MAX_NEED_LEN: usize = 8192;
 
+/// The largest manifest a client reads. A whole manifest lists ~81 bytes
+/// per chunk (digest and offset), so 64 MiB holds some 800,000 chunks: a
+/// 12 TiB file at 16 MiB chunks, 3 GiB at the smallest. A server that sends
+/// more is broken or hostile, and the client stops reading instead of
+/// buffering it.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 /// The query parameters a signed link adds to every request for its file:
 /// its expiry (Unix seconds) and its signature.
 pub const LINK_EXPIRES: &str = "exp";

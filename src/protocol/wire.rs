@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::{hex, parse_hex, root_of, serde_hex, Hash};
 use super::layout::{chunk_count, span, Kind};
+use super::limits::{MAX_CHUNK, MIN_CHUNK};
 
 /// The manifest as the server writes it, borrowed from the index;
 /// `hashes`/`offsets` are left out of the `meta` event. Reads back as
@@ -88,20 +89,30 @@ pub enum BadManifest {
 }
 
 impl Manifest {
-    /// Parses and checks internal consistency: one digest per chunk, offsets
-    /// that tile the file, and digests that hash to `root`.
+    /// Parses and checks internal consistency before a client allocates or
+    /// creates anything by it: a chunk size the protocol allows, one digest
+    /// per chunk, offsets that tile the file, digests that hash to `root`.
+    /// Together these bound what a manifest can make a client do: every
+    /// chunk is at most 16 MiB and the file is at most as big as its chunk
+    /// list says.
     pub fn parse(body: &[u8]) -> Result<Manifest, BadManifest> {
         let mut m: Manifest = serde_json::from_slice(body)?;
         let bad = BadManifest::Inconsistent;
-        m.digests = m.hashes.iter().map(|h| parse_hex(h)).collect::<Option<_>>().ok_or(bad("bad digest"))?;
-        if m.digests.len() as u64 != m.chunks {
+        if !(MIN_CHUNK..=MAX_CHUNK).contains(&m.chunk_size) {
+            return Err(bad("chunk size outside 4 KiB..16 MiB"));
+        }
+        if m.chunks != m.hashes.len() as u64 {
             return Err(bad("digest count differs from chunk count"));
         }
+        m.digests = m.hashes.iter().map(|h| parse_hex(h)).collect::<Option<_>>().ok_or(bad("bad digest"))?;
         if hex(&root_of(&m.digests)) != m.root {
             return Err(bad("digests do not hash to root"));
         }
-        if m.chunk_size == 0 {
-            return Err(bad("zero chunk size"));
+        if parse_hex(&m.sha256).is_none() {
+            return Err(bad("bad file digest"));
+        }
+        if (m.chunks == 0) != (m.size == 0) {
+            return Err(bad("chunk count"));
         }
         match &m.offsets {
             Some(o) => {
@@ -223,7 +234,7 @@ mod tests {
                 name: Some(name),
                 size: TEXT.len() as u64,
                 kind: Kind::Text,
-                chunk_size: 8,
+                chunk_size: 4096,
                 chunks: 2,
                 version: self.version(),
                 sha256: hex(&self.sha256),
@@ -247,14 +258,14 @@ mod tests {
         assert_eq!(
             full,
             format!(
-                r#"{{"name":"a b.txt","size":13,"kind":"text","chunk_size":8,"chunks":2,"version":"{version}","sha256":"{sha}","root":"{root}","hashes":["{h0}","{h1}"],"offsets":[0,7]}}"#
+                r#"{{"name":"a b.txt","size":13,"kind":"text","chunk_size":4096,"chunks":2,"version":"{version}","sha256":"{sha}","root":"{root}","hashes":["{h0}","{h1}"],"offsets":[0,7]}}"#
             )
         );
         let meta = serde_json::to_string(&idx.manifest("a", false)).unwrap();
         assert_eq!(
             meta,
             format!(
-                r#"{{"name":"a","size":13,"kind":"text","chunk_size":8,"chunks":2,"version":"{version}","sha256":"{sha}","root":"{root}"}}"#
+                r#"{{"name":"a","size":13,"kind":"text","chunk_size":4096,"chunks":2,"version":"{version}","sha256":"{sha}","root":"{root}"}}"#
             )
         );
         let m = Manifest::parse(full.as_bytes()).unwrap();
@@ -269,8 +280,13 @@ mod tests {
         let good = serde_json::to_string(&idx.manifest("a", true)).unwrap();
         for (from, to, why) in [
             ("\"chunks\":2", "\"chunks\":3", "digest count"),
-            ("\"offsets\":[0,7]", "\"offsets\":[0,9]", "offsets"),
-            ("\"chunk_size\":8", "\"chunk_size\":0", "zero chunk size"),
+            ("\"offsets\":[0,7]", "\"offsets\":[0,13]", "offsets"),
+            ("\"offsets\":[0,7]", "\"offsets\":[1,7]", "offsets"),
+            ("\"chunk_size\":4096", "\"chunk_size\":0", "chunk size outside"),
+            ("\"chunk_size\":4096", "\"chunk_size\":4294967295", "chunk size outside"),
+            ("\"chunk_size\":4096", "\"chunk_size\":4095", "chunk size outside"),
+            ("\"size\":13", "\"size\":1099511627776", "offsets"),
+            ("\"offsets\":[0,7]", "\"offsets\":[7,0]", "offsets"),
         ] {
             let err = Manifest::parse(good.replace(from, to).as_bytes()).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");

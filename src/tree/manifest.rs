@@ -70,7 +70,7 @@ mod tests {
         FileIndex {
             stamp: Stamp { size: text.len() as u64, mtime_ns: 0 },
             kind: Kind::Text,
-            chunk_size: 8,
+            chunk_size: 4096,
             offsets: vec![0, a.len() as u64],
             sha256: sha256(text.as_bytes()),
             root: root_of(&hashes),
@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn meta_leaves_out_digests_and_offsets() {
         let meta = meta("a", &sample()).unwrap();
-        assert!(meta.starts_with(r#"{"name":"a","size":13,"kind":"text","chunk_size":8,"chunks":2,"#), "{meta}");
+        assert!(meta.starts_with(r#"{"name":"a","size":13,"kind":"text","chunk_size":4096,"chunks":2,"#), "{meta}");
         assert!(!meta.contains("hashes") && !meta.contains("offsets"), "{meta}");
     }
 }

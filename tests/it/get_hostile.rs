@@ -95,3 +95,93 @@ fn get_never_shows_a_digest_it_did_not_compute() {
     assert!(res.status.success(), "{}", stderr(&res));
     assert!(stderr(&res).contains(&format!("verified (sha256 {honest})")), "{}", stderr(&res));
 }
+
+/// Runs `cmd` to its end: its exit code, its stderr and its peak RSS (KiB).
+/// The child is reaped by `wait4` (which reports the RSS), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_measured(cmd: &mut Command) -> (Option<i32>, String, i64) {
+    use std::io::Read as _;
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 reaps our own child and fills both.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, err, usage.ru_maxrss)
+}
+
+fn get_cmd(server: &Hostile, out: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chunkcast"));
+    cmd.args(["get", &server.url(""), "release.bin", "-o", out.to_str().unwrap(), "--retries", "0"]);
+    cmd
+}
+
+#[test]
+fn an_endless_manifest_is_cut_off_at_64_mib() {
+    let server = Hostile::start(|_| Reply::Endless {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        piece: format!("{{\"hashes\":[{}", format!("\"{}\",", "ab".repeat(32)).repeat(1000)).into_bytes(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err, rss_kib) = run_measured(&mut get_cmd(&server, &dir.path().join("x")));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("the manifest is larger than 64 MiB"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one plain line: {err}");
+    println!("get against an endless manifest: peak RSS {} MiB", rss_kib / 1024);
+    assert!(rss_kib < 200 * 1024, "memory stays bounded: {rss_kib} KiB");
+}
+
+/// A manifest for `chunks` made-up digests, with these fields replaced.
+fn forged_manifest(chunks: usize, chunk_size: u64, size: u64) -> String {
+    let hashes: Vec<_> = (0..chunks).map(|i| sha256(&i.to_le_bytes())).collect();
+    let root = root_of(&hashes);
+    serde_json::json!({
+        "name": "release.bin", "size": size, "kind": "binary", "chunk_size": chunk_size, "chunks": chunks,
+        "version": hex(&root[..8]), "sha256": hex(&sha256(b"x")), "root": hex(&root),
+        "hashes": hashes.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+#[test]
+fn a_manifest_outside_the_protocol_is_refused_before_anything_is_created() {
+    // A 4 GiB chunk size would raise the client's line cap to gigabytes;
+    // a chunk count that does not match the size, a file of no chunks.
+    for (manifest, why) in [
+        (forged_manifest(1, 4_294_967_295, 1 << 20), "chunk size outside"),
+        (forged_manifest(1, 1024, 1000), "chunk size outside"),
+        (forged_manifest(3, 4096, 1 << 20), "chunk count"),
+        (forged_manifest(0, 4096, 10), "chunk count"),
+    ] {
+        let server = Hostile::start(move |path| {
+            if path.starts_with("/api/manifest") {
+                Reply::json(manifest.clone())
+            } else {
+                // Were it asked: one data line that never ends.
+                Reply::Endless { status: 200, headers: vec![], piece: b"data: AAAAAAAAAAAAAAAA".repeat(4096) }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (code, err, _) = run_measured(&mut get_cmd(&server, &dir.path().join("x")));
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert_eq!(server.requests.lock().unwrap().len(), 1, "only the manifest was asked for");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing created: {why}");
+    }
+}
+
+#[test]
+fn a_file_bigger_than_the_free_space_is_refused_before_the_part_file() {
+    // 1 TiB in 65,536 chunks of 16 MiB: a manifest of 4 MiB, consistent.
+    let manifest = forged_manifest(65_536, 16 << 20, 1 << 40);
+    let server = Hostile::start(move |_| Reply::json(manifest.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err, _) = run_measured(&mut get_cmd(&server, &dir.path().join("x")));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("needs 1.00 TiB more, and its filesystem has") && err.contains("free"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no part file made");
+}
