@@ -56,6 +56,11 @@ pub struct GetArgs {
     /// (the chunk digests and root already prove it; this costs one more pass).
     #[arg(long)]
     pub verify_sha256: bool,
+    /// Follow a redirect to another host or scheme, as curl's --location does
+    /// (never from https:// to plain http://; redirects within the server are
+    /// always followed).
+    #[arg(short = 'L', long)]
+    pub location: bool,
     /// No progress bar, retry lines or summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -81,6 +86,7 @@ impl TryFrom<&GetArgs> for GetConfig {
             retries: args.retries,
             parallel: args.parallel.max(1),
             verify_sha256: args.verify_sha256,
+            location: args.location,
             cacert: args.cacert.clone(),
         })
     }

@@ -14,14 +14,16 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use super::error::ClientError;
 
 /// An agent for `url` that reads error statuses as responses (the JSON body
-/// explains them), trusts the system roots plus `cacert`, and gives up on a
-/// read after `stall` without a byte.
-pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::Agent, ClientError> {
+/// explains them), follows no redirect by itself ([`send`] does, by its
+/// rules), trusts the system roots plus `cacert`, and gives up on a read
+/// after `stall` without a byte. `location`: redirects may lead to other
+/// hosts (and so to https from http).
+pub fn build(url: &str, cacert: Option<&Path>, stall: Duration, location: bool) -> Result<ureq::Agent, ClientError> {
     let mut roots: Vec<Certificate<'static>> = Vec::new();
-    // Parsing the system store costs milliseconds per client: only for https.
-    // Unreadable entries in it are skipped, as curl does; an empty store
-    // still works with --cacert.
-    if url.starts_with("https://") {
+    // Parsing the system store costs milliseconds per client: only for
+    // https. Unreadable entries in it are skipped, as curl does; an empty
+    // store still works with --cacert.
+    if url.starts_with("https://") || location {
         let native = rustls_native_certs::load_native_certs();
         roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
     }
@@ -36,11 +38,82 @@ pub fn build(url: &str, cacert: Option<&Path>, stall: Duration) -> Result<ureq::
         .build();
     Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(stall.max(Duration::from_secs(1))))
         .tls_config(tls)
         .build()
         .into())
+}
+
+/// Most redirects one request follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// A GET of `url` with `headers`, following redirects by `get`'s rules
+/// (curl's, with `--location` for `location`): never from https to plain
+/// http, never to another scheme or host unless `location`, at most
+/// [`MAX_REDIRECTS`]. A redirect it refuses is an error that says why.
+pub fn send(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+    location: bool,
+) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+    let mut url = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = agent.get(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.call().map_err(|e| classify(e, &url))?;
+        if !res.status().is_redirection() || res.status() == 304 {
+            return Ok(res);
+        }
+        let target = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let next = resolve(&url, target).ok_or_else(|| ClientError::Redirect {
+            from: url.clone(),
+            to: crate::logsafe::Esc(target).to_string(),
+            why: "its Location is not a URL",
+        })?;
+        let refuse = |why| ClientError::Redirect { from: url.clone(), to: next.clone(), why };
+        let (from_scheme, to_scheme) = (scheme(&url), scheme(&next));
+        if from_scheme == "https" && to_scheme != "https" {
+            return Err(refuse("it would leave https for plain http"));
+        }
+        if (from_scheme != to_scheme || host_of(&url) != host_of(&next)) && !location {
+            return Err(refuse("it leads to another host; pass --location to follow it"));
+        }
+        url = next;
+    }
+    Err(ClientError::Redirect { from: url, to: String::new(), why: "too many redirects" })
+}
+
+fn scheme(url: &str) -> String {
+    url.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase()
+}
+
+/// A `Location` value made absolute against the URL it answered: an
+/// absolute `http(s)://` URL, an absolute path, or a path relative to it.
+fn resolve(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.is_empty() || location.bytes().any(|b| b.is_ascii_control()) {
+        return None;
+    }
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    if location.contains("://") || location.starts_with("//") {
+        return None; // another scheme, or a scheme-relative URL: not followed
+    }
+    let origin_end = base.find("://")? + 3 + host_of(base).len();
+    let (origin, path) = base.split_at(origin_end);
+    if location.starts_with('/') {
+        return Some(format!("{origin}{location}"));
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Some(format!("{origin}{}{location}", if dir.is_empty() { "/" } else { dir }))
 }
 
 /// Sorts a failed request into what is worth retrying (the server is down,
@@ -151,4 +224,21 @@ pub fn describe_read(e: std::io::Error, url: &str) -> String {
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_url_they_answered() {
+        let base = "http://a:1/dl/api/manifest?file=x";
+        assert_eq!(resolve(base, "https://b/x").as_deref(), Some("https://b/x"));
+        assert_eq!(resolve(base, "/other?file=x").as_deref(), Some("http://a:1/other?file=x"));
+        assert_eq!(resolve(base, "manifest2").as_deref(), Some("http://a:1/dl/api/manifest2"));
+        assert_eq!(resolve("http://a:1", "x").as_deref(), Some("http://a:1/x"));
+        for refused in ["", "ftp://b/x", "//b/x", "/x\r\nSet-Cookie: y"] {
+            assert_eq!(resolve(base, refused), None, "{refused:?}");
+        }
+    }
 }

@@ -19,5 +19,7 @@ pub struct GetConfig {
     pub retries: u32,
     pub parallel: usize,
     pub verify_sha256: bool,
+    /// Follow redirects to other hosts (`--location`).
+    pub location: bool,
     pub cacert: Option<PathBuf>,
 }

@@ -25,7 +25,7 @@ use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 /// it goes; see the module docs for the steps.
 pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
-    let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout)?;
+    let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout, config.location)?;
     let mut dl = Download { agent, config, retry_ms: None, reporter };
     let manifest = dl.with_retries(|dl| dl.manifest())?;
     let (store, have) = match &config.output {
@@ -139,7 +139,7 @@ impl Download<'_> {
 
     fn manifest(&mut self) -> Result<Manifest, ClientError> {
         let url = self.url("/api/manifest", &[("file", self.name())]);
-        let mut res = self.agent.get(&url).call().map_err(|e| agent::classify(e, &url))?;
+        let mut res = agent::send(&self.agent, &url, &[], self.config.location)?;
         let status = res.status().as_u16();
         let body = match res.body_mut().with_config().limit(MAX_MANIFEST_BYTES).read_to_vec() {
             Ok(body) => body,
@@ -312,13 +312,14 @@ impl Download<'_> {
         sink: &Mutex<&mut Sink>,
         with_meta: bool,
     ) -> Result<Reply, ClientError> {
-        let mut req = self.agent.get(url).header("Accept", "text/event-stream");
-        if let Some(id) = last_id {
-            req = req.header("Last-Event-ID", id.to_string());
+        let id_header = last_id.map(|id| id.to_string());
+        let mut headers = vec![("Accept", "text/event-stream")];
+        if let Some(id) = &id_header {
+            headers.push(("Last-Event-ID", id));
         }
         let reply = |ended, last_id, retry_ms| Ok(Reply { ended, last_id, retry_ms });
         let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
-        let mut res = match req.call().map_err(|e| agent::classify(e, url)) {
+        let mut res = match agent::send(&self.agent, url, &headers, self.config.location) {
             Ok(res) => res,
             Err(ClientError::Unreachable { why, .. }) => return reply(dropped(why), last_id, None),
             Err(fatal) => return Err(fatal),

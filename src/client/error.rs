@@ -71,6 +71,8 @@ pub enum ClientError {
     OutputName(String, &'static str),
     #[error("{}: {}", .0.display(), .1)]
     Output(PathBuf, String),
+    #[error("refused the redirect from {from} to {to}: {why}")]
+    Redirect { from: String, to: String, why: &'static str },
     #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
     Exists(PathBuf),
     #[error("{}: the file needs {} more, and its filesystem has {} free", .path.display(), indicatif::BinaryBytes(*.needed), indicatif::BinaryBytes(*.free))]

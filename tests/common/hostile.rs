@@ -4,8 +4,8 @@
 //! Real sockets, no chunkcast code on the serving side but the protocol's
 //! framing helpers a test chooses to use.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +45,10 @@ impl Reply {
 /// A running hostile server; dropping it stops accepting.
 pub struct Hostile {
     pub addr: SocketAddr,
+    /// `https` when started with [`Hostile::start_tls`].
+    pub scheme: &'static str,
+    /// The certificate (for `--cacert`) of a TLS one.
+    pub cert: Option<tempfile::TempDir>,
     /// Every request line it received, in order (`GET /api/manifest?… HTTP/1.1`).
     pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -53,30 +57,71 @@ pub struct Hostile {
 impl Hostile {
     /// Serves `answer(path_and_query)` to every request.
     pub fn start(answer: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Hostile {
+        Self::start_with(None, answer)
+    }
+
+    /// [`Hostile::start`] over TLS, with a certificate for 127.0.0.1 and
+    /// localhost ([`Hostile::cert_path`]).
+    pub fn start_tls(answer: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Hostile {
+        use rustls::pki_types::pem::PemObject as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = chunkcast::tls::generate(&["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+        let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(chunkcast::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let mut server = Self::start_with(Some(Arc::new(config)), answer);
+        server.cert = Some(dir);
+        server
+    }
+
+    pub fn cert_path(&self) -> std::path::PathBuf {
+        self.cert.as_ref().expect("a TLS hostile server").path().join("cert.pem")
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        answer: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop, requests) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
         let answer = Arc::new(answer);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         {
             let (stop, requests) = (stop.clone(), requests.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((socket, _)) => {
-                            let (answer, requests) = (answer.clone(), requests.clone());
-                            std::thread::spawn(move || serve_one(socket, &*answer, &requests));
+                            let (answer, requests, tls) = (answer.clone(), requests.clone(), tls.clone());
+                            std::thread::spawn(move || {
+                                socket.set_nonblocking(false).unwrap();
+                                match tls {
+                                    Some(config) => {
+                                        let conn = rustls::ServerConnection::new(config).unwrap();
+                                        serve_one(rustls::StreamOwned::new(conn, socket), &*answer, &requests)
+                                    }
+                                    None => serve_one(socket, &*answer, &requests),
+                                }
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 }
             });
         }
-        Hostile { addr, requests, stop }
+        Hostile { addr, scheme, cert: None, requests, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 }
 
@@ -86,9 +131,12 @@ impl Drop for Hostile {
     }
 }
 
-fn serve_one(socket: TcpStream, answer: &(dyn Fn(&str) -> Reply + Send + Sync), requests: &Mutex<Vec<String>>) {
-    socket.set_nonblocking(false).unwrap();
-    let mut reader = BufReader::new(socket.try_clone().unwrap());
+fn serve_one(
+    socket: impl std::io::Read + std::io::Write,
+    answer: &(dyn Fn(&str) -> Reply + Send + Sync),
+    requests: &Mutex<Vec<String>>,
+) {
+    let mut reader = BufReader::new(socket);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -104,7 +152,7 @@ fn serve_one(socket: TcpStream, answer: &(dyn Fn(&str) -> Reply + Send + Sync), 
     let request_line = request_line.trim_end().to_owned();
     requests.lock().unwrap().push(request_line.clone());
     let target = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
-    let mut out = socket;
+    let mut out = reader.into_inner();
     let head = |status: u16, headers: &[(String, String)], length: Option<usize>| {
         let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
         for (k, v) in headers {
@@ -120,6 +168,7 @@ fn serve_one(socket: TcpStream, answer: &(dyn Fn(&str) -> Reply + Send + Sync), 
         Reply::Whole { status, headers, body } => {
             let _ = out.write_all(&head(status, &headers, Some(body.len())));
             let _ = out.write_all(&body);
+            let _ = out.flush();
         }
         Reply::Endless { status, headers, piece } => {
             let _ = out.write_all(&head(status, &headers, None));

@@ -185,3 +185,71 @@ fn a_file_bigger_than_the_free_space_is_refused_before_the_part_file() {
     assert!(err.contains("needs 1.00 TiB more, and its filesystem has") && err.contains("free"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no part file made");
 }
+
+/// A hostile server that serves `bytes` consistently (its real sha256).
+fn honest(bytes: Vec<u8>) -> Hostile {
+    let (manifest, events) = serving(&bytes, &hex(&sha256(&bytes)));
+    Hostile::start(move |path| {
+        if path.starts_with("/api/manifest") {
+            Reply::json(manifest.clone())
+        } else {
+            Reply::events(events.clone())
+        }
+    })
+}
+
+fn redirect_to(to: String) -> impl Fn(&str) -> Reply + Send + Sync + 'static {
+    move |path: &str| Reply::status(302, &[("Location", &format!("{to}{path}"))], "")
+}
+
+#[test]
+fn redirects_never_leave_https_and_reach_other_hosts_only_with_location() {
+    let bytes: Vec<u8> = (0..2 * CHUNK + 5).map(|i| (i % 253) as u8).collect();
+    let plain = honest(bytes.clone());
+    let dir = tempfile::tempdir().unwrap();
+
+    // https -> http: refused, with or without --location.
+    let tls = Hostile::start_tls(redirect_to(plain.url("")));
+    for extra in [&[][..], &["--location"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["get", &tls.url(""), "release.bin", "-o", dir.path().join("a").to_str().unwrap()])
+            .args(["--cacert", tls.cert_path().to_str().unwrap(), "--retries", "0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("refused the redirect from https://") && err.contains("leave https for plain http"),
+            "{err}"
+        );
+    }
+    assert!(plain.requests.lock().unwrap().is_empty(), "nothing was sent in the clear");
+
+    // http -> another host: only with --location, and then it completes.
+    let front = Hostile::start(redirect_to(plain.url("")));
+    let out = get(&front, &dir.path().join("b"), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("leads to another host; pass --location to follow it"), "{err}");
+    assert!(plain.requests.lock().unwrap().is_empty());
+    let out = get(&front, &dir.path().join("b"), &["--location"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), bytes);
+
+    // Within one server a redirect is followed without asking.
+    let (manifest, events) = serving(&bytes, &hex(&sha256(&bytes)));
+    let moved = Hostile::start(move |path| match path {
+        p if p.starts_with("/old") => Reply::status(301, &[("Location", &p.replacen("/old", "", 1))], ""),
+        p if p.starts_with("/api/manifest") => Reply::json(manifest.clone()),
+        _ => Reply::events(events.clone()),
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &moved.url("/old"), "release.bin", "-o", dir.path().join("c").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), bytes);
+    let requests = moved.requests.lock().unwrap();
+    assert!(requests[0].starts_with("GET /old/api/manifest") && requests[1].starts_with("GET /api/manifest"));
+}
