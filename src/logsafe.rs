@@ -1,8 +1,10 @@
-//! Client-controlled text in log lines: file names, paths and query values
-//! are escaped so a name holding CR, LF or ESC cannot forge a log line or
-//! drive the operator's terminal.
+//! Text someone else controls, escaped before a person reads it: in the
+//! server's log lines, file names, paths and query values from clients; on
+//! `get`'s terminal, what a server said (error texts, redirects, manifest
+//! fields). A string holding CR, LF or ESC cannot forge a line or drive the
+//! terminal.
 //!
-//! Every log site that writes such a string formats it through [`Esc`]
+//! Every site that writes such a string formats it through [`Esc`]
 //! (`tracing::info!(file = %Esc(name), ...)`).
 
 use std::fmt;

@@ -72,7 +72,7 @@ pub fn send(
         let target = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let next = resolve(&url, target).ok_or_else(|| ClientError::Redirect {
             from: url.clone(),
-            to: crate::logsafe::Esc(target).to_string(),
+            to: target.to_owned(),
             why: "its Location is not a URL",
         })?;
         let refuse = |why| ClientError::Redirect { from: url.clone(), to: next.clone(), why };

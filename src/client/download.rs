@@ -387,7 +387,7 @@ impl Download<'_> {
                     if err.as_ref().is_some_and(|e| e.code == "changed" || e.code == "corrupt") {
                         return Err(ClientError::Changed(m.name.clone()));
                     }
-                    let why = err.map_or_else(|| "server error".to_owned(), |e| e.error.into_owned());
+                    let why = err.map_or_else(|| "server error".to_owned(), |e| Esc(&e.error).to_string());
                     break Ended::Dropped { new_chunks, why };
                 }
                 _ => {}
@@ -456,9 +456,11 @@ fn missing_chunks(missing: &[Range<u64>]) -> u64 {
     missing.iter().map(|r| r.end - r.start).sum()
 }
 
+/// A server's error answer in words for the terminal, its text escaped (a
+/// server must not set the window title or clear the screen).
 fn error_message(status: u16, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body).ok().map(|e| e.error) {
-        Some(msg) => format!("{status}: {msg}"),
+        Some(msg) => format!("{status}: {}", Esc(&msg)),
         None => format!("HTTP {status}"),
     }
 }

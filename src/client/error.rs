@@ -1,6 +1,10 @@
 //! What `chunkcast get` can fail with, each a sentence for the terminal.
+//! Text that came from the server is escaped where it enters a message
+//! (`logsafe::Esc`), so no server can drive the user's terminal.
 
 use std::path::PathBuf;
+
+use crate::logsafe::Esc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -52,9 +56,10 @@ pub enum ClientError {
     Server(String),
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("protocol error: {0}")]
+    /// serde's messages quote what they refused: the server's text, escaped.
+    #[error("protocol error: {}", Esc(&.0.to_string()))]
     BadManifest(#[from] crate::protocol::BadManifest),
-    #[error("protocol error: bad {what} event: {source}")]
+    #[error("protocol error: bad {what} event: {}", Esc(&.source.to_string()))]
     BadEvent {
         what: &'static str,
         #[source]
@@ -71,7 +76,7 @@ pub enum ClientError {
     OutputName(String, &'static str),
     #[error("{}: {}", .0.display(), .1)]
     Output(PathBuf, String),
-    #[error("refused the redirect from {from} to {to}: {why}")]
+    #[error("refused the redirect from {} to {}: {why}", Esc(.from), Esc(.to))]
     Redirect { from: String, to: String, why: &'static str },
     #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
     Exists(PathBuf),

@@ -253,3 +253,47 @@ fn redirects_never_leave_https_and_reach_other_hosts_only_with_location() {
     let requests = moved.requests.lock().unwrap();
     assert!(requests[0].starts_with("GET /old/api/manifest") && requests[1].starts_with("GET /api/manifest"));
 }
+
+#[test]
+fn nothing_the_server_says_reaches_the_terminal_with_its_escape_sequences() {
+    // Set the window title, clear the screen, then claim success; C1 CSI too.
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}1mchunkcast: all good, 0 problems";
+    let body = serde_json::json!({"code": "nope", "error": evil}).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |out: &Output, what: &str| {
+        let err = stderr(out);
+        assert!(!out.status.success(), "{what}: {err}");
+        assert!(!err.contains(['\u{1b}', '\u{7}', '\r', '\u{9b}']), "{what}: raw control characters: {err:?}");
+        assert!(err.contains("\\x1b]0;pwned"), "{what}: the text is shown, escaped: {err}");
+    };
+
+    // A JSON error body (a 4xx is fatal at once).
+    let body_4xx = body.clone();
+    let server = Hostile::start(move |_| Reply::status(400, &[("Content-Type", "application/json")], body_4xx.clone()));
+    check(&get(&server, &dir.path().join("a"), &[]), "error body");
+
+    // An `event: error` while streaming (retried, then given up).
+    let bytes: Vec<u8> = vec![7; CHUNK + 1];
+    let (manifest, _) = serving(&bytes, &hex(&sha256(&bytes)));
+    let event = sse::named("error", &serde_json::json!({"code": "io_error", "error": evil}).to_string());
+    let server = Hostile::start(move |path| {
+        if path.starts_with("/api/manifest") {
+            Reply::json(manifest.clone())
+        } else {
+            Reply::events(event.clone())
+        }
+    });
+    check(&get(&server, &dir.path().join("b"), &[]), "error event");
+
+    // A manifest whose fields serde quotes when it refuses them.
+    let server =
+        Hostile::start(|_| Reply::json(format!("{{\"name\": 1, \"size\": \"{}\"}}", "\\u001b]0;pwned\\u0007")));
+    let out = get(&server, &dir.path().join("c"), &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains(['\u{1b}', '\u{7}']), "manifest: {err:?}");
+
+    // A redirect to a Location of control characters.
+    let server = Hostile::start(|_| Reply::status(302, &[("Location", "http://127.0.0.1:1/\u{9b}2J")], ""));
+    let out = get(&server, &dir.path().join("d"), &["--location"]);
+    assert!(!stderr(&out).contains('\u{9b}'), "redirect: {:?}", stderr(&out));
+}
