@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-
 use super::error::ClientError;
+use super::trust;
 
 /// An agent for `url` that reads error statuses as responses (the JSON body
 /// explains them), follows no redirect by itself ([`send`] does, by its
@@ -19,31 +18,28 @@ use super::error::ClientError;
 /// after `stall` without a byte. `location`: redirects may lead to other
 /// hosts (and so to https from http).
 pub fn build(url: &str, cacert: Option<&Path>, stall: Duration, location: bool) -> Result<ureq::Agent, ClientError> {
-    let mut roots: Vec<Certificate<'static>> = Vec::new();
+    let mut roots = Vec::new();
     // Parsing the system store costs milliseconds per client: only for
     // https. Unreadable entries in it are skipped, as curl does; an empty
     // store still works with --cacert.
     if url.starts_with("https://") || location {
-        let native = rustls_native_certs::load_native_certs();
-        roots.extend(native.certs.iter().map(|c| Certificate::from_der(c).to_owned()));
+        roots.extend(rustls_native_certs::load_native_certs().certs);
     }
+    let mut pinned = Vec::new();
     if let Some(path) = cacert {
         let chain = crate::tls::read_chain(path).map_err(ClientError::CaCert)?;
-        roots.extend(chain.iter().map(|c| Certificate::from_der(c).to_owned()));
+        roots.extend(chain.iter().cloned());
+        pinned.extend(chain);
     }
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(crate::tls::provider())
-        .root_certs(RootCerts::new_with_certs(&roots))
-        .build();
-    Ok(ureq::Agent::config_builder()
+    let tls = trust::client_config(roots, pinned)
+        .map_err(|source| ClientError::Handshake { host: "the TLS set-up".into(), source })?;
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(stall.max(Duration::from_secs(1))))
-        .tls_config(tls)
-        .build()
-        .into())
+        .build();
+    Ok(ureq::Agent::with_parts(config, trust::connector(tls), ureq::unversioned::resolver::DefaultResolver::default()))
 }
 
 /// Most redirects one request follows.

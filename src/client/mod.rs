@@ -16,8 +16,8 @@
 //! [`download`] runs those steps; [`target`] reads the URL forms, [`output`]
 //! decides where the file goes, [`manifest`] adds the client's limits to the
 //! protocol's manifest, [`sink`] verifies and stores chunks, [`part`] keeps
-//! the part file resumable, [`agent`] sets up HTTP and TLS and tells
-//! retryable failures from fatal ones; [`report`] is what the download tells
+//! the part file resumable, [`agent`] sets up HTTP and tells retryable
+//! failures from fatal ones, [`trust`] decides which certificates to trust; [`report`] is what the download tells
 //! its caller, [`term`] the terminal reporter the binary uses.
 
 mod agent;
@@ -31,6 +31,7 @@ pub mod report;
 mod sink;
 pub mod target;
 pub mod term;
+mod trust;
 
 pub use config::GetConfig;
 pub use download::{get, max_event_len};

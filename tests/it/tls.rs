@@ -476,3 +476,50 @@ fn self_signed_files_replace_planted_symlinks_instead_of_writing_through_them() 
     let mode = std::fs::metadata(fresh.path().join("chunkcast/tls")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "the directory it makes is private");
 }
+
+#[test]
+fn get_accepts_the_usual_self_signed_certificate_it_was_handed_and_still_checks_it() {
+    // `openssl req -x509` makes CA:TRUE certificates, which webpki refuses
+    // as a server's own (CaUsedAsEndEntity); curl takes them with --cacert.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let make = |name: &str, san: &str, days: &str| {
+        let (key, cert) = (d.join(format!("{name}.key")), d.join(format!("{name}.pem")));
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", days, "-subj", "/CN=test", "-addext", san])
+            .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+            .output()
+            .expect("openssl is installed");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (cert, key)
+    };
+    let (cert, key) = make("usual", "subjectAltName=IP:127.0.0.1,DNS:localhost", "2");
+    let text =
+        Command::new("openssl").args(["x509", "-noout", "-text", "-in", cert.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"), "the case in point: a CA certificate");
+    let (other, _) = make("other", "subjectAltName=IP:127.0.0.1", "2");
+    let (misnamed, misnamed_key) = make("misnamed", "subjectAltName=DNS:elsewhere.example", "2");
+
+    let root = fixture_root();
+    let server =
+        TestServer::start(root.path(), &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let out = d.join("story.txt");
+    let res = get(&server.url(""), "story.txt", &out, &["--cacert", cert.to_str().unwrap()]);
+    assert!(res.status.success(), "pinned: {}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(root.path().join("story.txt")).unwrap());
+
+    // Another self-signed certificate is no pin for this one.
+    let res = get(&server.url(""), "story.txt", &d.join("x"), &["--cacert", other.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success() && err.contains("is not trusted"), "{err}");
+
+    // A pinned certificate must still name the host.
+    let misnamed_server = TestServer::start(
+        root.path(),
+        &["--tls-cert", misnamed.to_str().unwrap(), "--tls-key", misnamed_key.to_str().unwrap()],
+    );
+    let res = get(&misnamed_server.url(""), "story.txt", &d.join("y"), &["--cacert", misnamed.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success() && err.contains("for another host name"), "{err}");
+}
