@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    raise_open_file_limit();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -157,4 +158,19 @@ fn link(args: &chunkcast::cli::LinkArgs) -> anyhow::Result<()> {
         key_file.display()
     );
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one, as servers do: the soft
+/// default (often 1,024) would cap streams and sockets far below what the
+/// system allows, and an idle flood would fill it. `--max-connections`
+/// defaults from the raised value.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

@@ -47,6 +47,9 @@ use tokio::sync::watch;
 use crate::tree::disk::{Disk, RealDisk};
 use url::Mount;
 
+/// TLS handshakes in progress at once per worker (see `server_on_with`).
+pub const HANDSHAKES_PER_WORKER: usize = 16_384;
+
 /// Knobs only tests set, through [`server_on_with`]: no flag reaches them.
 #[derive(Default, Clone)]
 pub struct Hooks {
@@ -134,6 +137,17 @@ pub fn server_on_with(
         // keeps an idle paced stream's write buffer at actix's initial 8 KiB.
         .h1_write_buffer_size(4 * 1024)
         .client_request_timeout(Duration::from_secs(5))
+        // TLS handshakes at once per worker. actix's default (256) let
+        // idle sockets that never send a ClientHello hold every slot for
+        // the handshake timeout, so 600 of them made each new client wait
+        // 2.5 s and 2,500 made them time out. A handshake that waits for
+        // bytes costs a socket and a small future, not CPU, so the bound is
+        // set far above what an idle flood holds; `--max-connections`-sized
+        // descriptors and the timeout below bound the rest.
+        .max_connection_rate(HANDSHAKES_PER_WORKER)
+        // A ClientHello and the replies take one or two round trips: a
+        // socket silent for 3 s is dropped, freeing its slot.
+        .tls_handshake_timeout(Duration::from_secs(3))
         .on_connect(|conn, ext| {
             peer::on_connect(conn, ext);
         })

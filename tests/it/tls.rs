@@ -523,3 +523,55 @@ fn get_accepts_the_usual_self_signed_certificate_it_was_handed_and_still_checks_
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success() && err.contains("for another host name"), "{err}");
 }
+
+/// Raises this process's soft open-file limit to at least `n` (up to the
+/// hard limit); returns what it is now.
+fn at_least_open_files(n: u64) -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        if limit.rlim_cur < n {
+            limit.rlim_cur = n.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
+
+#[test]
+fn idle_sockets_do_not_starve_a_new_tls_handshake() {
+    const IDLE: usize = 2_500;
+    if at_least_open_files(2 * IDLE as u64 + 200) < 2 * IDLE as u64 + 200 {
+        eprintln!("skipped: the open-file limit is below {} (ulimit -Hn)", 2 * IDLE + 200);
+        return;
+    }
+    let root = fixture_root();
+    let certs = tempfile::tempdir().unwrap();
+    let (server, cert) = tls_server(root.path(), certs.path(), &[]);
+    // Connections that never send a ClientHello, each holding a handshake.
+    let idle: Vec<std::net::TcpStream> =
+        (0..IDLE).map(|_| std::net::TcpStream::connect(server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(tls::read_chain(&cert).unwrap());
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let started = std::time::Instant::now();
+    let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut conn = rustls::ClientConnection::new(config, "127.0.0.1".try_into().unwrap()).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket).expect("the handshake completes");
+    }
+    let took = started.elapsed();
+    println!("TLS handshake with {IDLE} idle connections held: {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(1), "a new client waited {took:?} behind idle sockets");
+    drop(idle);
+}
