@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
-use super::slots::Full;
+use super::slots::{Full, PER_CONNECTION};
 use crate::logsafe::Esc;
 use crate::protocol::params::ParamError;
 use crate::protocol::ErrorBody;
@@ -40,6 +40,9 @@ pub enum ApiError {
 
     #[error("server busy: {0} streams and downloads are open, try again shortly")]
     Busy(usize),
+
+    #[error("this connection holds {0} streams and downloads already, the most one connection may; close one or use another connection")]
+    ConnectionBusy(usize),
 
     #[error("authentication required: wrong or missing user name or password")]
     Unauthorized,
@@ -92,8 +95,11 @@ impl From<TreeError> for ApiError {
 }
 
 impl From<Full> for ApiError {
-    fn from(Full(open): Full) -> Self {
-        ApiError::Busy(open)
+    fn from(full: Full) -> Self {
+        match full {
+            Full::Server(open) => ApiError::Busy(open),
+            Full::Connection => ApiError::ConnectionBusy(PER_CONNECTION),
+        }
     }
 }
 
@@ -108,7 +114,7 @@ impl ApiError {
             ApiError::VersionMismatch { .. } => "version_mismatch",
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Busy(_) => "busy",
+            ApiError::Busy(_) | ApiError::ConnectionBusy(_) => "busy",
             ApiError::Unauthorized => "unauthorized",
             ApiError::LinkExpired => "link_expired",
             ApiError::LinkInvalid => "link_invalid",
@@ -134,7 +140,7 @@ impl ResponseError for ApiError {
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::ConnectionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
             ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
@@ -158,6 +164,10 @@ impl ResponseError for ApiError {
             ApiError::Busy(_) => {
                 // A refused client does not keep a socket (a descriptor) open.
                 res.insert_header((header::RETRY_AFTER, "1")).force_close();
+            }
+            ApiError::ConnectionBusy(_) => {
+                // The connection's other streams go on: it stays open.
+                res.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::Unauthorized => {
                 res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="chunkcast", charset="UTF-8""#));

@@ -27,6 +27,7 @@ pub fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions
         reap_half_open(socket);
         ext.insert(PeerFd(socket));
     }
+    ext.insert(crate::server::slots::ConnectionSlots::default());
 }
 
 impl PeerFd {

@@ -90,10 +90,48 @@ async fn healthz(state: State) -> HttpResponse {
     })
 }
 
-/// `GET /api/files[?dir=SUB]`: one directory (the root without `dir`).
+/// Entries per page of a streamed listing: ~20 KiB of JSON, small enough
+/// that 500 listings nobody reads hold little, large enough that a page's
+/// hop to the blocking pool is amortized.
+const LISTING_PAGE: usize = 200;
+
+/// `GET /api/files[?dir=SUB]`: one directory (the root without `dir`), a
+/// JSON array written a page at a time as the client reads it. A missing
+/// directory is a 404 before the first byte; a response never holds more
+/// than the page being written (an HTTP/2 client may open hundreds of
+/// listings and read none).
 async fn list_files(state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
-    let entries = state.catalog.list_dir_bounded(q.into_inner().dir.unwrap_or_default()).await?;
-    Ok(HttpResponse::Ok().json(entries))
+    let dir = q.into_inner().dir.unwrap_or_default();
+    let catalog = state.catalog.clone();
+    let listing = catalog.listing(&dir)?;
+    let pages = futures_util::stream::unfold(Some((listing, true)), move |state| {
+        let catalog = catalog.clone();
+        async move {
+            let (listing, first) = state?;
+            let (listing, page) = match catalog.next_page(listing, LISTING_PAGE).await {
+                Ok(next) => next,
+                Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+            };
+            let mut json = Vec::with_capacity(page.len() * 110 + 2);
+            if first {
+                json.push(b'[');
+            }
+            for (i, entry) in page.iter().enumerate() {
+                if i > 0 || !first {
+                    json.push(b',');
+                }
+                if let Err(e) = serde_json::to_writer(&mut json, entry) {
+                    return Some((Err(std::io::Error::other(e)), None));
+                }
+            }
+            if page.is_empty() {
+                json.push(b']');
+                return Some((Ok(web::Bytes::from(json)), None));
+            }
+            Some((Ok(web::Bytes::from(json)), Some((listing, false))))
+        }
+    });
+    Ok(HttpResponse::Ok().content_type("application/json").streaming(pages))
 }
 
 #[derive(Debug, Deserialize)]

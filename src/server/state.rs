@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::config::Config;
 use super::error::ApiError;
-use super::slots::{Slot, Slots};
+use super::slots::{ConnectionSlots, Slot, Slots};
 use super::stream::Streams;
 use crate::tree::disk::Disk;
 use crate::tree::{catalog_and_store, Catalog, IndexStore};
@@ -42,6 +42,6 @@ impl AppState {
         if req.method() == actix_web::http::Method::HEAD {
             return Ok(None);
         }
-        Ok(Some(self.slots.take()?))
+        Ok(Some(self.slots.take(req.conn_data::<ConnectionSlots>())?))
     }
 }

@@ -59,6 +59,49 @@ pub struct Resolved {
     pub id: FileId,
 }
 
+/// One directory's listing in progress (see [`Catalog::listing`]).
+pub struct Listing {
+    fs: Arc<FsRoot>,
+    /// The directory, opened once: every entry is examined beneath it.
+    dir: File,
+    names: Arc<Vec<String>>,
+    next: usize,
+    prefix: String,
+}
+
+impl Listing {
+    /// Up to `max` more entries; empty at the end. Names that are not safe,
+    /// entries that cannot be examined (gone meanwhile) and anything but
+    /// regular files and directories inside the root are left out.
+    pub fn next_page(&mut self, max: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        while out.len() < max && self.next < self.names.len() {
+            let file_name = &self.names[self.next];
+            self.next += 1;
+            let name = format!("{}{file_name}", self.prefix);
+            if !is_safe_name(&name) {
+                continue;
+            }
+            let Some(st) = super::root::stat_at(&self.dir, std::ffi::OsStr::new(file_name)) else { continue };
+            let (kind, size, mtime) = match st.st_mode & libc::S_IFMT {
+                libc::S_IFREG => (EntryKind::File, st.st_size as u64, st.st_mtime),
+                libc::S_IFDIR => (EntryKind::Dir, 0, st.st_mtime),
+                // A symlink is what it leads to, if that is inside the root.
+                libc::S_IFLNK => match self.fs.open_under(&name, Want::File) {
+                    Some(f) => (EntryKind::File, f.meta.len(), f.meta.mtime()),
+                    None => match self.fs.open_under(&name, Want::Dir) {
+                        Some(d) => (EntryKind::Dir, 0, d.meta.mtime()),
+                        None => continue,
+                    },
+                },
+                _ => continue, // FIFOs, sockets, devices: never served
+            };
+            out.push(Entry { name, size, modified: rfc3339(mtime), kind });
+        }
+        out
+    }
+}
+
 /// The served directory, held open as a descriptor. `root` is canonical.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -127,43 +170,42 @@ impl Catalog {
     /// and cached; sizes and times are read on every call, since a file can
     /// grow without its directory changing.
     pub fn list_dir(&self, dir: &str) -> Result<Vec<Entry>, TreeError> {
+        let mut listing = self.listing(dir)?;
+        let mut out = Vec::with_capacity(listing.names.len());
+        loop {
+            let page = listing.next_page(usize::MAX);
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+
+    /// [`Catalog::list_dir`] a page at a time: the directory opened and its
+    /// (cached, shared) names read, each entry examined only when its page
+    /// is asked for. A response that streams it holds one page, not the
+    /// whole list, however slowly its client reads.
+    pub fn listing(&self, dir: &str) -> Result<Listing, TreeError> {
         if !dir.is_empty() && !is_safe_name(dir) {
             return Err(TreeError::NotFound);
         }
         let opened = self.fs.open_under(dir, Want::Dir).ok_or(TreeError::NotFound)?;
         let names = self.names(&opened)?;
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        let mut out = Vec::with_capacity(names.len());
-        for file_name in names.iter() {
-            let name = format!("{prefix}{file_name}");
-            if !is_safe_name(&name) {
-                continue;
-            }
-            let Some(st) = super::root::stat_at(&opened.file, std::ffi::OsStr::new(file_name)) else { continue };
-            let (kind, size, mtime) = match st.st_mode & libc::S_IFMT {
-                libc::S_IFREG => (EntryKind::File, st.st_size as u64, st.st_mtime),
-                libc::S_IFDIR => (EntryKind::Dir, 0, st.st_mtime),
-                // A symlink is what it leads to, if that is inside the root.
-                libc::S_IFLNK => match self.fs.open_under(&name, Want::File) {
-                    Some(f) => (EntryKind::File, f.meta.len(), f.meta.mtime()),
-                    None => match self.fs.open_under(&name, Want::Dir) {
-                        Some(d) => (EntryKind::Dir, 0, d.meta.mtime()),
-                        None => continue,
-                    },
-                },
-                _ => continue, // FIFOs, sockets, devices: never served
-            };
-            out.push(Entry { name, size, modified: rfc3339(mtime), kind });
-        }
-        Ok(out)
+        Ok(Listing { fs: self.fs.clone(), dir: opened.file, names, next: 0, prefix })
     }
 
-    /// [`Catalog::list_dir`] for a request: on the blocking pool, at most
-    /// `MAX_LISTINGS` (4) at once.
-    pub async fn list_dir_bounded(&self, dir: String) -> Result<Vec<Entry>, TreeError> {
+    /// The next page of a listing, on the blocking pool (an entry's `stat`
+    /// can wait for a slow disk), at most `MAX_LISTINGS` (4) pages at once.
+    /// The permit is held for the page, not the response: a client that
+    /// never reads holds none.
+    pub async fn next_page(&self, mut listing: Listing, max: usize) -> Result<(Listing, Vec<Entry>), TreeError> {
         let _permit = self.listing.acquire().await?;
-        let catalog = self.clone();
-        tokio::task::spawn_blocking(move || catalog.list_dir(&dir)).await?
+        Ok(tokio::task::spawn_blocking(move || {
+            let page = listing.next_page(max);
+            (listing, page)
+        })
+        .await?)
     }
 
     /// Every servable file under the root, sorted by name (for `chunkcast

@@ -139,3 +139,26 @@ fn the_index_walk_visits_twenty_thousand_directories_once_each() {
     assert_eq!(files[0].name, "a000/b000/f.txt");
     assert!(files.iter().all(|f| f.kind == EntryKind::File));
 }
+
+#[test]
+fn a_directory_larger_than_a_page_lists_whole_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let big = root.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..450 {
+        std::fs::write(big.join(format!("f{i:04}.txt")), format!("{i}")).unwrap();
+    }
+    std::fs::write(big.join(".hidden"), "x").unwrap();
+    std::fs::create_dir(big.join("sub")).unwrap();
+    let server = TestServer::start(root.path(), &[]);
+    let res = server.get("/api/files?dir=big");
+    assert_eq!(res.status, 200);
+    let list = res.json();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let mut want: Vec<String> = (0..450).map(|i| format!("big/f{i:04}.txt")).collect();
+    want.push("big/sub".into());
+    assert_eq!(names, want);
+    assert_eq!(list[449]["size"], 3);
+    assert_eq!(list[450]["type"], "dir");
+    assert_eq!(server.get("/api/files?dir=nope").status, 404, "a missing directory is a 404, not a broken stream");
+}
