@@ -48,9 +48,15 @@ pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &
             sink.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
+    // The serving line (a TLS server prints its certificate's lines first).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.rsplit(" at ").next().unwrap().trim().trim_start_matches("http://").trim_end_matches('/');
+    while !line.contains(" at http") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server printed no URL");
+    }
+    let url = line.rsplit(" at ").next().unwrap().trim();
+    let url = url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
     // Bound to every interface, the line names the host (`http://vm:PORT/`):
     // this machine, reached here through loopback.
     let addr: SocketAddr = url.parse().unwrap_or_else(|_| {

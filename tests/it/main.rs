@@ -26,6 +26,7 @@ mod get_hostile;
 mod get_limits;
 mod get_output;
 mod get_special;
+mod h2_limits;
 mod head;
 mod host;
 mod http_errors;
