@@ -14,9 +14,9 @@
  *   sha256.js    SHA-256: WebCrypto, or the vendored WebAssembly build where
  *                the page is not a secure context (plain HTTP from another host)
  *   hasher.js    many chunks' SHA-256 at once; the fallback runs in
- *                hash-worker.js workers
+ *                workers/hash.js workers
  *   store/       where verified chunks go: memory, OPFS (through
- *                storage-worker.js), IndexedDB; `index.js` picks one
+ *                workers/storage.js), IndexedDB; `index.js` picks one
  *   download.js  one file's download, from manifest to verified Blob
  *   state.js     the download's states and the transitions between them
  *   errors.js    ChunkcastError and the classification of unknown failures

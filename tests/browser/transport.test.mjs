@@ -243,7 +243,7 @@ test('auto (the default) takes the worker with the OPFS store, EventSource with 
 test('if the transport worker cannot load, the download goes on through EventSource', async () => {
   const page = await browser.context.newPage();
   let blocked = 0;
-  await page.route('**/transport-worker.js', (r) => { blocked++; return r.abort(); });
+  await page.route('**/workers/transport.js', (r) => { blocked++; return r.abort(); });
   await page.goto(large.url);
   const r = await page.evaluate(async () => {
     const { Download, clearStored } = await import('/chunkcast.js');

@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Where the worker transport's chunk events go: decoded into a staging buffer, hashed with WebCrypto, handed a few MiB at a time to the storage worker to write, and reported to the page in batches. */
 //
-// One chunk event, in the transport worker (transport-worker.js):
+// One chunk event, in the transport worker (workers/transport.js):
 //   data (a string from sse.js) -> the header `{"i","off","len","sha256"`
 //   parsed as JSON (a few hundred bytes; parseChunkData) -> the base64
 //   after `"b64":"` (a slice of the event, not a copy) decoded into the next

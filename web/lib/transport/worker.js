@@ -1,5 +1,5 @@
 // @ts-check
-/** @file The page side of the worker transport: event streams and range requests run in a worker of their own (transport-worker.js), which decodes and verifies each chunk and puts it to the OPFS storage worker; the page hears only which chunks were verified. */
+/** @file The page side of the worker transport: event streams and range requests run in a worker of their own (workers/transport.js), which decodes and verifies each chunk and puts it to the OPFS storage worker; the page hears only which chunks were verified. */
 //
 // Why: on the page, every chunk event costs the main thread the event's
 // dispatch, a string of ~350 KB, base64 decoding and handing the bytes to
@@ -33,7 +33,7 @@ import { ChunkcastError } from '../errors.js';
 
 export class WorkerTransport {
   /**
-   * @param {Worker} worker  the transport's own worker (transport-worker.js)
+   * @param {Worker} worker  the transport's own worker (workers/transport.js)
    * @param {(n: Notice) => void} onNotice
    * @param {(why: string) => void} [onBroken]  the worker failed (it could not load, say): nothing more will come from it
    */
@@ -60,7 +60,7 @@ export class WorkerTransport {
    */
   static on(store, onNotice, file, onBroken) {
     if (!store || store.kind !== 'opfs' || !store.worker || typeof store.key !== 'string') return null;
-    const worker = new Worker(new URL('../../transport-worker.js', import.meta.url), { type: 'module' });
+    const worker = new Worker(new URL('../../workers/transport.js', import.meta.url), { type: 'module' });
     const { port1, port2 } = new MessageChannel();
     // The storage worker takes the port after the `open` already sent (its messages are handled in order).
     store.worker.postMessage({ op: 'port', key: store.key, port: port1 }, [port1]);
