@@ -4,6 +4,10 @@
 // that the implementation in web/lib/ is assignable to it.
 
 export declare const PROTOCOL: 1;
+/** Most chunks per range request when the manifest says no `max_range` (the server's default). */
+export declare const MAX_RANGE: 256;
+/** Longest `need=` list, in characters, when the manifest says no `max_need` (the server's limit). */
+export declare const MAX_NEED: 8192;
 
 /** A file's manifest, as `/api/manifest?file=NAME` returns it. */
 export interface Manifest {
@@ -17,6 +21,10 @@ export interface Manifest {
   root: string;
   hashes: string[];
   offsets?: number[];
+  /** most chunks per range request (the server's --max-range); MAX_RANGE when absent */
+  max_range?: number;
+  /** longest `need=` list the server accepts; MAX_NEED when absent */
+  max_need?: number;
 }
 
 export type ErrorCode =
@@ -220,7 +228,7 @@ export declare function runs(n: number, pick: (i: number) => boolean): [number, 
 /** What to fetch next, from the chunks' states (pure). */
 export declare function plan(
   status: Uint8Array,
-  now: { streaming: boolean; ranges: number; parallel: number; batch: number; busy: boolean },
+  now: { streaming: boolean; ranges: number; parallel: number; batch: number; busy: boolean; maxRange?: number; maxNeed?: number },
 ): { ranges: [number, number][]; stream: { first: number; from?: number; need?: string } | null; stuck: boolean };
 
 export declare class SseParser {

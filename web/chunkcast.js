@@ -5,7 +5,8 @@
  * implementation and may move.
  *
  * Map of `lib/` (data flows top to bottom):
- *   protocol.js  the manifest and its checks, a chunk's span, `need=`, the file list
+ *   protocol.js  the server's limits, the manifest and its checks, a chunk's span,
+ *                `need=`, the server's errors, the file list
  *   plan.js      from the chunks' states, what to stream and what to refill (pure)
  *   sse.js       the SSE parser (bounded) for range responses and the worker
  *                transport's streams; chunk event data
@@ -26,7 +27,7 @@
  * checked by `tsc` (jsconfig.json); `chunkcast.d.ts` declares this entry.
  */
 
-export { PROTOCOL, checkManifest, formatNeed, listFiles, span } from './lib/protocol.js';
+export { MAX_NEED, MAX_RANGE, PROTOCOL, checkManifest, formatNeed, listFiles, span } from './lib/protocol.js';
 export { ChunkcastError, asError } from './lib/errors.js';
 export { decodeBase64, decodeBase64Fallback, decodeBase64Into, digestsFromHex, encodeBase64, hasNativeBase64, toHex } from './lib/bytes.js';
 export { hasWebCrypto, rootOf, sha256, sha256Fallback } from './lib/sha256.js';

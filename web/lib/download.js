@@ -40,7 +40,7 @@
 import { decodeBase64, decodeBase64Into, equal32 } from './bytes.js';
 import { ChunkcastError, asError, asStorageError } from './errors.js';
 import { CHUNK, plan } from './plan.js';
-import { fetchManifest, span } from './protocol.js';
+import { MAX_RANGE, fetchManifest, span } from './protocol.js';
 import { baseName, saveBlob } from './save.js';
 import { digestAll } from './hasher.js';
 import { rootOf } from './sha256.js';
@@ -85,7 +85,7 @@ import { WorkerTransport } from './transport/worker.js';
  * @property {number} [memoryLimit]  largest file kept in memory with 'auto'
  * @property {number} [stallTimeout]  ms without any event before reopening
  * @property {number} [parallel]  range requests in flight at most
- * @property {number} [batch]  chunks per range request (server allows 256)
+ * @property {number} [batch]  chunks per range request (at most the manifest's `max_range`, MAX_RANGE when it has none)
  * @property {number} [rate]  ask the server to pace to this many bytes/s
  * @property {Record<string, string>} [params]  query parameters sent with every request (manifest,
  *   stream and its reconnects, ranges): a signed link's `exp` and `sig`
@@ -153,7 +153,7 @@ export class Download {
     this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.stallTimeout = opts.stallTimeout ?? 15000;
     this.parallel = opts.parallel ?? 4;
-    this.batch = Math.min(opts.batch ?? 64, 256);
+    this.batch = Math.min(opts.batch ?? 64, MAX_RANGE);
     this.rate = opts.rate ?? 0;
     this.backoffBase = opts.backoffBase ?? 500;
     this.backoffMax = opts.backoffMax ?? 30000;
