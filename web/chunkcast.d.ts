@@ -111,7 +111,7 @@ export interface DownloadOptions {
   stallTimeout?: number;
   /** range requests in flight at most */
   parallel?: number;
-  /** chunks per range request (the server allows 256) */
+  /** chunks per range request (at most the manifest's `max_range`, MAX_RANGE when it has none) */
   batch?: number;
   /** ask the server to pace to this many bytes/s */
   rate?: number;

@@ -10,7 +10,6 @@
  *   plan.js      from the chunks' states, what to stream and what to refill (pure)
  *   sse.js       the SSE parser (bounded) for range responses and the worker
  *                transport's streams; chunk event data
- *   range.js     one range request, read through fetch and sse.js
  *   bytes.js     base64 and hex
  *   sha256.js    SHA-256: WebCrypto, or the vendored WebAssembly build where
  *                the page is not a secure context (plain HTTP from another host)
@@ -18,7 +17,20 @@
  *                workers/hash.js workers
  *   store/       where verified chunks go: memory, OPFS (through
  *                workers/storage.js), IndexedDB; `index.js` picks one
- *   download.js  one file's download, from manifest to verified Blob
+ *   download.js  one file's download: lifecycle and public API, from manifest
+ *                to verified Blob
+ *   scheduler.js what to fetch next, the stream's events, ranges, stalls,
+ *                reconnects with backoff
+ *   ledger.js    the chunks' states, digests, counters and progress (the one
+ *                place a chunk becomes verified)
+ *   text.js      a text file's chunks to `ontext`, in order
+ *   options.js   DownloadOptions and their defaults
+ *   transport/   what carries the chunks, behind one interface (interface.js;
+ *                index.js picks one): eventsource.js (the page's EventSource),
+ *                worker.js (the worker transport: host.js and sink.js in its
+ *                worker), fetch-source.js (EventSource's rules over fetch),
+ *                range.js (the one range reader, for both)
+ *   stats.js     the clock and the benchmark's counters
  *   state.js     the download's states and the transitions between them
  *   errors.js    ChunkcastError and the classification of unknown failures
  *   format.js, save.js  byte counts for people; saving the result
@@ -39,7 +51,7 @@ export { formatBytes } from './lib/format.js';
 export { saveBlob } from './lib/save.js';
 
 /** @typedef {import('./lib/protocol.js').Manifest} Manifest */
-/** @typedef {import('./lib/download.js').Progress} Progress */
-/** @typedef {import('./lib/download.js').DownloadOptions} DownloadOptions */
+/** @typedef {import('./lib/ledger.js').Progress} Progress */
+/** @typedef {import('./lib/options.js').DownloadOptions} DownloadOptions */
 /** @typedef {import('./lib/store/index.js').ChunkStore} ChunkStore */
 /** @typedef {import('./lib/errors.js').ErrorCode} ErrorCode */

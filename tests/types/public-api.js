@@ -44,5 +44,5 @@ import * as stores from '../../web/lib/store/index.js';
 /** @type {typeof api.rootOf} */ export const rootOf = sha.rootOf;
 /** @type {typeof api.formatBytes} */ export const formatBytes = format.formatBytes;
 /** @type {typeof api.saveBlob} */ export const saveBlob = save.saveBlob;
-/** @type {api.DownloadOptions} */ export const options = /** @type {import('../../web/lib/download.js').DownloadOptions} */ ({});
-/** @type {api.Progress} */ export const progress = /** @type {import('../../web/lib/download.js').Progress} */ (/** @type {any} */ (null));
+/** @type {api.DownloadOptions} */ export const options = /** @type {import('../../web/lib/options.js').DownloadOptions} */ ({});
+/** @type {api.Progress} */ export const progress = /** @type {import('../../web/lib/ledger.js').Progress} */ (/** @type {any} */ (null));
