@@ -1,5 +1,5 @@
 // Types of chunkcast.js's public API (the browser and Node client of the
-// chunkcast protocol v1).
+// chunkcast protocol v1; the package's `types`, see package.json).
 // Hand-written, and kept honest by tsc: the page (web/app.js, web/page/) is
 // checked against it, and tests/types/public-api.js checks that the
 // implementation in web/lib/ is assignable to it.

@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * @file chunkcast.js: the browser (and Node) client of the chunkcast protocol
- * v1, as one public entry. Import from here, as the page does (app.js,
- * page/); the modules under `lib/` are the implementation and may move.
+ * v1, as one public entry (the package's `"."`, see package.json). Import
+ * from here, as the page does (app.js, page/); the modules under `lib/` are
+ * the implementation and may move.
  *
  * Map of `web/` (dependencies point down: the pure protocol is a leaf):
  *   app.js, page/   the page: file browser, download cards, resume offers
