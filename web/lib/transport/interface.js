@@ -1,5 +1,5 @@
 // @ts-check
-/** @file The transport interface, in one place: what download.js asks of a transport (a stream, a range, whether chunks still wait) and the notices every transport emits back; and the one reading of the server's named stream events for all of them. */
+/** @file The transport interface, in one place: what a download (download.js, scheduler.js) asks of a transport (a stream, a range, whether chunks still wait) and the notices every transport emits back; and the one reading of the server's named stream events for all of them. */
 //
 // Two transports implement it (transport/index.js picks one):
 //   - eventsource.js: the page's EventSource carries the stream, fetch the
@@ -8,7 +8,7 @@
 //   - worker.js: a worker of its own fetches both (fetch-source.js,
 //     range.js, host.js), decodes and verifies each chunk (sink.js), and the
 //     OPFS store's worker writes it; the page hears only notices.
-// Either way download.js sees the same things: a stream's events
+// Either way the download sees the same things: a stream's events
 // (`StreamEvent`), a range's outcome (`RangeResult`), and notices of which
 // chunks arrived, were verified (and stored) or failed (`Notice`). It drives
 // both through this interface alone: no branch of it depends on the kind.
@@ -131,6 +131,14 @@ export function serverEvent(type, data) {
     return isChangeCode(code) ? { type: 'changed', message: error } : { type: 'error', code, message: error };
   }
   return null;
+}
+
+/**
+ * Whether nothing more comes from a stream after `ev`.
+ * @param {StreamEvent} ev
+ */
+export function isLastWord(ev) {
+  return ev.type !== 'open' && ev.type !== 'data' && ev.type !== 'meta' && ev.type !== 'drop';
 }
 
 /**

@@ -20,6 +20,7 @@
 // port when the file closes, so a new open needs a new transport.
 
 import { ChunkcastError } from '../errors.js';
+import { isLastWord } from './interface.js';
 
 /** @typedef {import('./interface.js').Transport} Transport */
 /** @typedef {import('./interface.js').TransportHost} TransportHost */
@@ -99,7 +100,7 @@ export class WorkerTransport {
     this.requests.set(tid, (msg) => {
       const ev = msg.event;
       if (!ev) return;
-      if (!['open', 'meta', 'drop'].includes(ev.type)) end(); // its last word
+      if (isLastWord(ev)) end();
       o.on(ev);
     });
     this._post({ op: 't-stream', tid, url, stallTimeout: o.stallTimeout, maxLine: o.maxLine });
