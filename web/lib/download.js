@@ -1,5 +1,5 @@
 // @ts-check
-/** @file One file's download: its lifecycle and public API, and the scheduler that decides what to fetch, when to reconnect and what a failure means. */
+/** @file One file's download: its lifecycle and public API (start, pause, resume, restart, close, the result), and what a change or a failure means for it; the scheduler, the ledger and the transport do the rest. */
 //
 // How a download flows:
 //   manifest (`/api/manifest`) -> store.open() (verified chunks already on
