@@ -9,8 +9,7 @@
 // ?file=NAME&exp=..&sig=..) opens the page on that one file and sends `exp`
 // and `sig` with every request the download makes.
 
-import { hasWebCrypto } from './chunkcast.js';
-import { fileHandleSupported } from './lib/store/file-handle.js';
+import { fileHandleSupported, hasWebCrypto } from './chunkcast.js';
 import { DownloadList } from './page/downloads.js';
 import { FileBrowser } from './page/files.js';
 import { offerResume, showStorage } from './page/offers.js';

@@ -1,9 +1,14 @@
 // Types of chunkcast.js's public API (the browser and Node client of the
-// chunkcast protocol v1). Hand-written, and kept honest by tsc: the page
-// (web/app.js) is checked against it, and tests/types/public-api.js checks
-// that the implementation in web/lib/ is assignable to it.
+// chunkcast protocol v1; the package's `types`, see package.json).
+// Hand-written, and kept honest by tsc: the page (web/app.js, web/page/) is
+// checked against it, and tests/types/public-api.js checks that the
+// implementation in web/lib/ is assignable to it.
 
 export declare const PROTOCOL: 1;
+/** Most chunks per range request when the manifest says no `max_range` (the server's default). */
+export declare const MAX_RANGE: 256;
+/** Longest `need=` list, in characters, when the manifest says no `max_need` (the server's limit). */
+export declare const MAX_NEED: 8192;
 
 /** A file's manifest, as `/api/manifest?file=NAME` returns it. */
 export interface Manifest {
@@ -17,6 +22,10 @@ export interface Manifest {
   root: string;
   hashes: string[];
   offsets?: number[];
+  /** most chunks per range request (the server's --max-range); MAX_RANGE when absent */
+  max_range?: number;
+  /** longest `need=` list the server accepts; MAX_NEED when absent */
+  max_need?: number;
 }
 
 export type ErrorCode =
@@ -36,6 +45,13 @@ export declare function asError(e: unknown): ChunkcastError;
 export type State =
   | 'idle' | 'manifest' | 'opening' | 'connecting' | 'resuming' | 'streaming' | 'reconnecting' | 'stalled'
   | 'refilling' | 'offline' | 'checking' | 'paused' | 'verifying' | 'done' | 'error' | 'changed' | 'closed';
+
+/** Under way and reacting to the network (it has a manifest and storage). */
+export declare const LIVE: ReadonlySet<State>;
+/** Running, from fetching the manifest to proving the whole file: its numbers move. */
+export declare const RUNNING: ReadonlySet<State>;
+/** Ended: nothing runs until `restart()` (or `resume()` after an error). */
+export declare const TERMINAL: ReadonlySet<State>;
 
 export interface Progress {
   name: string;
@@ -103,7 +119,7 @@ export interface DownloadOptions {
   stallTimeout?: number;
   /** range requests in flight at most */
   parallel?: number;
-  /** chunks per range request (the server allows 256) */
+  /** chunks per range request (at most the manifest's `max_range`, MAX_RANGE when it has none) */
   batch?: number;
   /** ask the server to pace to this many bytes/s */
   rate?: number;
@@ -206,6 +222,49 @@ export declare function chooseStore(name: string, size: number, opts: { store?: 
 export declare function findStored(name: string): Promise<{ store: string; version: string; chunks: number; size: number } | null>;
 /** Removes whatever is stored for `name`, in every store kind. */
 export declare function clearStored(name: string): Promise<void>;
+/** Every download a previous page left in this browser's storage (OPFS and IndexedDB). */
+export declare function listStored(): Promise<{ name: string; store: string; version: string; chunks: number; size: number }[]>;
+/** How much this origin keeps in the browser's storage, and its quota (null where unknown). */
+export declare function storageEstimate(): Promise<{ usage: number | null; quota: number | null }>;
+
+/** A download that writes into a file the person picked (`showSaveFilePicker`), as recorded in IndexedDB. */
+export interface HandleRecord {
+  name: string;
+  handle: FileSystemFileHandle;
+  version: string;
+  size: number;
+  chunks: number;
+  /** chunk numbers committed to the file */
+  written: number[];
+}
+
+/** Whether this browser can save straight to a picked file. */
+export declare function fileHandleSupported(): boolean;
+/** Every download that writes into a picked file, as recorded. */
+export declare function listHandles(): Promise<HandleRecord[]>;
+/** The record of `name`, if any. */
+export declare function findHandle(name: string): Promise<HandleRecord | undefined>;
+/** Forgets `name`'s picked file (the file itself stays where it is). */
+export declare function forgetHandle(name: string): Promise<void>;
+/** Asks (once more, after a reload) for permission to write into `handle`. */
+export declare function allowWriting(handle: FileSystemFileHandle): Promise<boolean>;
+
+/** The ChunkStore that writes verified chunks straight into a picked file. */
+export declare class FileHandleStore implements ChunkStore {
+  constructor(name: string, handle: FileSystemFileHandle, opts?: { commitBytes?: number; commitMs?: number });
+  kind: string;
+  persistent: boolean;
+  readonly handle: FileSystemFileHandle;
+  open(m: Manifest): Promise<Map<number, Uint8Array>>;
+  put(items: { i: number; off: number; bytes: Uint8Array }[]): Promise<void>;
+  flush(): Promise<void>;
+  read(i: number, off: number, len: number): Promise<Uint8Array>;
+  blob(type?: string): Promise<Blob>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+  /** Gives the download up: empties the picked file, removes it where the browser allows, forgets it. */
+  drop(): Promise<void>;
+}
 
 /** The files the server offers. */
 /** One folder of the served tree (`dir` as listed; the top without it). */
@@ -220,7 +279,7 @@ export declare function runs(n: number, pick: (i: number) => boolean): [number, 
 /** What to fetch next, from the chunks' states (pure). */
 export declare function plan(
   status: Uint8Array,
-  now: { streaming: boolean; ranges: number; parallel: number; batch: number; busy: boolean },
+  now: { streaming: boolean; ranges: number; parallel: number; batch: number; busy: boolean; maxRange?: number; maxNeed?: number },
 ): { ranges: [number, number][]; stream: { first: number; from?: number; need?: string } | null; stuck: boolean };
 
 export declare class SseParser {

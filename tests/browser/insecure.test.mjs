@@ -141,13 +141,13 @@ test('a failure that is not storage is not called storage', async () => {
 test('chunks are hashed in a worker; if the worker cannot start, the page hashes them itself', async () => {
   const { page, problems } = await openPage();
   let blocked = 0;
-  await page.route('**/lib/hash-worker.js', (r) => { blocked++; return r.abort(); });
+  await page.route('**/workers/hash.js', (r) => { blocked++; return r.abort(); });
   await page.evaluate(async () => (await import('/chunkcast.js')).clearStored('lan.bin')); // an earlier test stored it
   await page.click('button[data-file="lan.bin"]');
   await waitLong(page, 'state', 'v === "done"');
   assert.ok(blocked >= 1, 'the page tried to start the hashing worker');
   assert.equal(await page.textContent(inCard('.sha256')), bigSha['lan.bin']);
   assert.equal(await savedSha(page), bigSha['lan.bin']);
-  assert.deepEqual(problems.filter((p) => !/hash-worker|Failed to load/i.test(p)), []);
+  assert.deepEqual(problems.filter((p) => !/workers\/hash\.js|Failed to load/i.test(p)), []);
   await page.close();
 });

@@ -243,7 +243,7 @@ test('auto (the default) takes the worker with the OPFS store, EventSource with 
 test('if the transport worker cannot load, the download goes on through EventSource', async () => {
   const page = await browser.context.newPage();
   let blocked = 0;
-  await page.route('**/transport-worker.js', (r) => { blocked++; return r.abort(); });
+  await page.route('**/workers/transport.js', (r) => { blocked++; return r.abort(); });
   await page.goto(large.url);
   const r = await page.evaluate(async () => {
     const { Download, clearStored } = await import('/chunkcast.js');
@@ -290,6 +290,54 @@ test('with --auth, the worker transport sends the credentials the browser signed
   } finally {
     await proxy.close();
     await signedIn.close();
+    await srv.stop();
+  }
+});
+
+test("the worker transport keeps the server's code and words of a refused range, as the EventSource transport does", async () => {
+  // The worker runs the same range reader as the page (transport/range.js):
+  // a range the server refuses (more chunks than its --max-range 4) comes
+  // back with the server's error code and sentence, not only a status.
+  const srv = await startServer({ chunkSize: '4K', files: { 'mid.bin': mid }, args: ['--max-range', '4'] });
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(srv.url);
+    const r = await page.evaluate(async (name) => {
+      const { OpfsStore, checkManifest, clearStored } = await import('/chunkcast.js');
+      const { openTransport } = await import('/lib/transport/index.js');
+      await clearStored(name);
+      const m = await (await fetch(`/api/manifest?file=${name}`)).json();
+      const expected = await checkManifest(m, name);
+      const store = new OpfsStore(name);
+      await store.open(m);
+      /** @type {number[]} */
+      const verified = [];
+      const log = [];
+      const host = { manifest: m, expected, store, isVerified: () => false, notice: (n) => verified.push(...n.verified), fail: () => {}, broken: (why) => log.push(why), log: (s) => log.push(s) };
+      const out = {};
+      for (const want of ['worker', 'eventsource']) {
+        const t = openTransport(want, host, { EventSource, fetch: fetch.bind(globalThis), own: false, stats: null });
+        const ask = (a, b) => t.range({ url: `/events/chunk/${a}/${b}?file=${name}&v=${m.version}`, label: `${a}..${b}`, ctl: new AbortController(), stallTimeout: 10000, maxLine: 1 << 22 });
+        const refused = await ask(0, 10);
+        const whole = await ask(0, 3);
+        await t.idle();
+        out[want] = { kind: t.kind, refused: { ...refused, broken: refused.broken?.message ?? null }, whole: whole.failure, verified: [...new Set(verified.splice(0))].sort((a, b) => a - b) };
+        t.close();
+      }
+      await store.close();
+      await clearStored(name);
+      return { out, log };
+    }, 'mid.bin');
+    for (const want of ['worker', 'eventsource']) {
+      const got = r.out[want];
+      assert.equal(got.kind, want);
+      assert.deepEqual(got.refused, { failure: 'range 0..10 answered 416: 10 chunks asked, at most 4 per request', code: 'range_not_satisfiable', broken: null, status: 416 }, want);
+      assert.equal(got.whole, null, `${want}: a range the server allows arrives whole`);
+      assert.deepEqual(got.verified, [0, 1, 2], `${want}: its chunks are verified`);
+    }
+    assert.deepEqual(r.log, []);
+  } finally {
+    await page.close();
     await srv.stop();
   }
 });

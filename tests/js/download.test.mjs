@@ -156,3 +156,27 @@ test('a missing file fails with not_found', async () => {
   dl.start();
   await assert.rejects(dl.done, (e) => e.code === 'not_found');
 });
+
+test("the timing a download reports splits a store's put into its own work (`put`) and the wait it asks for (`putWait`)", async () => {
+  // A store whose put takes 4 ms of the caller's time, then asks it to wait
+  // 15 ms more (as OPFS does while its worker catches up).
+  class SlowStore extends MemoryStore {
+    puts = 0;
+    /** @param {any[]} items */
+    put(items) {
+      this.puts++;
+      const until = performance.now() + 4;
+      while (performance.now() < until) { /* the store's own work */ }
+      super.put(items);
+      return new Promise((resolve) => setTimeout(resolve, 15));
+    }
+  }
+  const store = new SlowStore();
+  const stats = {};
+  const { bytes } = await fetchAll('big.bin', { store, stats });
+  assert.equal(sha256hex(bytes), sha256hex(big));
+  assert.ok(store.puts >= 1);
+  assert.ok(stats.put >= 4 * store.puts - 0.01, `put ${stats.put} ms over ${store.puts} puts: at least 4 ms each`);
+  assert.ok(stats.putWait >= 14 * store.puts, `putWait ${stats.putWait} ms over ${store.puts} puts: at least 15 ms each`);
+  assert.ok(stats.put < stats.putWait, 'the wait is not counted as the store\'s own work');
+});

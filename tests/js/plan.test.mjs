@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CHUNK, plan } from '../../web/chunkcast.js';
+import { CHUNK, MAX_NEED, MAX_RANGE, plan } from '../../web/chunkcast.js';
 
 const { MISSING: M, VERIFIED: V, QUEUED: Q, INFLIGHT: F } = CHUNK;
 const idle = { streaming: false, ranges: 0, parallel: 4, batch: 64, busy: false };
@@ -35,6 +35,9 @@ test('failed chunks are refilled by range in runs of at most `batch`, `parallel`
 test("the server's limits from the manifest cap range batches and need lists", () => {
   const s = states([Q, Q, Q, Q, Q]);
   assert.deepEqual(plan(s, { ...idle, batch: 64, parallel: 10, maxRange: 2 }).ranges, [[0, 2], [2, 4], [4, 5]]);
+  // A manifest without `max_range` means the server's default, 256.
+  assert.equal(MAX_RANGE, 256);
+  assert.deepEqual(plan(new Uint8Array(600).fill(Q), { ...idle, batch: 1000, parallel: 10 }).ranges, [[0, 256], [256, 512], [512, 600]]);
   const gaps = states([M, V, M, V, M, V, M, V]);
   assert.deepEqual(plan(gaps, { ...idle, maxNeed: 3 }).stream, { first: 0, need: '0,2' });
 });
@@ -66,6 +69,9 @@ test('a need= list too long for a URL is cut at a run boundary; the rest waits f
   const n = 20000;
   const s = new Uint8Array(n).map((_, i) => (i % 2 ? V : M));
   const p = plan(s, idle);
-  assert.ok(p.stream?.need && p.stream.need.length <= 8000, `${p.stream?.need?.length} characters`);
+  // As long as the server takes (its MAX_NEED_LEN, 8192; tests/js/range.test.mjs
+  // checks the server's boundary), and filled up to it.
+  assert.equal(MAX_NEED, 8192);
+  assert.ok(p.stream?.need && p.stream.need.length <= MAX_NEED && p.stream.need.length > MAX_NEED - 8, `${p.stream?.need?.length} characters`);
   assert.match(p.stream.need, /^0,2,4,.*\d$/);
 });

@@ -69,6 +69,9 @@ const reported = (/** @type {any[]} */ notices) => ({
   verified: notices.flatMap((n) => n.verified),
 });
 
+/** Chunk numbers told `received`, in order. */
+const received = (/** @type {any[]} */ notices) => notices.flatMap((n) => n.received);
+
 for (const when of /** @type {const} */ (['now', 'microtask', 'later'])) {
   test(`storage answering ${when}: a corrupted chunk fails once and is never put; the others are verified once, after they are written`, async () => {
     const { sink, disk, notices, written } = sinkOver(when);
@@ -84,6 +87,13 @@ for (const when of /** @type {const} */ (['now', 'microtask', 'later'])) {
     await sink.idle();
     assert.deepEqual(reported(notices), { failed: [1], verified: [0, 2, 3, 4, 1] });
     assert.deepEqual(Buffer.from(disk), FILE);
+    // Each copy taken in is told received once (as the EventSource transport
+    // tells it), never after it was told verified; copies dropped are not.
+    assert.deepEqual(received(notices), [0, 1, 2, 3, 4, 1]);
+    notices.forEach((n, k) => {
+      const before = notices.slice(0, k + 1).flatMap((m) => m.received);
+      for (const i of n.verified) assert.ok(before.includes(i), `chunk ${i} verified before it was told received`);
+    });
   });
 }
 

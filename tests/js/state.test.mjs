@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { canMove, checkMove, LIVE, TERMINAL } from '../../web/lib/state.js';
+import { canMove, checkMove, LIVE, RUNNING, TERMINAL } from '../../web/lib/state.js';
 
 test('a live download may move between live states, pause, verify, fail, change or close', () => {
   for (const from of LIVE) for (const to of [...LIVE, 'paused', 'verifying', 'error', 'changed', 'closed']) assert.ok(canMove(from, to), `${from} -> ${to}`);
@@ -31,4 +31,12 @@ test('paused only resumes, fails, changes or closes; verifying only ends', () =>
 test('an illegal transition throws an internal error naming both states', () => {
   assert.throws(() => checkMove('done', 'streaming'), (e) => e.code === 'internal' && /done -> streaming/.test(e.message));
   assert.doesNotThrow(() => checkMove('streaming', 'stalled'));
+});
+
+test('running is the live states plus fetching the manifest and proving the whole file: never idle, paused or ended', () => {
+  assert.deepEqual([...RUNNING].filter((s) => !LIVE.has(s)).sort(), ['manifest', 'verifying']);
+  for (const s of LIVE) assert.ok(RUNNING.has(s), s);
+  for (const s of ['idle', 'paused', ...TERMINAL]) assert.equal(RUNNING.has(s), false, s);
+  // A running download may always be closed.
+  for (const s of RUNNING) assert.ok(canMove(s, 'closed'), `${s} -> closed`);
 });

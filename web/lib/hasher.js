@@ -31,7 +31,7 @@ function workers() {
   const n = Math.max(1, Math.min(4, hw - 1)); // leave a core to the page
   for (let k = 0; k < n; k++) {
     /** @type {Slot} */
-    const slot = { worker: new Worker(new URL('./hash-worker.js', import.meta.url), { type: 'module' }), busy: 0 };
+    const slot = { worker: new Worker(new URL('../workers/hash.js', import.meta.url), { type: 'module' }), busy: 0 };
     slot.worker.onmessage = (e) => {
       const w = waiting.get(e.data.id);
       if (!w) return;

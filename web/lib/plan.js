@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Gap planning: from the chunks' states, what to ask the server for next. Pure, so it is unit-tested without a server. */
 
-import { formatNeed } from './protocol.js';
+import { MAX_RANGE, formatNeed } from './protocol.js';
 
 /** A chunk's state in a download. */
 export const CHUNK = Object.freeze({
@@ -39,8 +39,8 @@ export function runs(n, pick) {
  * @property {number} ranges      range requests in flight
  * @property {number} parallel    range requests allowed in flight at most
  * @property {number} batch       chunks per range request at most
- * @property {number} [maxRange]   the manifest's `max_range`: caps `batch`
- * @property {number} [maxNeed]    the manifest's `max_need`: caps a `need` list
+ * @property {number} [maxRange]   the manifest's `max_range`: caps `batch` (protocol.js's MAX_RANGE when absent)
+ * @property {number} [maxNeed]    the manifest's `max_need`: caps a `need` list (protocol.js's MAX_NEED when absent)
  * @property {boolean} busy       received chunks are still waiting to be verified
  */
 
@@ -71,7 +71,7 @@ export function plan(status, now) {
   const ranges = [];
   if (!now.streaming) {
     const room = Math.max(0, now.parallel - now.ranges);
-    const batch = Math.max(1, Math.min(now.batch, now.maxRange ?? Infinity));
+    const batch = Math.max(1, Math.min(now.batch, now.maxRange ?? MAX_RANGE));
     for (let i = 0; i < n && ranges.length < room; i++) {
       if (status[i] !== CHUNK.QUEUED) continue;
       let b = i + 1;

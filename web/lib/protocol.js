@@ -1,11 +1,25 @@
 // @ts-check
-/** @file The chunkcast protocol v1 as the browser sees it: the manifest and its checks, a chunk's span, `need=` lists, error bodies, the file list. */
+/** @file The chunkcast protocol v1 as the browser sees it: the server's limits, the manifest and its checks, a chunk's span, `need=` lists, the server's error bodies and `error` events, the file list. */
 
 import { digestsFromHex } from './bytes.js';
 import { ChunkcastError } from './errors.js';
 import { rootOf } from './sha256.js';
 
 export const PROTOCOL = 1;
+
+/**
+ * Most chunks one range request may ask for, unless the manifest's
+ * `max_range` says otherwise: the server's `DEFAULT_MAX_RANGE`
+ * (src/params.rs), which a manifest without `max_range` means.
+ */
+export const MAX_RANGE = 256;
+
+/**
+ * Longest `need=` list (in characters) the server accepts, unless the
+ * manifest's `max_need` says otherwise: the server's `MAX_NEED_LEN`
+ * (src/params.rs); a longer one is answered 414.
+ */
+export const MAX_NEED = 8192;
 
 /**
  * @typedef {Object} Manifest
@@ -19,8 +33,8 @@ export const PROTOCOL = 1;
  * @property {string} root
  * @property {string[]} hashes
  * @property {number[]} [offsets]
- * @property {number} [max_range]  most chunks per range request (the server's --max-range)
- * @property {number} [max_need]   longest `need=` list the server accepts
+ * @property {number} [max_range]  most chunks per range request (the server's --max-range); {@link MAX_RANGE} when absent
+ * @property {number} [max_need]   longest `need=` list the server accepts; {@link MAX_NEED} when absent
  */
 
 /**
@@ -113,7 +127,7 @@ export async function fetchManifest(o) {
  * @param {[number, number][]} list  half-open runs `[start, end)`
  * @param {number} [maxLength]
  */
-export function formatNeed(list, maxLength = 8000) {
+export function formatNeed(list, maxLength = MAX_NEED) {
   let s = '';
   let covered = 0;
   for (const [a, b] of list) {
@@ -126,16 +140,54 @@ export function formatNeed(list, maxLength = 8000) {
 }
 
 /**
+ * What the server says went wrong, from one of its JSON errors
+ * `{"code": "...", "error": "..."}`: an error response's body, or the data
+ * of an `event: error` in a stream (docs/PROTOCOL.md). Anything else is
+ * kept as the text, its start at most, with code `unknown`.
+ * @param {string} text
+ * @returns {{code: string, error: string}}
+ */
+export function parseServerError(text) {
+  try {
+    const j = JSON.parse(text);
+    if (j && typeof j === 'object') {
+      return { code: typeof j.code === 'string' ? j.code : 'unknown', error: typeof j.error === 'string' && j.error ? j.error : text.slice(0, 200) };
+    }
+  } catch { /* not JSON: the text itself */ }
+  return { code: 'unknown', error: text.slice(0, 200) };
+}
+
+/**
+ * Whether the server's error `code` means the file is no longer the version
+ * asked for: `changed`, or `corrupt` (the server found its copy no longer
+ * matches the index it served, bit rot; the manifest it builds next differs,
+ * as for a change).
+ * @param {string} code
+ */
+export function isChangeCode(code) {
+  return code === 'changed' || code === 'corrupt';
+}
+
+/**
+ * An error response's code and message (see {@link parseServerError}); its
+ * status text when the body cannot be read.
+ * @param {Response} res
+ * @returns {Promise<{code: string, error: string}>}
+ */
+export async function errorBody(res) {
+  try {
+    return parseServerError(await res.text());
+  } catch {
+    return { code: 'unknown', error: res.statusText };
+  }
+}
+
+/**
  * The `error` of a JSON error body, or the start of whatever the body is.
  * @param {Response} res
  */
 export async function errorText(res) {
-  try {
-    const body = await res.text();
-    try { return JSON.parse(body).error || body; } catch { return body.slice(0, 200); }
-  } catch {
-    return res.statusText;
-  }
+  return (await errorBody(res)).error;
 }
 
 /**

@@ -17,6 +17,14 @@ import { ChunkcastError } from './errors.js';
  */
 export const LIVE = new Set(['opening', 'connecting', 'resuming', 'streaming', 'reconnecting', 'stalled', 'refilling', 'offline', 'checking']);
 
+/**
+ * The states in which a download is running, from fetching the manifest to
+ * proving the whole file: its numbers move (a page shows its speed and ETA,
+ * and ticks). `idle` (not started), `paused` and the terminal states are not.
+ * @type {ReadonlySet<State>}
+ */
+export const RUNNING = new Set(['manifest', ...LIVE, 'verifying']);
+
 /** States after which nothing runs until `restart()` (or `resume()` after an error). @type {ReadonlySet<State>} */
 export const TERMINAL = new Set(['done', 'error', 'changed', 'closed']);
 

@@ -7,14 +7,11 @@
  * data-state, data-verified, data-percent, data-speed, ...
  */
 
-import { clearStored, Download, formatBytes, sha256, toHex } from '../chunkcast.js';
-import { FileHandleStore } from '../lib/store/file-handle.js';
+import { clearStored, Download, FileHandleStore, formatBytes, RUNNING, sha256, TERMINAL, toHex } from '../chunkcast.js';
 import { ChunkMap } from './chunk-map.js';
 import { formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
 import { TextView } from './text-view.js';
 
-/** States in which a download runs and its numbers move. */
-const LIVE = new Set(['manifest', 'opening', 'connecting', 'resuming', 'streaming', 'reconnecting', 'stalled', 'refilling', 'offline', 'checking', 'verifying']);
 /** States worth telling a screen reader about (progress itself is not announced). */
 const ANNOUNCED = new Set(['paused', 'done', 'reconnecting', 'offline', 'resuming', 'error', 'changed']);
 const RATE_KEY = 'chunkcast.rate';
@@ -74,7 +71,7 @@ export class DownloadList {
    */
   async start(name, handle) {
     const had = this.cards.get(name);
-    if (had && (LIVE.has(had.state) || had.state === 'paused' || had.state === 'starting')) {
+    if (had && !TERMINAL.has(had.state)) { // not ended: running, paused, or about to start
       had.reveal();
       return had;
     }
@@ -97,7 +94,10 @@ class Card {
     this.name = name;
     /** @type {FileHandleStore|null} the picked file the chunks are written into, if any */
     this.picked = handle ? new FileHandleStore(name, handle) : null;
-    this.state = 'starting';
+    /** @type {import('../chunkcast.js').State} the download's state, as it last said */
+    this.state = 'idle';
+    /** @type {'gone'|'cancelled'|null} how the card ended, when more than its download's state says (shown as its state) */
+    this.outcome = null;
     /** @type {number|null} */
     this.retryAt = null;
     this.released = false;
@@ -105,7 +105,7 @@ class Card {
     const el = /** @type {HTMLElement} */ (/** @type {DocumentFragment} */ (list.o.template.content.cloneNode(true)).firstElementChild);
     this.el = el;
     el.dataset.name = name;
-    el.dataset.state = 'starting';
+    el.dataset.state = this.state;
     const q = (/** @type {string} */ s) => /** @type {HTMLElement} */ (el.querySelector(s));
     this.q = q;
     q('.dl-name').textContent = name;
@@ -182,14 +182,14 @@ class Card {
   onState(state, message) {
     const d = /** @type {Download} */ (this.d);
     const was = this.state;
-    this.state = state;
-    this.el.dataset.state = state;
+    this.state = /** @type {import('../chunkcast.js').State} */ (state);
+    this.el.dataset.state = this.outcome ?? state;
     this.retryAt = state === 'reconnecting' || state === 'stalled' ? retryDeadline(message) : null;
     this.say(stateText(state, message, this.retryAt));
     this.setButtons();
     this.text.hold(state === 'paused');
     // Out of the live states, the last speed and ETA no longer hold.
-    if (!LIVE.has(state) && d.manifest) this.showProgress(d.progress());
+    if (!RUNNING.has(this.state) && d.manifest) this.showProgress(d.progress());
     if (state === 'opening' && d.manifest) {
       this.map.reset(d.manifest.chunks);
       const text = d.manifest.kind === 'text';
@@ -212,7 +212,7 @@ class Card {
 
   /** Called every second: the speed decays during a stall, the countdown counts. */
   tick() {
-    if (!this.d || !LIVE.has(this.state)) return;
+    if (!this.d || !RUNNING.has(this.state)) return;
     this.showProgress(this.d.progress());
     if (this.state === 'reconnecting' || this.state === 'stalled') this.say(stateText(this.state, '', this.retryAt));
   }
@@ -220,7 +220,7 @@ class Card {
   /** @param {import('../chunkcast.js').Progress} p */
   showProgress(p) {
     /** @type {HTMLProgressElement} */ (this.q('.bar')).value = p.percent;
-    const live = LIVE.has(this.state) && this.state !== 'verifying';
+    const live = RUNNING.has(this.state) && this.state !== 'verifying';
     const parts = [formatPercent(p.percent), `${formatBytes(p.bytesVerified)} of ${formatBytes(p.size)}`];
     if (live) parts.push(formatSpeed(p.bytesPerSecond), `ETA ${formatEta(p.eta)}`);
     parts.push(`${p.chunksVerified}/${plural(p.chunks, 'chunk')}`);
@@ -242,13 +242,14 @@ class Card {
 
   setButtons() {
     const s = this.state;
-    const live = LIVE.has(s) && s !== 'verifying';
-    const ended = ['done', 'error', 'changed', 'gone', 'cancelled', 'closed'].includes(s);
+    const live = RUNNING.has(s) && s !== 'verifying';
+    const ended = TERMINAL.has(s);
+    const over = this.outcome !== null; // gone or cancelled: nothing to resume or cancel
     const set = (/** @type {string} */ sel, /** @type {boolean} */ on) => { /** @type {HTMLButtonElement} */ (this.q(sel)).disabled = !on; };
     set('.pause', live);
-    set('.resume', s === 'paused' || (s === 'error' && !!this.d?.manifest));
+    set('.resume', !over && (s === 'paused' || (s === 'error' && !!this.d?.manifest)));
     set('.drop', live && s !== 'paused');
-    set('.cancel', live || s === 'paused' || s === 'error');
+    set('.cancel', !over && (live || s === 'paused' || s === 'error'));
     this.rateSel.disabled = ended;
     // Save only while there is a verified copy to save.
     this.q('.done').hidden = s !== 'done';
@@ -305,7 +306,7 @@ class Card {
     } else if (e.code === 'not_found') {
       // Gone is not changed: there is no new version to fetch. What was
       // verified belongs to a file that no longer exists, so it is dropped.
-      this.state = 'gone';
+      this.outcome = 'gone';
       this.el.dataset.state = 'gone';
       this.discarded();
       remember(name, null);
@@ -345,7 +346,7 @@ class Card {
     await this.d.close();
     remember(this.name, null);
     await this.dropStored();
-    this.state = 'cancelled';
+    this.outcome = 'cancelled';
     this.el.dataset.state = 'cancelled';
     this.text.stop();
     this.say('Cancelled; the partial download was removed.');

@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Numbers and words for people on the page: speeds, times, dates, plurals, and each state as one sentence. */
 
-import { formatBytes } from '../lib/format.js';
+import { formatBytes } from '../chunkcast.js';
 
 /** "1 chunk", "2 chunks". @param {number} n @param {string} one @param {string} [many] */
 export function plural(n, one, many = `${one}s`) {

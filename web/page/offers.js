@@ -5,9 +5,7 @@
  * and how much storage the page holds against the browser's quota.
  */
 
-import { clearStored, formatBytes } from '../chunkcast.js';
-import { allowWriting, findHandle, forgetHandle, listHandles } from '../lib/store/file-handle.js';
-import { listStored, storageEstimate } from '../lib/store/list.js';
+import { allowWriting, clearStored, findHandle, forgetHandle, formatBytes, listHandles, listStored, storageEstimate } from '../chunkcast.js';
 import { knownDownloads } from './downloads.js';
 import { plural } from './format.js';
 

@@ -1,6 +1,7 @@
 // @ts-check
 /** @file The storage interface every store implements, and the choice of a store for a file. */
 
+import { asError, asStorageError } from '../errors.js';
 import { IdbStore } from './idb.js';
 import { MemoryStore } from './memory.js';
 import { OpfsStore } from './opfs.js';
@@ -47,6 +48,30 @@ export function chooseStore(name, size, opts) {
   if ((want === 'auto' || want === 'opfs') && OpfsStore.supported()) return new OpfsStore(name);
   if ((want === 'auto' || want === 'idb' || want === 'opfs') && IdbStore.supported()) return new IdbStore(name);
   return new MemoryStore();
+}
+
+/**
+ * Opens `store` for `m`: the verified chunks it holds, with their digests.
+ * OPFS can fail (the file open in another tab, say): when it was chosen
+ * automatically (`opts.store` unset or 'auto'), IndexedDB takes over, and
+ * the store that opened comes back with them.
+ * @param {Manifest} m @param {ChunkStore} store
+ * @param {{store?: string|ChunkStore}} opts @param {(msg: string) => void} log
+ * @returns {Promise<{store: ChunkStore, have: Map<number, Uint8Array>}>}
+ */
+export async function openStore(m, store, opts, log) {
+  try {
+    return { store, have: await store.open(m) };
+  } catch (e) {
+    if (store.kind !== 'opfs' || (opts.store ?? 'auto') !== 'auto' || !IdbStore.supported()) throw asStorageError(e, 'opening storage');
+    log(`OPFS unavailable (${asError(e).message}); using IndexedDB`);
+    const idb = new IdbStore(m.name);
+    try {
+      return { store: idb, have: await idb.open(m) };
+    } catch (e2) {
+      throw asStorageError(e2, 'opening storage (IndexedDB)');
+    }
+  }
 }
 
 export { IdbStore, MemoryStore, OpfsStore };

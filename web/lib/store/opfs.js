@@ -1,5 +1,5 @@
 // @ts-check
-/** @file Chunks in the Origin Private File System, written by `storage-worker.js` off the main thread. */
+/** @file Chunks in the Origin Private File System, written by the storage worker (`workers/storage.js`) off the main thread. */
 
 import { ChunkcastError } from '../errors.js';
 import { clearStored, opfsDir, opfsSupported, storageKey } from './common.js';
@@ -67,7 +67,7 @@ export class OpfsStore {
   /** @param {Manifest} m */
   async open(m) {
     if (!this.worker) {
-      this.worker = new Worker(new URL('../../storage-worker.js', import.meta.url), { type: 'module' });
+      this.worker = new Worker(new URL('../../workers/storage.js', import.meta.url), { type: 'module' });
       this.worker.onmessage = (e) => this._reply(e.data);
       this.worker.onerror = (e) => this._fail(new ChunkcastError('storage', `storage worker failed: ${e.message}`));
     }

@@ -1,5 +1,5 @@
 // @ts-check
-/** @file EventSource's behaviour over fetch() (for the worker transport): Last-Event-ID on reconnect, `retry:`, 204 and other statuses end it, a stall is a drop; and one range response read the same way. */
+/** @file EventSource's behaviour over fetch() (for the worker transport): Last-Event-ID on reconnect, `retry:`, 204 and other statuses end it, a stall is a drop; and `readEvents`, the bounded read of one response that it and the range reader (range.js) share. */
 //
 // EventSource gives its events to the page's main thread; in a worker the
 // body is read with fetch() and parsed by sse.js, and EventSource's rules
@@ -118,12 +118,13 @@ export class FetchEventSource {
 
 /**
  * Fetches `url` and feeds its body to `parser`, one read at a time, waiting
- * on `wait()` after each. `onresponse` says whether to read the
- * body (false: `{read: false}` comes back with nothing read). The request
- * is aborted when no byte arrives for `stallTimeout` ms (`stalled`).
- * Rejects on a network error or a parser error.
+ * on `wait()` after each. `onresponse` says whether to read the body
+ * (false: `{read: false}` comes back with the body let go; it may read the
+ * body itself first, an error's text say, still under the stall clock).
+ * The request is aborted when no byte arrives for `stallTimeout` ms
+ * (`stalled`). Rejects on a network error or a parser error.
  * @param {{fetch: typeof fetch, url: string, headers?: Record<string, string>, ctl: AbortController, stallTimeout: number,
- *          parser: SseParser, onresponse: (r: Response) => boolean, after?: () => void, wait?: () => (Promise<void>|null)}} o
+ *          parser: SseParser, onresponse: (r: Response) => (boolean|Promise<boolean>), after?: () => void, wait?: () => (Promise<void>|null)}} o
  * @returns {Promise<{read: boolean, stalled: boolean, response: Response}>}
  */
 export async function readEvents(o) {
@@ -138,7 +139,7 @@ export async function readEvents(o) {
   arm();
   try {
     const res = await o.fetch(o.url, { headers: o.headers, signal: ctl.signal, cache: 'no-store', credentials: 'same-origin' });
-    if (!o.onresponse(res) || !res.body) {
+    if (!(await o.onresponse(res)) || !res.body) {
       await res.body?.cancel().catch(() => {});
       return { read: false, stalled, response: res };
     }

@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Where the worker transport's chunk events go: decoded into a staging buffer, hashed with WebCrypto, handed a few MiB at a time to the storage worker to write, and reported to the page in batches. */
 //
-// One chunk event, in the transport worker (transport-worker.js):
+// One chunk event, in the transport worker (workers/transport.js):
 //   data (a string from sse.js) -> the header `{"i","off","len","sha256"`
 //   parsed as JSON (a few hundred bytes; parseChunkData) -> the base64
 //   after `"b64":"` (a slice of the event, not a copy) decoded into the next
@@ -38,14 +38,7 @@ const STAGE_MS = 30;
 /** How often the page hears about verified chunks while they stream in. */
 const NOTICE_MS = 40;
 
-/**
- * @typedef {Object} Notice  what the page is told, batched
- * @property {number[]} verified  chunk numbers, in the order verified
- * @property {Uint8Array} digests  their computed digests, 32 bytes each
- * @property {[number, string][]} failed  chunk number and why
- * @property {[number, string][]} texts  a verified text chunk's text
- * @property {number} bytes  payload bytes received since the last notice
- */
+/** @typedef {import('./interface.js').Notice} Notice  what the page is told, batched */
 
 /**
  * @typedef {Object} Staged  a chunk in a staging buffer
@@ -71,6 +64,7 @@ const NOTICE_MS = 40;
 
 export class ChunkSink {
   // What the next notice carries, reset by _clear().
+  /** @type {number[]} */ received;
   /** @type {number[]} */ verified;
   /** @type {Uint8Array[]} */ digestParts;
   /** @type {[number, string][]} */ failed;
@@ -115,6 +109,7 @@ export class ChunkSink {
   }
 
   _clear() {
+    this.received = [];
     this.verified = [];
     this.digestParts = [];
     this.failed = [];
@@ -146,6 +141,8 @@ export class ChunkSink {
     const i = head.i;
     if (!Number.isInteger(i) || i < 0 || i >= m.chunks) return;
     if (this.isVerified(i) || this.pending.has(i)) return; // a copy already in hand
+    this.received.push(i);
+    this._soon();
     const { off, len } = span(m, i);
     this.timing.parseMs += performance.now() - t0;
     if (this.used + len > this.stage.length) this._ship();
@@ -299,10 +296,10 @@ export class ChunkSink {
   flush() {
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.closed || (!this.verified.length && !this.failed.length && !this.bytes)) return;
+    if (this.closed || (!this.received.length && !this.verified.length && !this.failed.length && !this.bytes)) return;
     const digests = new Uint8Array(this.digestParts.length * 32);
     this.digestParts.forEach((d, k) => digests.set(d, k * 32));
-    this.t.post({ verified: this.verified, digests, failed: this.failed, texts: this.texts, bytes: this.bytes });
+    this.t.post({ received: this.received, verified: this.verified, digests, failed: this.failed, texts: this.texts, bytes: this.bytes });
     this._clear();
   }
 

@@ -17,18 +17,18 @@
 // with {op: 'written', bytes, buf}, the buffer transferred back for reuse, so
 // the page can bound what it has posted and not yet seen written.
 //
-// The worker transport (lib/transport/, transport-worker.js) reads, decodes
+// The worker transport (lib/transport/, workers/transport.js) reads, decodes
 // and verifies chunks in a worker of its own and puts them here directly,
 // without the page in between: `port` ({port}, a MessagePort for the open
 // file) takes the same `put` messages and answers `written` on the port.
 // The port is closed with the file, so a put meant for an earlier open (or
 // an earlier version of the file) can never land in a later one.
 
-import { decodeBase64, encodeBase64, toHex } from './lib/bytes.js';
-import { span } from './lib/protocol.js';
-import { sha256 } from './lib/sha256.js';
-import { opfsFiles } from './lib/store/common.js';
-import { newest, stateSlots } from './lib/store/state.js';
+import { decodeBase64, encodeBase64, toHex } from '../lib/bytes.js';
+import { span } from '../lib/protocol.js';
+import { sha256 } from '../lib/sha256.js';
+import { opfsFiles } from '../lib/store/common.js';
+import { newest, stateSlots } from '../lib/store/state.js';
 
 /** @type {FileSystemSyncAccessHandle|null} */
 let data = null;

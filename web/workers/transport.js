@@ -6,15 +6,15 @@
 //   {op: 'n-open', port, manifest, expected, onDisk}  the file: its manifest
 //       (kind, size, chunks, chunk_size, offsets), its digests (32 bytes
 //       each, in chunk order), a bitmap of the chunks already on disk, and a MessagePort whose other
-//       end the storage worker holds (`put` / `written`, see storage-worker.js)
+//       end the storage worker holds (`put` / `written`, see workers/storage.js)
 //   {op: 't-stream' | 't-range' | 't-abort', tid, ...}  see lib/transport/host.js
 //   {op: 'n-timing', id}  answered with {op: 'n-timing', id, timing}, for the benchmark
 // To the page: `t` (a stream's or range's own events) and `t-notice` (which
 // chunks were verified and written, or failed; see lib/transport/sink.js).
 
-import { readTiming } from './lib/transport/fetch-source.js';
-import { TransportHost } from './lib/transport/host.js';
-import { ChunkSink } from './lib/transport/sink.js';
+import { readTiming } from '../lib/transport/fetch-source.js';
+import { TransportHost } from '../lib/transport/host.js';
+import { ChunkSink } from '../lib/transport/sink.js';
 
 /** @type {ChunkSink|null} */
 let sink = null;

@@ -1,0 +1,29 @@
+// @ts-check
+/** @file Which transport carries a download (option `transport`): the worker where it can run and is wanted, else EventSource. The interface both implement is in interface.js. */
+
+import { EventSourceTransport } from './eventsource.js';
+import { WorkerTransport } from './worker.js';
+
+/** @typedef {import('./interface.js').Transport} Transport */
+/** @typedef {import('./interface.js').TransportHost} TransportHost */
+/** @typedef {'auto'|'worker'|'eventsource'} TransportKind */
+
+/**
+ * The transport for one open of the host's store. `'auto'` (the default)
+ * takes the worker where it can run (the OPFS store in a secure context)
+ * and the caller brought no EventSource or fetch of its own (they would go
+ * unused); `'worker'` takes it wherever it can run; else EventSource.
+ * @param {TransportKind|undefined} want
+ * @param {TransportHost} host
+ * @param {import('./eventsource.js').EventSourceOptions & {own: boolean}} o  `own`: the caller gave an EventSource or fetch
+ * @returns {Transport}
+ */
+export function openTransport(want = 'auto', host, o) {
+  // Where it can run, the worker transport downloads faster into OPFS than
+  // EventSource (145 against 121 MB/s, 256 MiB, scripts/bench-browser.mjs on
+  // 2 cores) and leaves the page's main thread nearly idle; EventSource is
+  // the reference, always selectable.
+  const worker = want === 'worker' || (want === 'auto' && !o.own) ? WorkerTransport.on(host) : null;
+  if (!worker && want === 'worker') host.log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${host.store.kind}; using EventSource`);
+  return worker ?? new EventSourceTransport(host, o);
+}
