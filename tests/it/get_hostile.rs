@@ -96,21 +96,37 @@ fn get_never_shows_a_digest_it_did_not_compute() {
     assert!(stderr(&res).contains(&format!("verified (sha256 {honest})")), "{}", stderr(&res));
 }
 
-/// Runs `cmd` to its end: its exit code, its stderr and its peak RSS (KiB).
-/// The child is reaped by `wait4` (which reports the RSS), not `Child::wait`.
-#[allow(clippy::zombie_processes)]
+/// Runs `cmd` to its end (killed past 2 GiB or a minute): its exit code, its
+/// stderr and its peak RSS (KiB),
+/// read from its own `VmHWM` while it runs (the `wait4` rusage would count
+/// the memory of this test process it was spawned from).
 fn run_measured(cmd: &mut Command) -> (Option<i32>, String, i64) {
     use std::io::Read as _;
     let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 reaps our own child and fills both.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, err, usage.ru_maxrss)
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut err = String::new();
+        stderr_pipe.read_to_string(&mut err).unwrap();
+        err
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // A client that grows without bound is stopped, and fails below.
+        if peak_kib > 2 << 20 || started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+        }
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (status.code(), reader.join().unwrap(), peak_kib)
 }
 
 fn get_cmd(server: &Hostile, out: &std::path::Path) -> Command {
