@@ -222,15 +222,21 @@ fn a_link_expiry_of_zero_or_past_ten_years_is_refused_without_a_panic() {
     assert!(exp.abs_diff(unix_now() + 3650 * 86_400) <= 5, "{url}");
 }
 
+/// The binary serving `root` with `--link-key key`, run to its exit (a
+/// key it refuses stops it before it binds).
+fn serve_with_link_key(root: &std::path::Path, key: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["serve", "--root", root.to_str().unwrap(), "--bind", "127.0.0.1:0", "--no-index-dir"])
+        .args(["--link-key", key.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_link_key_inside_the_served_root_is_a_startup_error() {
     let root = crate::common::fixture_root();
     for key in [root.path().join("link.key"), root.path().join("nested/new-dir/link.key")] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-            .args(["serve", "--root", root.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--no-index-dir"])
-            .args(["--link-key", key.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = serve_with_link_key(root.path(), &key);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("--link-key") && stderr.contains("inside the served root"), "{stderr}");
@@ -246,11 +252,7 @@ fn a_link_key_every_user_can_read_is_a_startup_error() {
     let key = keys.path().join("link-key");
     std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-        .args(["serve", "--root", root.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--no-index-dir"])
-        .args(["--link-key", key.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = serve_with_link_key(root.path(), &key);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("chmod 600 {}", key.display())), "{stderr}");

@@ -29,6 +29,18 @@ fn serving(bytes: &[u8], claimed: &str) -> (String, Vec<u8>) {
     (manifest.to_string(), events)
 }
 
+/// A server answering [`serving`]'s manifest and events.
+fn serving_server(bytes: &[u8], claimed: &str) -> Hostile {
+    let (manifest, events) = serving(bytes, claimed);
+    Hostile::start(move |path| {
+        if path.starts_with("/api/manifest") {
+            Reply::json(manifest.clone())
+        } else {
+            Reply::events(events.clone())
+        }
+    })
+}
+
 fn get(server: &Hostile, out: &std::path::Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chunkcast"))
         .args(["get", &server.url(""), "release.bin", "-o", out.to_str().unwrap(), "--retries", "1"])
@@ -47,14 +59,7 @@ fn get_never_shows_a_digest_it_did_not_compute() {
     // The server swapped the bytes and kept the published digest in front.
     let published = hex(&sha256(b"the release everybody checks against"));
     let swapped: Vec<u8> = (0..3 * CHUNK + 100).map(|i| (i * 31 % 251) as u8).collect();
-    let (manifest, events) = serving(&swapped, &published);
-    let server = Hostile::start(move |path| {
-        if path.starts_with("/api/manifest") {
-            Reply::json(manifest.clone())
-        } else {
-            Reply::events(events.clone())
-        }
-    });
+    let server = serving_server(&swapped, &published);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("release.bin");
     let root = hex(&root_of(&swapped.chunks(CHUNK).map(sha256).collect::<Vec<_>>()));
@@ -83,14 +88,7 @@ fn get_never_shows_a_digest_it_did_not_compute() {
 
     // With an honest manifest, --verify-sha256 shows the digest it computed.
     let honest = hex(&sha256(&swapped));
-    let (manifest, events) = serving(&swapped, &honest);
-    let server = Hostile::start(move |path| {
-        if path.starts_with("/api/manifest") {
-            Reply::json(manifest.clone())
-        } else {
-            Reply::events(events.clone())
-        }
-    });
+    let server = serving_server(&swapped, &honest);
     let res = get(&server, &dir.path().join("honest.bin"), &["--verify-sha256"]);
     assert!(res.status.success(), "{}", stderr(&res));
     assert!(stderr(&res).contains(&format!("verified (sha256 {honest})")), "{}", stderr(&res));
@@ -204,14 +202,7 @@ fn a_file_bigger_than_the_free_space_is_refused_before_the_part_file() {
 
 /// A hostile server that serves `bytes` consistently (its real sha256).
 fn honest(bytes: Vec<u8>) -> Hostile {
-    let (manifest, events) = serving(&bytes, &hex(&sha256(&bytes)));
-    Hostile::start(move |path| {
-        if path.starts_with("/api/manifest") {
-            Reply::json(manifest.clone())
-        } else {
-            Reply::events(events.clone())
-        }
-    })
+    serving_server(&bytes, &hex(&sha256(&bytes)))
 }
 
 fn redirect_to(to: String) -> impl Fn(&str) -> Reply + Send + Sync + 'static {

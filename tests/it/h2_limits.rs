@@ -48,6 +48,24 @@ async fn get(send: &mut h2::client::SendRequest<bytes::Bytes>, path: &str) -> h2
     ready.send_request(request, true).unwrap().0
 }
 
+/// `n` requests for `path` on one connection, sent before any answer is
+/// read; their response heads (bodies left unread).
+async fn many(
+    send: &mut h2::client::SendRequest<bytes::Bytes>,
+    path: &str,
+    n: usize,
+) -> Vec<http::Response<h2::RecvStream>> {
+    let mut pending = Vec::new();
+    for _ in 0..n {
+        pending.push(get(send, path).await);
+    }
+    let mut heads = Vec::new();
+    for response in pending {
+        heads.push(response.await.unwrap());
+    }
+    heads
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
@@ -62,15 +80,8 @@ fn one_connection_cannot_take_every_stream_slot() {
     runtime().block_on(async {
         let mut one = connect(server.addr, &cert).await;
         let asked = PER_CONNECTION + 20;
-        let mut responses = Vec::new();
-        for _ in 0..asked {
-            // Paced to a byte a second: each stream holds its slot.
-            responses.push(get(&mut one, "/events?file=paced.bin&rate=1").await);
-        }
-        let mut statuses = Vec::new();
-        for response in responses {
-            statuses.push(response.await.unwrap());
-        }
+        // Paced to a byte a second: each stream holds its slot.
+        let statuses = many(&mut one, "/events?file=paced.bin&rate=1", asked).await;
         let ok = statuses.iter().filter(|r| r.status() == 200).count();
         let busy: Vec<_> = statuses.iter().filter(|r| r.status() == 503).collect();
         assert_eq!((ok, busy.len()), (PER_CONNECTION, asked - PER_CONNECTION), "one connection's share");
@@ -120,14 +131,7 @@ fn listings_nobody_reads_hold_a_page_each() {
         assert_eq!(list.as_array().unwrap().len(), FILES);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = rss_mib(pid);
-        let mut held = Vec::new();
-        for _ in 0..LISTINGS {
-            held.push(get(&mut send, "/api/files?dir=big").await);
-        }
-        let mut responses = Vec::new();
-        for r in held {
-            responses.push(r.await.unwrap());
-        }
+        let responses = many(&mut send, "/api/files?dir=big", LISTINGS).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_mib(pid);
         println!("{LISTINGS} unread listings of {FILES} files: server RSS {before:.0} -> {after:.0} MiB");
