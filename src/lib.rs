@@ -9,7 +9,8 @@
 //!  │                    │                    ▲
 //!  └──► client ─────────┼────────────────────┘
 //!         │             ▼
-//!         └────────►  tls ──► secret    logsafe (used by all)
+//!         └────────►  tls ──► safefile  logsafe (used by all)
+//!         └──────────────────► safefile (the part file's state)
 //! ```
 //!
 //! - [`protocol`]: the wire protocol, pure and shared by every side: chunk
@@ -28,8 +29,8 @@
 //! - [`cli`]: the command line, each subcommand's flags checked into its
 //!   config; only the binary (`main.rs`) uses it.
 //! - [`logsafe`]: escaping of text from clients and servers in logs and on
-//!   the terminal; [`secret`]: key files written private and refused when
-//!   anyone can read them.
+//!   the terminal; [`safefile`]: files written whole (new, then renamed),
+//!   keys private and refused when anyone can read them.
 //!
 //! A download's path through them: a request passes `server::middleware`
 //! (host, CORS, access), `server::routes` resolves the name through
@@ -42,7 +43,7 @@ pub mod cli;
 pub mod client;
 pub mod logsafe;
 pub mod protocol;
-pub mod secret;
+pub mod safefile;
 pub mod server;
 pub mod tls;
 pub mod tree;

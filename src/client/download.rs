@@ -31,6 +31,8 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     let (store, have) = match &config.output {
         Output::File { path, exists: true } if !config.force => {
             return if part::is_this_version(path, &manifest)? {
+                // A run killed between the rename and this cleanup left it.
+                part::forget_state(path);
                 let sha256 = if config.verify_sha256 { Some(part::checked_sha256(path, &manifest)?) } else { None };
                 Ok(Summary {
                     path: path.clone(),

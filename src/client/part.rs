@@ -87,7 +87,9 @@ impl PartFile {
             None => Resumed::Fresh,
         };
         let json = serde_json::to_vec(&version).map_err(io::Error::from).map_err(on(&part.state_path))?;
-        std::fs::write(&part.state_path, json).map_err(on(&part.state_path))?;
+        // Whole or not at all: a kill mid-write must not leave a state file
+        // that no longer parses, which would throw the verified chunks away.
+        crate::safefile::replace(&part.state_path, &json, 0o644).map_err(on(&part.state_path))?;
         Ok((part, resumed))
     }
 
@@ -100,9 +102,14 @@ impl PartFile {
     pub fn finish(self, out: &Path) -> Result<(), ClientError> {
         self.file.sync_all().map_err(|e| ClientError::File(self.part_path.clone(), e))?;
         std::fs::rename(&self.part_path, out).map_err(|e| ClientError::File(out.to_owned(), e))?;
-        let _ = std::fs::remove_file(&self.state_path);
+        forget_state(out);
         Ok(())
     }
+}
+
+/// Removes the state file of a download into `out`, if one is left.
+pub fn forget_state(out: &Path) {
+    let _ = std::fs::remove_file(with_suffix(out, ".part.json"));
 }
 
 /// Whether the file at `path` already is the manifest's version (every

@@ -33,7 +33,7 @@ pub enum TlsError {
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, #[source] std::io::Error),
     #[error(transparent)]
-    Exposed(#[from] crate::secret::Exposed),
+    Exposed(#[from] crate::safefile::Exposed),
     #[error("TLS set-up failed: {0}")]
     Rustls(#[from] rustls::Error),
 }

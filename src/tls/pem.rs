@@ -40,7 +40,7 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         e => TlsError::BadPem(path.to_owned(), e.to_string()),
     })?;
     let meta = std::fs::metadata(path).map_err(|e| TlsError::Unreadable(path.to_owned(), e))?;
-    crate::secret::check_private(path, &meta)?;
+    crate::safefile::check_private(path, &meta)?;
     Ok(key)
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::TlsError;
 use super::pem::{check_validity, read_chain};
-use crate::secret;
+use crate::safefile;
 
 /// A self-signed certificate is remade this long before it expires, so a
 /// server restarted now does not start failing handshakes next week.
@@ -47,11 +47,11 @@ pub fn ensure(dir: &Path, hosts: &[String], remake: bool) -> Result<Pair, TlsErr
         }
     }
     let (cert_pem, key_pem) = generate(&hosts)?;
-    secret::private_dir(dir).map_err(|e| TlsError::Write(dir.to_owned(), e))?;
+    safefile::private_dir(dir).map_err(|e| TlsError::Write(dir.to_owned(), e))?;
     // Each a new private file renamed into place: a symlink planted in the
     // directory is replaced, never written through.
     for (path, bytes) in [(&key_path, key_pem), (&cert_path, cert_pem), (&hosts_path, hosts_file(&hosts))] {
-        secret::write_private(path, bytes.as_bytes()).map_err(|e| TlsError::Write(path.clone(), e))?;
+        safefile::write_private(path, bytes.as_bytes()).map_err(|e| TlsError::Write(path.clone(), e))?;
     }
     Ok(Pair { cert: cert_path, key: key_path, generated: true, hosts })
 }

@@ -6,9 +6,9 @@ use crate::common::*;
 fn hostile_root() -> tempfile::TempDir {
     let root = fixture_root();
     let p = root.path();
-    std::fs::write(p.join(".hidden.txt"), b"secret").unwrap();
+    std::fs::write(p.join(".hidden.txt"), b"safefile").unwrap();
     std::fs::create_dir(p.join(".private")).unwrap();
-    std::fs::write(p.join(".private/key.txt"), b"secret").unwrap();
+    std::fs::write(p.join(".private/key.txt"), b"safefile").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", p.join("passwd-link")).unwrap();
     std::os::unix::fs::symlink("/etc", p.join("etc-link")).unwrap();
     std::os::unix::fs::symlink(".hidden.txt", p.join("link-to-hidden")).unwrap();

@@ -18,7 +18,7 @@ fn certificate(dir: &Path) -> (String, String) {
     let (cert, key) = tls::generate(&["127.0.0.1".to_owned()]).unwrap();
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&c, cert).unwrap();
-    chunkcast::secret::write_private(&k, key.as_bytes()).unwrap();
+    chunkcast::safefile::write_private(&k, key.as_bytes()).unwrap();
     (c.to_str().unwrap().to_owned(), k.to_str().unwrap().to_owned())
 }
 

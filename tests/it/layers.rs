@@ -189,12 +189,12 @@ fn dependencies_between_folders_point_one_way() {
     let allowed: &[(&str, &[&str])] = &[
         ("protocol", &[]),
         ("logsafe", &[]),
-        ("secret", &[]),
-        ("tls", &["secret", "logsafe"]),
+        ("safefile", &[]),
+        ("tls", &["safefile", "logsafe"]),
         ("tree", &["protocol", "logsafe"]),
-        ("client", &["protocol", "tls", "logsafe"]),
-        ("server", &["tree", "protocol", "tls", "secret", "logsafe"]),
-        ("cli", &["server", "client", "tree", "protocol", "tls", "secret", "logsafe"]),
+        ("client", &["protocol", "tls", "safefile", "logsafe"]),
+        ("server", &["tree", "protocol", "tls", "safefile", "logsafe"]),
+        ("cli", &["server", "client", "tree", "protocol", "tls", "safefile", "logsafe"]),
     ];
     let g = graph();
     let mut by_folder: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

@@ -13,6 +13,7 @@ mod bad_input;
 mod big_manifest;
 mod changed;
 mod cors;
+mod crash;
 mod descriptors;
 mod download;
 mod embed;

@@ -114,8 +114,8 @@ fn a_file_swapped_with_a_link_out_of_the_root_is_never_served() {
     let (inside, outside) = contents();
     let (root, out) = (tempfile::tempdir().unwrap(), outside_dir());
     std::fs::write(root.path().join("target"), &inside).unwrap();
-    std::fs::write(out.path().join("secret"), &outside).unwrap();
-    std::os::unix::fs::symlink(out.path().join("secret"), root.path().join("bait")).unwrap();
+    std::fs::write(out.path().join("safefile"), &outside).unwrap();
+    std::os::unix::fs::symlink(out.path().join("safefile"), root.path().join("bait")).unwrap();
     let server = TestServer::start(root.path(), &[]);
     let (a, b) = (root.path().join("target"), root.path().join("bait"));
     race(&server, "target", &inside, &outside, || exchange(&a, &b));
@@ -128,7 +128,7 @@ fn a_relative_link_climbing_out_is_never_served_either() {
     let root = parent.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("target"), &inside).unwrap();
-    std::fs::write(parent.path().join("secret"), &outside).unwrap();
+    std::fs::write(parent.path().join("safefile"), &outside).unwrap();
     std::os::unix::fs::symlink("../secret", root.join("bait")).unwrap();
     let server = TestServer::start(&root, &[]);
     let (a, b) = (root.join("target"), root.join("bait"));

@@ -16,7 +16,7 @@ fn cert_files(dir: &Path, hosts: &[&str]) -> (PathBuf, PathBuf) {
     let (cert, key) = tls::generate(&hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).unwrap();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert).unwrap();
-    chunkcast::secret::write_private(&key_path, key.as_bytes()).unwrap();
+    chunkcast::safefile::write_private(&key_path, key.as_bytes()).unwrap();
     (cert_path, key_path)
 }
 
@@ -233,7 +233,7 @@ fn dated_cert(dir: &Path, not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -
     let cert = params.self_signed(&key).unwrap();
     let (c, k) = (dir.join("dated.pem"), dir.join("dated.key"));
     std::fs::write(&c, cert.pem()).unwrap();
-    chunkcast::secret::write_private(&k, key.serialize_pem().as_bytes()).unwrap();
+    chunkcast::safefile::write_private(&k, key.serialize_pem().as_bytes()).unwrap();
     (c, k)
 }
 

@@ -62,7 +62,7 @@ pub enum AccessError {
     #[error("link key {0}")]
     KeyIo(PathBuf, #[source] std::io::Error),
     #[error("link key {0}")]
-    Exposed(#[from] crate::secret::Exposed),
+    Exposed(#[from] crate::safefile::Exposed),
 }
 
 /// The checked access rules, shared by every worker.
@@ -156,12 +156,12 @@ impl LinkKey {
                 let key = parse_hex(text.trim()).ok_or_else(|| {
                     AccessError::Key(path.to_owned(), "is not 64 hex digits (delete it to make a new key)".into())
                 })?;
-                crate::secret::check_private(path, &std::fs::metadata(path).map_err(io)?)?;
+                crate::safefile::check_private(path, &std::fs::metadata(path).map_err(io)?)?;
                 Ok(LinkKey(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    crate::secret::private_dir(dir).map_err(io)?;
+                    crate::safefile::private_dir(dir).map_err(io)?;
                 }
                 let key = random_key().map_err(io)?;
                 let mut file =

@@ -1,7 +1,8 @@
-//! Files that hold secrets (a TLS private key, the link key) and the files
-//! written beside them: written as new private files and renamed into
-//! place, never through a symlink someone planted, and refused when every
-//! user of the machine can read them.
+//! Files written safely: as a new file renamed into place, so a reader (or
+//! a process killed mid-write) sees the old whole file or the new whole
+//! file, never half of one, and a symlink someone planted is replaced, never
+//! written through. Secrets (a TLS private key, the link key) are written
+//! private and refused when every user of the machine can read them.
 
 use std::fs::Metadata;
 use std::io::{self, Write as _};
@@ -36,13 +37,24 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// over `path`: a symlink planted at `path` is replaced, its target never
 /// written.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, 0o600)
+}
+
+/// Writes `bytes` to a new file (`mode`) beside `path`, flushed to disk,
+/// then renames it over `path`.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // One name per target, so a write killed half-way leaves one stray file
+    // that the next write replaces, not one more per kill.
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".{:016x}.tmp", fastrand::u64(..)));
+    tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
+    // A leftover (or a planted symlink) goes first; `create_new` then makes
+    // a file of our own or fails, and never follows a link.
+    let _ = std::fs::remove_file(&tmp);
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
