@@ -95,12 +95,12 @@ fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError
         Output::Stdout => {
             use std::os::fd::AsFd as _;
             let path = PathBuf::from("standard output");
-            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| ClientError::File(path.clone(), e))?;
+            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| ClientError::file(path.clone(), e))?;
             Ok((std::fs::File::from(fd), path))
         }
         Output::Stream(path) | Output::File { path, .. } => {
             let file =
-                std::fs::OpenOptions::new().write(true).open(path).map_err(|e| ClientError::File(path.clone(), e))?;
+                std::fs::OpenOptions::new().write(true).open(path).map_err(|e| ClientError::file(path.clone(), e))?;
             Ok((file, path.clone()))
         }
     }

@@ -86,4 +86,18 @@ pub enum ClientError {
     /// (the error is not a `source`, so no chain repeats it).
     #[error("{}: {}", .0.display(), .1)]
     File(PathBuf, std::io::Error),
+    /// The disk (or the user's quota) filled up while writing `0`.
+    #[error("no space left on the device of {}; free some and run the same command again (the verified chunks are kept)", .0.display())]
+    DiskFull(PathBuf, #[source] std::io::Error),
+}
+
+impl ClientError {
+    /// A failed operation on a local file: [`ClientError::DiskFull`] when
+    /// the device is full, else [`ClientError::File`].
+    pub fn file(path: PathBuf, e: std::io::Error) -> ClientError {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => ClientError::DiskFull(path, e),
+            _ => ClientError::File(path, e),
+        }
+    }
 }

@@ -60,7 +60,7 @@ impl Output {
                 }
                 return Ok(Some(Output::File { path: path.to_owned(), exists: false }));
             }
-            Err(e) => return Err(ClientError::File(path.to_owned(), e)),
+            Err(e) => return Err(ClientError::file(path.to_owned(), e)),
         };
         let kind = meta.file_type();
         if kind.is_dir() {

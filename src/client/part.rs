@@ -65,7 +65,7 @@ impl PartFile {
         let state_path = with_suffix(out, ".part.json");
         let on = |path: &Path| {
             let path = path.to_owned();
-            move |e: io::Error| ClientError::File(path, e)
+            move |e: io::Error| ClientError::file(path, e)
         };
         let version = PartVersion::of(manifest);
         let previous: Option<PartVersion> =
@@ -95,13 +95,13 @@ impl PartFile {
 
     /// The whole-file SHA-256 of the part file, read back from disk.
     pub fn read_back_sha256(&self, size: u64) -> Result<String, ClientError> {
-        file_sha256(&self.file, size).map_err(|e| ClientError::File(self.part_path.clone(), e))
+        file_sha256(&self.file, size).map_err(|e| ClientError::file(self.part_path.clone(), e))
     }
 
     /// Moves the verified file to its final name and removes the state file.
     pub fn finish(self, out: &Path) -> Result<(), ClientError> {
-        self.file.sync_all().map_err(|e| ClientError::File(self.part_path.clone(), e))?;
-        std::fs::rename(&self.part_path, out).map_err(|e| ClientError::File(out.to_owned(), e))?;
+        self.file.sync_all().map_err(|e| ClientError::file(self.part_path.clone(), e))?;
+        std::fs::rename(&self.part_path, out).map_err(|e| ClientError::file(out.to_owned(), e))?;
         forget_state(out);
         Ok(())
     }
@@ -116,7 +116,7 @@ pub fn forget_state(out: &Path) {
 /// chunk matches its digest): the result of an earlier run of the same
 /// download, which needs no `--force` and no transfer.
 pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
-    let on = |e| ClientError::File(path.to_owned(), e);
+    let on = |e| ClientError::file(path.to_owned(), e);
     let file = File::open(path).map_err(on)?;
     if file.metadata().map_err(on)?.len() != m.size {
         return Ok(false);
@@ -154,7 +154,7 @@ fn check_space(part: &Path, resumed: bool, size: u64) -> Result<(), ClientError>
 /// The whole-file SHA-256 of an existing output, read back, which must be
 /// the manifest's (`--verify-sha256` on a file that already is this version).
 pub fn checked_sha256(path: &Path, m: &Manifest) -> Result<String, ClientError> {
-    let on = |e| ClientError::File(path.to_owned(), e);
+    let on = |e| ClientError::file(path.to_owned(), e);
     let sha = file_sha256(&File::open(path).map_err(on)?, m.size).map_err(on)?;
     if sha != m.sha256 {
         return Err(ClientError::Verify(format!("file digest {sha} differs from the manifest's {}", m.sha256)));

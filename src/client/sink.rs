@@ -179,11 +179,11 @@ impl<'r> Sink<'r> {
         match &mut self.store {
             Store::Part(part) => {
                 let off = m.span(i).0;
-                part.file.write_all_at(bytes, off).map_err(|e| ClientError::File(part.part_path.clone(), e))?;
+                part.file.write_all_at(bytes, off).map_err(|e| ClientError::file(part.part_path.clone(), e))?;
             }
             Store::Ordered { next, .. } if i != *next => return Ok(Outcome::Gap),
             Store::Ordered { out, path, next, whole } => {
-                out.write_all(bytes).map_err(|e| ClientError::File(path.clone(), e))?;
+                out.write_all(bytes).map_err(|e| ClientError::file(path.clone(), e))?;
                 if let Some(h) = whole {
                     h.update(bytes);
                 }
@@ -227,7 +227,7 @@ impl<'r> Sink<'r> {
                 sha
             }
             Store::Ordered { mut out, path, whole, .. } => {
-                out.flush().map_err(|e| ClientError::File(path, e))?;
+                out.flush().map_err(|e| ClientError::file(path, e))?;
                 whole.map(|h| crate::protocol::hex(&h.finalize()))
             }
         };

@@ -20,6 +20,7 @@ mod embed;
 mod fifo;
 mod files;
 mod flags;
+mod full_disk;
 mod get;
 mod get_existing;
 mod get_feedback;
