@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -73,6 +73,8 @@ pub struct IndexStore {
     /// the rest wait here, off the workers, so `/healthz`, listings and
     /// streams of indexed files keep answering meanwhile.
     building: tokio::sync::Semaphore,
+    /// Whether indexes are still written to `dir` (until a write fails).
+    persisting: Arc<AtomicBool>,
     /// How builds read files: the real disk, or a test's stand-in.
     disk: Arc<dyn Disk>,
 }
@@ -138,6 +140,7 @@ impl IndexStore {
             ticks: AtomicU64::new(0),
             last_sweep: Mutex::new(std::time::Instant::now()),
             sweeping: Arc::default(),
+            persisting: Arc::new(AtomicBool::new(true)),
             builds: AtomicU64::new(0),
             serializations: AtomicU64::new(0),
             building: tokio::sync::Semaphore::new(default_index_builds()),
@@ -301,6 +304,8 @@ impl IndexStore {
         let (descriptor, rel): (Arc<File>, String) = (file.file.clone(), file.rel.clone());
         let root = self.fs.as_ref().map(|fs| fs.path().to_owned()).unwrap_or_default();
         let reader = self.disk.clone();
+        let persisting = self.persisting.clone();
+        let disk = disk.filter(|_| persisting.load(Ordering::Relaxed));
         let index = tokio::task::spawn_blocking(move || -> std::io::Result<FileIndex> {
             let started = std::time::Instant::now();
             let index = index::build_from(&descriptor, chunk_size, &*reader, &rel)?;
@@ -308,8 +313,14 @@ impl IndexStore {
                 ms = started.elapsed().as_millis() as u64, "indexed");
             if let Some(disk) = disk {
                 let header = Header { format: FORMAT, id, root, rel, stamp, chunk_size, sum: String::new() };
+                // A directory that fills up (or fails otherwise) is given up
+                // on once, with one warning: indexes stay in memory, and
+                // every later build does not try and warn again.
                 if let Err(e) = write_persisted(&disk, header, &index) {
-                    tracing::warn!(error = %e, "could not persist index");
+                    if persisting.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(dir = %disk.parent().unwrap_or(&disk).display(), error = %e,
+                            "could not write to the index directory; indexes are kept in memory only from now on");
+                    }
                 }
             }
             Ok(index)
@@ -366,8 +377,8 @@ fn write_persisted(disk: &Path, mut header: Header, index: &FileIndex) -> std::i
     let mut out = serde_json::to_vec(&header)?;
     out.push(b'\n');
     out.extend_from_slice(&body);
-    std::fs::write(&tmp, out)?;
-    std::fs::rename(&tmp, disk).inspect_err(|_| {
+    // A write cut short (a full disk) leaves no torn temporary file behind.
+    std::fs::write(&tmp, out).and_then(|()| std::fs::rename(&tmp, disk)).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }

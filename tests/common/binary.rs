@@ -16,7 +16,8 @@ pub struct Spawned {
     pub stderr: Arc<Mutex<Vec<u8>>>,
 }
 
-/// Starts `chunkcast serve --root ROOT --bind BIND --no-index-dir ARGS...`,
+/// Starts `chunkcast serve --root ROOT --bind BIND --no-index-dir ARGS...`
+/// (without `--no-index-dir` when ARGS name an `--index-dir`),
 /// under `ulimit -n NOFILE` when given, with `RUST_LOG=log`.
 pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &str) -> Spawned {
     let exe = env!("CARGO_BIN_EXE_chunkcast");
@@ -28,7 +29,8 @@ pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &
         }
         None => Command::new(exe),
     };
-    cmd.args(["serve", "--root", root.to_str().unwrap(), "--bind", bind, "--no-index-dir"])
+    cmd.args(["serve", "--root", root.to_str().unwrap(), "--bind", bind])
+        .args(if args.contains(&"--index-dir") { &[][..] } else { &["--no-index-dir"][..] })
         .args(args)
         .env("RUST_LOG", log)
         .env("NO_COLOR", "1")
