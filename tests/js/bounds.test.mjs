@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 import { EventSource } from 'eventsource';
 
-import { Download, MemoryStore } from '../../web/chunkcast.js';
+import { Download, MemoryStore, checkManifest } from '../../web/chunkcast.js';
 import { pseudoRandom, startProxy, startServer } from './helpers.mjs';
 
 let srv;
@@ -54,4 +54,47 @@ test('an endless line in a range response ends the download with a protocol erro
     await px.close();
     hostile.close();
   }
+});
+
+test('a manifest is read up to 64 MiB and checked before anything is made of it', async () => {
+  // An endless manifest: the client stops reading it.
+  let sent = 0;
+  const endless = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"hashes":[');
+    const piece = `"${'ab'.repeat(32)}",`.repeat(4096);
+    const pump = () => {
+      while (!res.destroyed && sent < (512 << 20)) {
+        sent += piece.length;
+        if (!res.write(piece)) return res.once('drain', pump);
+      }
+    };
+    pump();
+  });
+  await new Promise((r) => endless.listen(0, '127.0.0.1', r));
+  try {
+    const base = `http://127.0.0.1:${endless.address().port}/`;
+    const dl = new Download('x.bin', { base, EventSource, store: new MemoryStore() });
+    dl.start();
+    const err = await dl.done.then(() => assert.fail('an endless manifest downloaded'), (e) => e);
+    assert.equal(err.code, 'protocol', String(err));
+    assert.match(err.message, /larger than 64 MiB/);
+    assert.ok(sent < (200 << 20), `the client stopped reading (${sent >> 20} MiB sent)`);
+  } finally {
+    endless.closeAllConnections();
+    await new Promise((r) => endless.close(r));
+  }
+
+  // Manifests outside the protocol are refused by the same checks as get's.
+  const good = await (await fetch(`${srv.url}api/manifest?file=a.bin`)).json();
+  for (const [change, why] of [
+    [{ chunk_size: 4294967295 }, /chunk size outside/],
+    [{ chunk_size: 1024 }, /chunk size outside/],
+    [{ sha256: 'nope' }, /bad file digest/],
+    [{ size: 0 }, /chunk count/],
+    [{ size: 2 ** 40 }, /chunk count/],
+  ]) {
+    await assert.rejects(checkManifest({ ...good, ...change }, 'a.bin'), why, JSON.stringify(change));
+  }
+  assert.equal((await checkManifest(good, 'a.bin')).length, 50 * 32, 'the server\'s own manifest passes');
 });

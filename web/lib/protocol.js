@@ -10,16 +10,26 @@ export const PROTOCOL = 1;
 /**
  * Most chunks one range request may ask for, unless the manifest's
  * `max_range` says otherwise: the server's `DEFAULT_MAX_RANGE`
- * (src/params.rs), which a manifest without `max_range` means.
+ * (src/protocol/limits.rs), which a manifest without `max_range` means.
  */
 export const MAX_RANGE = 256;
 
 /**
  * Longest `need=` list (in characters) the server accepts, unless the
  * manifest's `max_need` says otherwise: the server's `MAX_NEED_LEN`
- * (src/params.rs); a longer one is answered 414.
+ * (src/protocol/limits.rs); a longer one is answered 414.
  */
 export const MAX_NEED = 8192;
+
+/** The chunk sizes the protocol allows (src/protocol/limits.rs). */
+export const MIN_CHUNK = 4096;
+export const MAX_CHUNK = 16 * 1024 * 1024;
+
+/**
+ * The largest manifest a client reads (src/protocol/limits.rs): about a
+ * million chunks; more is a broken or hostile server, not a file.
+ */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 /**
  * @typedef {Object} Manifest
@@ -63,8 +73,10 @@ export function span(m, i) {
 export async function checkManifest(m, name) {
   const bad = (/** @type {string} */ why) => new ChunkcastError('protocol', `inconsistent manifest for ${name}: ${why}`);
   if (typeof m !== 'object' || m === null) throw bad('not an object');
+  if (!(m.chunk_size >= MIN_CHUNK && m.chunk_size <= MAX_CHUNK)) throw bad('chunk size outside 4 KiB..16 MiB');
   if (!Array.isArray(m.hashes) || m.hashes.length !== m.chunks) throw bad('digest count differs from chunk count');
-  if (!(m.chunk_size > 0)) throw bad('zero chunk size');
+  if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(m.sha256)) throw bad('bad file digest');
+  if (!Number.isSafeInteger(m.size) || m.size < 0 || (m.chunks === 0) !== (m.size === 0)) throw bad('chunk count');
   if (m.kind === 'text') {
     const o = m.offsets;
     if (!Array.isArray(o) || o.length !== m.chunks || (m.chunks && o[0] !== 0)) throw bad('offsets do not tile the file');
@@ -78,6 +90,38 @@ export async function checkManifest(m, name) {
   const expected = digestsFromHex(m.hashes);
   if ((await rootOf(expected)) !== m.root) throw bad('digests do not hash to root');
   return expected;
+}
+
+/**
+ * A response body as text, or `undefined` once it passes `max` bytes (the
+ * rest is never read, so an endless body costs `max` at most).
+ * @param {Response} res  @param {number} max
+ * @returns {Promise<string|undefined>}
+ */
+async function boundedText(res, max) {
+  if (Number(res.headers.get('content-length') ?? 0) > max) return undefined;
+  if (!res.body) return res.text();
+  const reader = res.body.getReader();
+  /** @type {Uint8Array[]} */
+  const pieces = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.length;
+    if (length > max) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    pieces.push(value);
+  }
+  const all = new Uint8Array(length);
+  let at = 0;
+  for (const p of pieces) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /**
@@ -105,9 +149,14 @@ export async function fetchManifest(o) {
     if (!res.ok) throw new ChunkcastError('http', `the server answered ${res.status} for the manifest: ${await errorText(res)}`, { status: res.status });
     let body;
     try {
-      body = await res.text();
+      body = await boundedText(res, MAX_MANIFEST_BYTES);
     } catch (e) {
+      if (e instanceof ChunkcastError) throw e;
       throw down(ctl.signal.aborted ? `the manifest stalled for ${o.timeout} ms` : 'the manifest was cut short', e);
+    }
+    if (body === undefined) {
+      ctl.abort();
+      throw new ChunkcastError('protocol', `the manifest of ${o.name} is larger than ${MAX_MANIFEST_BYTES >> 20} MiB`);
     }
     try {
       m = JSON.parse(body);
