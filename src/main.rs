@@ -27,8 +27,11 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     raise_open_file_limit();
+    // Quiet by default: startup, index builds, warnings and errors; requests
+    // and actix's own start-up lines at debug. Colours only on a terminal.
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
@@ -56,11 +59,6 @@ fn get(args: &chunkcast::cli::GetArgs) -> anyhow::Result<()> {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::try_from(args)?;
     let listeners = bind_all(&config.bind)?;
-    let addr = listeners[0].local_addr()?;
-    match &config.index_dir {
-        Some(dir) => tracing::info!(root = %config.root.display(), index_dir = %dir.display(), "serving"),
-        None => tracing::info!(root = %config.root.display(), "serving (indexes in memory only)"),
-    }
     if let Some(tls) = &config.tls {
         let made = if tls.generated { "made a self-signed certificate" } else { "certificate" };
         let hosts = if tls.hosts.is_empty() { String::new() } else { format!(" for {}", tls.hosts.join(", ")) };
@@ -68,14 +66,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("chunkcast: SHA-256 fingerprint {}", tls.fingerprint);
     }
     let (scheme, protocols) = if config.tls.is_some() { ("https", "HTTP/2, HTTP/1.1") } else { ("http", "HTTP/1.1") };
-    // The URL stays the line's last word: scripts and tests take it from there.
-    println!("chunkcast serving {} ({protocols}) at {scheme}://{}/", config.root.display(), openable(addr));
-    for other in &listeners[1..] {
-        println!("chunkcast also listening on {}", other.local_addr()?);
-    }
+    let indexes = match &config.index_dir {
+        Some(dir) => format!("indexes in {}", dir.display()),
+        None => "indexes in memory".to_owned(),
+    };
+    // One line, the URLs last: scripts and tests take the first from there.
+    let urls = listeners
+        .iter()
+        .map(|l| Ok(format!("{scheme}://{}/", openable(l.local_addr()?))))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    println!("chunkcast serving {} ({protocols}; {indexes}) at {}", config.root.display(), urls.join(" "));
     actix_web::rt::System::new().block_on(async { chunkcast::server_on(listeners, config, signals())?.await })?;
     Ok(())
 }
+
+/// The default log filter: our own `info` (startup, index builds, warnings),
+/// actix's at `warn` (its worker start-up lines are for `RUST_LOG=debug`).
+const DEFAULT_LOG: &str = "info,actix_server=warn,actix_web=warn,actix_http=warn";
 
 /// One listener per address. With port 0 the later addresses take the port
 /// the first one got, so `localhost:0` is one port on both 127.0.0.1 and ::1.

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// name resolves to, e.g. localhost:8080 on 127.0.0.1 and ::1).
     #[arg(long, default_value = "127.0.0.1:8080", env = "CHUNKCAST_BIND")]
     pub bind: Bind,
+    /// Listen on 127.0.0.1:PORT: a shortcut for --bind 127.0.0.1:PORT.
+    #[arg(short, long, value_name = "PORT", conflicts_with = "bind")]
+    pub port: Option<u16>,
     /// Chunk size in bytes; K/M suffixes (binary) allowed. 4K..16M.
     #[arg(long, default_value = "256K", value_parser = parse_size)]
     pub chunk_size: u64,
@@ -81,10 +84,11 @@ pub struct ServeArgs {
     /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert", env = "CHUNKCAST_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Serve HTTPS with a self-signed certificate for these names, made once
-    /// into the config dir and reused [default: localhost, this host's name
-    /// and the bind address (every interface's, bound to 0.0.0.0 or ::)]
-    #[arg(long, value_name = "HOST", num_args = 0.., conflicts_with = "tls_cert")]
+    /// Serve HTTPS with a self-signed certificate for these host names
+    /// (comma-separated, or several values), made once into the config dir
+    /// and reused [default: localhost, this host's name and the bind address
+    /// (every interface's, bound to 0.0.0.0 or ::)]
+    #[arg(long, value_name = "HOST,...", num_args = 0.., conflicts_with = "tls_cert")]
     pub tls_self_signed: Option<Vec<String>>,
     /// Let pages on this origin (e.g. https://app.example) use the server
     /// from the browser; repeatable, or `*` for any origin.
@@ -155,7 +159,10 @@ impl std::str::FromStr for Bind {
 impl TryFrom<ServeArgs> for Config {
     type Error = ConfigError;
 
-    fn try_from(args: ServeArgs) -> Result<Self, Self::Error> {
+    fn try_from(mut args: ServeArgs) -> Result<Self, Self::Error> {
+        if let Some(port) = args.port {
+            args.bind = format!("127.0.0.1:{port}").parse().map_err(ConfigError::Bind)?;
+        }
         let root_arg = match args.root_arg.or(args.root) {
             Some(root) => root,
             None => std::env::current_dir().map_err(|e| ConfigError::Root(".".into(), e))?,
@@ -184,7 +191,8 @@ impl TryFrom<ServeArgs> for Config {
             }
         }
         let cors = CorsPolicy::new(&args.cors_origin)?;
-        let tls = tls_source(args.tls_cert, args.tls_key, args.tls_self_signed, &args.bind)?
+        let self_signed = args.tls_self_signed.map(self_signed_names).transpose()?;
+        let tls = tls_source(args.tls_cert, args.tls_key, self_signed, &args.bind)?
             .map(|source| tls::load(&source))
             .transpose()?;
         Ok(Config {
@@ -204,6 +212,18 @@ impl TryFrom<ServeArgs> for Config {
             verify_reads: args.verify_reads,
             index_builds: default_index_builds(),
         })
+    }
+}
+
+/// `--tls-self-signed`'s values as host names: split at commas, and never a
+/// path. `serve --tls-self-signed /srv/files` would otherwise take the
+/// directory for a name and serve the working directory.
+fn self_signed_names(values: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> =
+        values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    match names.iter().find(|n| n.contains('/') || Path::new(n.as_str()).exists()) {
+        Some(path) => Err(ConfigError::NameIsPath(path.clone())),
+        None => Ok(names),
     }
 }
 

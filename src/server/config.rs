@@ -102,10 +102,14 @@ pub enum ConfigError {
     KeepAlive(u64),
     #[error("--max-connections must be between {lo} and {hi}, got {0}", lo = MAX_CONNECTIONS.start(), hi = MAX_CONNECTIONS.end())]
     MaxConnections(usize),
-    #[error("--index-dir {0} is inside the served root; indexes must not be served")]
+    #[error("--index-dir {0} is inside the served root; indexes must not be served (put them outside it, or under a hidden folder of it such as .cache)")]
     IndexInsideRoot(PathBuf),
     #[error("--link-key {0} is inside the served root, where anyone could download it; keep it outside")]
     LinkKeyInsideRoot(PathBuf),
+    #[error("--tls-self-signed takes host names, and {0:?} is a path: give the directory first (chunkcast serve DIR --tls-self-signed NAME,...) or with --root")]
+    NameIsPath(String),
+    #[error("--port: {0}")]
+    Bind(String),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error("--web-dir {0} is not a directory with an index.html (leave the flag out to serve the page built into the binary)")]
@@ -130,10 +134,12 @@ pub fn checked_chunk_size(bytes: u64) -> Result<u32, ConfigError> {
     u32::try_from(bytes).ok().filter(|c| (MIN_CHUNK..=MAX_CHUNK).contains(c)).ok_or(ConfigError::ChunkSize(bytes))
 }
 
-/// Indexes name every file and chunk digest: they must not be served.
+/// Indexes name every file and chunk digest: they must not be served. One
+/// under a hidden folder of the root is never served (`cd ~ && chunkcast
+/// serve` keeps them in `~/.cache`), so only a visible one is refused.
 pub fn check_index_dir(dir: Option<&Path>, root: &Path) -> Result<(), ConfigError> {
     match dir {
-        Some(dir) if absolute(dir).starts_with(root) => Err(ConfigError::IndexInsideRoot(dir.to_owned())),
+        Some(dir) if served(dir, root) => Err(ConfigError::IndexInsideRoot(dir.to_owned())),
         _ => Ok(()),
     }
 }
@@ -141,9 +147,17 @@ pub fn check_index_dir(dir: Option<&Path>, root: &Path) -> Result<(), ConfigErro
 /// The link key signs every link: served, it would let anyone forge them.
 pub fn check_link_key(file: Option<&Path>, root: &Path) -> Result<(), ConfigError> {
     match file {
-        Some(file) if absolute(file).starts_with(root) => Err(ConfigError::LinkKeyInsideRoot(file.to_owned())),
+        Some(file) if served(file, root) => Err(ConfigError::LinkKeyInsideRoot(file.to_owned())),
         _ => Ok(()),
     }
+}
+
+/// Whether `path` is inside `root` where it could be served: not beneath a
+/// hidden entry (a name starting with `.`), which is never listed or served.
+fn served(path: &Path, root: &Path) -> bool {
+    let path = absolute(path);
+    let Ok(rel) = path.strip_prefix(root) else { return false };
+    !rel.components().any(|c| c.as_os_str().to_str().is_some_and(|s| s.starts_with('.')))
 }
 
 /// Sized for the machine: a stream or a download holds two descriptors (its

@@ -57,7 +57,7 @@ pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "the server printed no URL");
     }
-    let url = line.rsplit(" at ").next().unwrap().trim();
+    let url = line.rsplit(" at ").next().unwrap().split_whitespace().next().unwrap_or_default();
     let url = url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
     // Bound to every interface, the line names the host (`http://vm:PORT/`):
     // this machine, reached here through loopback.

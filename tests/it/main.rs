@@ -42,6 +42,7 @@ mod pacing;
 mod prune;
 mod read_bounds;
 mod resume;
+mod serve_cli;
 mod shutdown;
 mod storm;
 mod symlink_race;

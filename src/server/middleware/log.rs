@@ -1,5 +1,6 @@
-//! One log line per request: method, path (control characters escaped, it
-//! is the client's text), status and time to the response head.
+//! One log line per request, at debug (`RUST_LOG=debug`): a serving
+//! process stays quiet by default. Method, path (control characters
+//! escaped, it is the client's text), status and time to the response head.
 
 use std::time::Instant;
 
@@ -17,6 +18,6 @@ pub async fn request(
     let (method, path, started) = (req.method().clone(), req.path().to_owned(), Instant::now());
     let res = next.call(req).await?;
     let path = Esc(&path);
-    tracing::info!(%method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    tracing::debug!(%method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     Ok(res)
 }
