@@ -21,5 +21,7 @@ pub struct GetConfig {
     pub verify_sha256: bool,
     /// Follow redirects to other hosts (`--location`).
     pub location: bool,
+    /// `--user`: a user name and password for the server's `--auth`.
+    pub user: Option<(String, String)>,
     pub cacert: Option<PathBuf>,
 }

@@ -26,8 +26,11 @@ use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
     let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout, config.location)?;
-    let mut dl = Download { agent, config, retry_ms: None, reporter };
-    let manifest = dl.with_retries(|dl| dl.manifest())?;
+    let authorization = config.user.as_ref().map(|(user, password)| {
+        format!("Basic {}", base64_simd::STANDARD.encode_to_string(format!("{user}:{password}")))
+    });
+    let mut dl = Download { agent, config, retry_ms: None, reporter, authorization };
+    let manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
     let (store, have) = match &config.output {
         Output::File { path, exists: true } if !config.force => {
             return if part::is_this_version(path, &manifest)? {
@@ -75,7 +78,8 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     let resumed_bytes = sink.bytes_verified();
     reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes });
     if let Err(e) = dl.fill(&manifest, &mut sink) {
-        return Err(dl.changed_or_gone(e));
+        drop(sink); // closes the part file before it may be removed
+        return Err(part_left(&config.output, dl.changed_or_gone(e)));
     }
     let out = match &config.output {
         Output::File { path, .. } | Output::Stream(path) => path.clone(),
@@ -86,6 +90,16 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     summary.bytes_this_run = manifest.size - resumed_bytes;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// A file gone from the server can never complete: its part file (from
+/// this run or an earlier one) is removed, and the error says so.
+fn part_left(output: &Output, e: ClientError) -> ClientError {
+    let (ClientError::NotFound(_) | ClientError::Gone(_), Output::File { path, .. }) = (&e, output) else { return e };
+    match part::remove(path) {
+        Some(part) => ClientError::PartRemoved { error: Box::new(e), part },
+        None => e,
+    }
 }
 
 /// Opens a device, a FIFO or standard output for writing, in place: no
@@ -112,6 +126,8 @@ struct Download<'a> {
     /// The server's last `retry:`, used as the backoff's base.
     retry_ms: Option<u64>,
     reporter: &'a dyn Reporter,
+    /// `Basic …` from `--user`, sent with every request.
+    authorization: Option<String>,
 }
 
 /// How one streaming request ended.
@@ -141,7 +157,7 @@ impl Download<'_> {
 
     fn manifest(&mut self) -> Result<Manifest, ClientError> {
         let url = self.url("/api/manifest", &[("file", self.name())]);
-        let mut res = agent::send(&self.agent, &url, &[], self.config.location)?;
+        let mut res = agent::send(&self.agent, &url, &self.auth_headers(), self.config.location)?;
         let status = res.status().as_u16();
         let body = match res.body_mut().with_config().limit(MAX_MANIFEST_BYTES).read_to_vec() {
             Ok(body) => body,
@@ -155,10 +171,23 @@ impl Download<'_> {
         };
         match status {
             200 => Ok(Manifest::parse(&body)?),
+            401 => Err(ClientError::Unauthorized { given: self.authorization.is_some() }),
+            404 if self.is_folder() => Err(ClientError::IsFolder(self.name().to_owned())),
             404 => Err(ClientError::NotFound(self.name().to_owned())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
             s => Err(ClientError::Protocol(error_message(s, &body))),
         }
+    }
+
+    /// The `Authorization` header of `--user`, if given.
+    fn auth_headers(&self) -> Vec<(&str, &str)> {
+        self.authorization.iter().map(|v| ("Authorization", v.as_str())).collect()
+    }
+
+    /// Whether the name the manifest did not find is a folder on the server.
+    fn is_folder(&self) -> bool {
+        let url = self.url("/api/files", &[("dir", self.name())]);
+        agent::send(&self.agent, &url, &self.auth_headers(), self.config.location).is_ok_and(|r| r.status() == 200)
     }
 
     /// A stream said the file changed: ask the manifest once more, so a
@@ -315,7 +344,8 @@ impl Download<'_> {
         with_meta: bool,
     ) -> Result<Reply, ClientError> {
         let id_header = last_id.map(|id| id.to_string());
-        let mut headers = vec![("Accept", "text/event-stream")];
+        let mut headers = self.auth_headers();
+        headers.push(("Accept", "text/event-stream"));
         if let Some(id) = &id_header {
             headers.push(("Last-Event-ID", id));
         }

@@ -10,8 +10,17 @@ use crate::logsafe::Esc;
 pub enum ClientError {
     #[error("cannot use {0:?} as a URL: {1}")]
     BadUrl(String, String),
+    /// A command line that cannot be used as given.
+    #[error("{0}")]
+    Usage(String),
     #[error("the server has no file named {0:?}")]
     NotFound(String),
+    #[error("{}", if *.given { "the server refused this user name or password" } else { "the server asks for a user name and password: pass --user USER (get asks for the password)" })]
+    Unauthorized { given: bool },
+    #[error("{0:?} is a folder on the server; name a file in it ({0}/NAME)")]
+    IsFolder(String),
+    #[error("{error}; removed {}, which could never complete", .part.display())]
+    PartRemoved { error: Box<ClientError>, part: PathBuf },
     #[error("{0:?} was removed from the server during the download (the manifest now answers 404)")]
     Gone(String),
     #[error("{0:?} changed on the server during the download; run again to fetch the new version")]

@@ -52,10 +52,14 @@ impl Output {
     fn of_path(path: &Path) -> Result<Option<Output>, ClientError> {
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 if !parent.is_dir() {
-                    let why = format!("cannot be created: {} is not a directory", parent.display());
+                    let why = if parent.exists() {
+                        format!("cannot be created: {} is not a folder", parent.display())
+                    } else {
+                        format!("cannot be created: the folder {} does not exist", parent.display())
+                    };
                     return Err(ClientError::Output(path.to_owned(), why));
                 }
                 return Ok(Some(Output::File { path: path.to_owned(), exists: false }));

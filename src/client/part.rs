@@ -107,6 +107,15 @@ impl PartFile {
     }
 }
 
+/// Removes the part file and state file of a download into `out`; the part
+/// file's path when there was one.
+pub fn remove(out: &Path) -> Option<PathBuf> {
+    let part = with_suffix(out, ".part");
+    let had = std::fs::remove_file(&part).is_ok();
+    forget_state(out);
+    had.then_some(part)
+}
+
 /// Removes the state file of a download into `out`, if one is left.
 pub fn forget_state(out: &Path) {
     let _ = std::fs::remove_file(with_suffix(out, ".part.json"));

@@ -77,13 +77,14 @@ impl Meter {
             return format!("stalled: nothing received for {}", secs(quiet_for.unwrap_or_default()));
         }
         let speed = self.speed(now);
+        let sizes = format!("{}/{}", size(self.verified), size(self.size));
         let eta = if speed > 0.0 {
             let left = Duration::from_secs_f64((self.size - self.verified) as f64 / speed);
-            format!(", ETA {}", indicatif::HumanDuration(left))
+            format!(" ETA {}", clock(left))
         } else {
             String::new()
         };
-        format!("{}{eta}", mib_per_s(speed))
+        format!("{sizes} {}{eta}", per_second(speed))
     }
 }
 
@@ -105,9 +106,9 @@ impl Term {
         let status = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = w.write_str(&lock(&for_bar).status(Instant::now()));
         };
-        if let Ok(style) = ProgressStyle::with_template(
-            "{prefix} {percent:>3}% [{bar:25}] {binary_bytes}/{binary_total_bytes} {status}",
-        ) {
+        // At most 80 columns: a name of up to 18, `100% [bar]`, then
+        // `430.1 MiB/1.0 GiB 12.3 MiB/s ETA 1m05s` (or the state in words).
+        if let Ok(style) = ProgressStyle::with_template("{prefix} {percent:>3}% [{bar:10}] {status}") {
             bar.set_style(style.with_key("status", status).progress_chars("=> "));
         }
         Arc::new(Term { bar, quiet, output: config.output.clone(), meter })
@@ -128,13 +129,12 @@ impl Term {
                 self.line(&format!("{} already is this version ({}); nothing to download", s.path.display(), proof(s)));
             }
             Ok(s) => self.line(&format!(
-                "{}: {} ({} bytes) verified ({}) in {:.2} s, {} this run; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
+                "{}: {} verified ({}) in {}, {}; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
                 s.path.display(),
-                indicatif::BinaryBytes(s.bytes),
-                s.bytes,
+                size(s.bytes),
                 proof(s),
-                s.seconds,
-                mib_per_s(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
+                secs(Duration::from_secs_f64(s.seconds)),
+                per_second(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
                 s.reconnects,
                 s.corrupt_chunks,
                 s.refilled_chunks,
@@ -195,7 +195,7 @@ impl Reporter for Term {
         }
         self.bar.set_length(start.size);
         self.bar.set_position(start.have);
-        self.bar.set_prefix(crate::logsafe::Esc(start.name).to_string());
+        self.bar.set_prefix(short_name(&crate::logsafe::Esc(start.name).to_string(), NAME_COLUMNS));
         self.bar.enable_steady_tick(Duration::from_millis(250));
     }
 
@@ -218,7 +218,8 @@ impl Reporter for Term {
     }
 
     fn retry(&self, r: &Retry<'_>) {
-        let text = format!("{}; retrying in {}, attempt {} of {}", r.why, secs(r.delay), r.attempt, r.of);
+        let when = if r.delay < Duration::from_millis(50) { "now".to_owned() } else { format!("in {}", secs(r.delay)) };
+        let text = format!("{}; retrying {when}, attempt {} of {}", r.why, r.attempt, r.of);
         lock(&self.meter).retrying =
             Some((format!("{} (attempt {} of {})", r.why, r.attempt, r.of), Instant::now() + r.delay));
         // The bar shows the state while it is drawn; otherwise one line each.
@@ -236,8 +237,51 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn mib_per_s(bytes_per_s: f64) -> String {
-    format!("{:.1} MiB/s", bytes_per_s / (1024.0 * 1024.0))
+/// Columns the progress line gives the file's name.
+const NAME_COLUMNS: usize = 18;
+
+/// `name`, or its start and end around `…` when it is longer than `max`.
+fn short_name(name: &str, max: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= max {
+        return name.to_owned();
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let (start, end): (String, String) = (chars[..head].iter().collect(), chars[chars.len() - tail..].iter().collect());
+    format!("{start}…{end}")
+}
+
+/// Bytes in binary units with one decimal: `0 B`, `812 B`, `20.5 KiB`,
+/// `1.0 GiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A speed in the unit that suits it: `0 B/s`, `3.2 KiB/s`, `12.3 MiB/s`.
+fn per_second(bytes_per_s: f64) -> String {
+    format!("{}/s", size(bytes_per_s.max(0.0) as u64))
+}
+
+/// `45s`, `2m05s`, `1h04m`: an ETA in a few columns.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// `0.4 s`, `2 s`, `15 s`.
@@ -296,7 +340,7 @@ mod tests {
         let mut m = meter(1000 << 20, 900 << 20, t0);
         let now = feed(&mut m, t0, 2, 10 << 20);
         let status = m.status(now);
-        assert!(status.starts_with("10.0 MiB/s, ETA"), "{status}");
+        assert!(status.starts_with("920.0 MiB/1000.0 MiB 10.0 MiB/s ETA 8s"), "{status}");
     }
 
     #[test]
@@ -318,6 +362,24 @@ mod tests {
     fn durations_read_naturally() {
         assert_eq!(secs(Duration::from_millis(400)), "0.4 s");
         assert_eq!(secs(Duration::from_millis(2040)), "2 s");
-        assert_eq!(mib_per_s(1.5 * 1048576.0), "1.5 MiB/s");
+        assert_eq!(per_second(1.5 * 1048576.0), "1.5 MiB/s");
+        assert_eq!(per_second(2.6 * 1024.0), "2.6 KiB/s", "small files do not read 0.0 MiB/s");
+        assert_eq!(per_second(812.0), "812 B/s");
+        assert_eq!((size(0), size(20_987), size(1 << 30)), ("0 B".into(), "20.5 KiB".into(), "1.0 GiB".into()));
+        assert_eq!((clock(Duration::from_secs(45)), clock(Duration::from_secs(125))), ("45s".into(), "2m05s".into()));
+        assert_eq!(clock(Duration::from_secs(3840)), "1h04m");
+    }
+
+    #[test]
+    fn the_progress_line_fits_80_columns() {
+        let name = short_name("a-rather-long-file-name-for-a-terminal.iso", NAME_COLUMNS);
+        assert_eq!(name.chars().count(), NAME_COLUMNS);
+        assert_eq!(name, "a-rather…minal.iso");
+        let t0 = Instant::now();
+        let mut m = meter(1023 << 30, 0, t0);
+        let now = feed(&mut m, t0, 3, 123 << 20);
+        // The widest status a transfer shows: sizes of four digits, hours left.
+        let line = format!("{name} {:>3}% [{}] {}", 100, "=".repeat(10), m.status(now));
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
     }
 }

@@ -22,6 +22,7 @@ mod files;
 mod flags;
 mod full_disk;
 mod get;
+mod get_cli;
 mod get_existing;
 mod get_feedback;
 mod get_hostile;

@@ -34,6 +34,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 cacert: None,
                 force: false,
                 location: false,
+                user: None,
             };
             let get = move || chunkcast::client::get(&(&args).try_into()?, &chunkcast::client::report::Silent);
             std::thread::Builder::new().stack_size(256 * 1024).spawn(get).unwrap()

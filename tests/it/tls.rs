@@ -335,7 +335,7 @@ fn self_signed_is_made_once_reused_and_remade_for_other_hosts() {
 
     let first = self_signed_start(config.path(), &["localhost", "127.0.0.1"]);
     assert!(first.contains("made a self-signed certificate"), "{first}");
-    assert!(first.contains("(HTTP/2, HTTP/1.1)"), "{first}");
+    assert!(first.contains("(HTTP/2, HTTP/1.1;"), "{first}");
     let chain = tls::read_chain(&dir.join("cert.pem")).unwrap();
     let fingerprint = printed_fingerprint(&first);
     assert_eq!(fingerprint, tls::fingerprint(&chain[0]), "the printed fingerprint is the certificate's");
