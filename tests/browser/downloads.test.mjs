@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
-import { data, inCard, openPage, saveAndHash, setPace, waitData } from './page-helpers.mjs';
+import { data, inCard, openDetails, openPage, saveAndHash, setPace, waitData } from './page-helpers.mjs';
 import { REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
@@ -67,11 +67,14 @@ test('two downloads at once each keep their own progress and controls, and both 
     const saved = await saveAndHash(page, name);
     assert.deepEqual(saved, { sha: sha[name], name });
   }
-  // Each card says its own state; the stats say "chunks", never a raw float.
+  // Each row says its own state: a finished one is its size, verified (changed
+  // with the compact rows); the chunk counts are in its details; never a raw float.
   for (const name of ['first.bin', 'second.bin']) {
     const stats = await page.textContent(inCard('.dl-stats', name));
-    assert.match(stats, /^100\.0% · 40\.0 MiB of 40\.0 MiB · 160\/160 chunks/);
-    assert.doesNotMatch(stats, /\d\.\d{3,}/);
+    assert.match(stats, /^40\.0 MiB · verified$/);
+    const more = await page.textContent(inCard('.dl-more', name));
+    assert.match(more, /^160\/160 chunks/);
+    assert.doesNotMatch(stats + more, /\d\.\d{3,}/);
   }
   await page.screenshot({ path: path.join(OUT, 'downloads-both-done.png'), fullPage: true });
   assert.deepEqual(problems, []);
@@ -117,6 +120,7 @@ test('cancel removes the partial copy, and leaves no button that cannot work', a
   await setPace(page, 2 << 20);
   await page.click('button[data-file="fifth.bin"]');
   await waitData(page, 'verified', 'Number(v) >= 2', 30000, 'fifth.bin');
+  await openDetails(page, 'fifth.bin'); // Cancel is in the row's details (and its ✕)
   await page.click(inCard('.cancel', 'fifth.bin'));
   await waitData(page, 'state', 'v === "cancelled"', 10000, 'fifth.bin');
   assert.match(await page.textContent(inCard('.dl-state', 'fifth.bin')), /Cancelled/);

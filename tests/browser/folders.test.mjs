@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
 import { REPO, makeRoot, startServer } from '../js/helpers.mjs';
+import { openFileMenu } from './page-helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
 
@@ -39,14 +40,14 @@ test('folders open in place and a deep file downloads', async () => {
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
   await page.goto(srv.url);
-  await page.waitForSelector('button[data-dir="docs"]');
+  await page.waitForSelector('a[data-dir="docs"]');
   assert.ok((await names(page, 'file')).includes('one-chunk.bin'), 'top-level files are listed');
   assert.ok(!(await names(page, 'file')).some((n) => n.startsWith('docs/')), 'only the top folder is listed');
 
-  await page.click('button[data-dir="docs"]');
-  await page.waitForSelector('button[data-dir="docs/sub"]');
+  await page.click('a[data-dir="docs"]');
+  await page.waitForSelector('a[data-dir="docs/sub"]');
   assert.deepEqual(await names(page, 'file'), ['docs/readme.txt']);
-  await page.click('button[data-dir="docs/sub"]');
+  await page.click('a[data-dir="docs/sub"]');
   const deep = 'docs/sub/deep & odd+name.txt';
   await page.waitForSelector(`button[data-file="${deep}"]`);
   assert.match(await page.textContent('#crumbs'), /All files \/ docs \/ sub/);
@@ -55,9 +56,9 @@ test('folders open in place and a deep file downloads', async () => {
   await page.waitForFunction(() => document.querySelector('.download')?.dataset.state === 'done', null, { timeout: 30000 });
 
   // The breadcrumb leads back to the top.
-  await page.click('button[data-crumb=""]');
-  await page.waitForSelector('button[data-dir="docs"]');
-  assert.equal(await page.$('button[data-dir="docs/sub"]'), null);
+  await page.click('a[data-crumb=""]');
+  await page.waitForSelector('a[data-dir="docs"]');
+  assert.equal(await page.$('a[data-dir="docs/sub"]'), null);
   assert.deepEqual(problems, []);
   await page.close();
 });
@@ -66,11 +67,11 @@ test('a folder shows sizes and dates, sorts by column, filters by name, and copi
   await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(srv.url).origin });
   const page = await browser.context.newPage();
   await page.goto(srv.url);
-  await page.waitForSelector('button[data-dir="docs"]');
-  await page.click('button[data-dir="docs"]');
+  await page.waitForSelector('a[data-dir="docs"]');
+  await page.click('a[data-dir="docs"]');
   await page.waitForSelector('button[data-file="docs/readme.txt"]');
-  await page.click('button[data-crumb=""]');
-  await page.waitForSelector('button[data-dir="docs"]');
+  await page.click('a[data-crumb=""]');
+  await page.waitForSelector('a[data-dir="docs"]');
   const rows = () => page.$$eval('#files tbody tr', (trs) => trs.map((tr) => [...tr.cells].slice(0, 3).map((c) => c.textContent ?? '')));
   const fileNames = () => page.$$eval('#files tbody button[data-file]', (bs) => bs.map((b) => /** @type {HTMLElement} */ (b).dataset.file));
 
@@ -104,9 +105,10 @@ test('a folder shows sizes and dates, sorts by column, filters by name, and copi
   await page.screenshot({ path: path.join(OUT, 'folders-sorted.png'), fullPage: true });
 
   // Copy link: the /files/NAME address, each part encoded, fetchable as is.
-  await page.click('button[data-dir="docs"]');
-  await page.click('button[data-dir="docs/sub"]');
+  await page.click('a[data-dir="docs"]');
+  await page.click('a[data-dir="docs/sub"]');
   const deep = 'docs/sub/deep & odd+name.txt';
+  await openFileMenu(page, deep); // Copy link is in the file's menu (changed: it was a third button in the row)
   await page.click(`button[data-copy="${deep}"]`);
   const copied = await page.evaluate(() => navigator.clipboard.readText());
   assert.equal(copied, `${srv.url}files/docs/sub/deep%20%26%20odd%2Bname.txt`);

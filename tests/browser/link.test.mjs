@@ -5,7 +5,7 @@
 // link says so.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -91,16 +91,29 @@ test('with --auth, a browser that logged in lists and downloads (EventSource sen
   }
 });
 
-test('an expired link is reported as expired', async () => {
-  // Signed for one second, then used after it has passed.
+test('an expired link says so on load, with no Download control', async () => {
+  // Changed (issue "A page people would choose", item 7): the page reads the
+  // link's expiry on load instead of offering a Download that can only fail.
   const url = link('shared.bin', '1s');
   await new Promise((r) => setTimeout(r, 2100));
   const page = await browser.context.newPage();
   await page.goto(url);
-  await page.click('button[data-file="shared.bin"]');
-  await waitData(page, 'state', 'v === "error"', 30000);
-  const shown = `${await page.textContent(inCard('.dl-state'))} ${await page.textContent(inCard('.dl-alert-text'))}`;
-  assert.match(shown, /expired/i);
-  assert.ok(!Number(await data(page, 'verified') ?? 0), 'nothing was downloaded');
+  await page.waitForSelector('#link-state:not([hidden])');
+  assert.match(await page.textContent('#link-state'), /This link expired on .*\d/);
+  assert.equal(await page.getAttribute('#link-state', 'data-link'), 'expired');
+  assert.equal(await page.locator('button[data-file]:visible').count(), 0, 'no Download control');
+  assert.equal(await page.locator('.download').count(), 0, 'nothing was downloaded');
+  await page.close();
+});
+
+test('a link to a file that is gone says so on load', async () => {
+  writeFileSync(path.join(root, 'short-lived.bin'), 'here for a moment');
+  const url = link('short-lived.bin', '1h');
+  unlinkSync(path.join(root, 'short-lived.bin'));
+  const page = await browser.context.newPage();
+  await page.goto(url);
+  await page.waitForSelector('#link-state:not([hidden])');
+  assert.match(await page.textContent('#link-state'), /no file “short-lived\.bin” on the server/);
+  assert.equal(await page.locator('button[data-file]:visible').count(), 0, 'no Download control');
   await page.close();
 });

@@ -66,3 +66,20 @@ export async function saveAndHash(page, name) {
   await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));
   return { sha: hash.digest('hex'), name: download.suggestedFilename() };
 }
+
+/**
+ * Opens a download row's details panel (chunk map, hashes, bandwidth,
+ * Cancel, Remove), if it is closed.
+ * @param {import('playwright-core').Page} page @param {string} [name]
+ */
+export async function openDetails(page, name) {
+  if (await page.isHidden(inCard('.dl-details', name))) await page.click(inCard('.more', name));
+}
+
+/**
+ * Opens a file's menu in the file list (Save to…, Copy link, Read).
+ * @param {import('playwright-core').Page} page @param {string} name
+ */
+export async function openFileMenu(page, name) {
+  await page.click(`details[data-menu="${name.replace(/["\\]/g, '\\$&')}"] > summary`);
+}

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launch } from './chromium.mjs';
-import { data, inCard, openPage, setPace, waitData } from './page-helpers.mjs';
+import { data, inCard, openFileMenu, openPage, setPace, waitData } from './page-helpers.mjs';
 import { REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/helpers.mjs';
 
 const OUT = path.join(REPO, 'test-output');
@@ -53,6 +53,7 @@ const pickedSha = (page) => page.evaluate(async () => {
 test('a download written into a picked file survives a reload and ends as that file, with no second copy', async () => {
   const { page, problems } = await openPage(browser.context, srv.url);
   await setPace(page, 4 << 20);
+  await openFileMenu(page, 'picked.bin'); // Save to… is in the file's menu (changed: it was a button in the row)
   await page.click('button[data-save-to="picked.bin"]');
   await page.waitForSelector('.download[data-name="picked.bin"]');
   assert.match(await page.textContent(inCard('.dl-target')), /Writing into “saved-picked\.bin” as verified chunks arrive/);

@@ -1,8 +1,12 @@
 // @ts-check
 /**
- * @file The file browser: one folder at a time (`/api/files?dir=`), with
- * breadcrumbs, sizes and dates, sorting by column, a filter on names, and a
- * copy-link button per file.
+ * @file The file browser, the page's main view: one folder at a time
+ * (`/api/files?dir=`), with breadcrumbs, sizes and dates, sorting by column
+ * and a filter on names. Names are links: a folder's opens it, a file's
+ * downloads it (a text's opens it to read). The folder and the file opened
+ * live in the URL (`?dir=`, `?file=`), so Back, Forward, reload and shared
+ * addresses work. Each file has a Download button and a small menu (Save
+ * to…, Copy link, Read).
  */
 
 import { formatBytes, listFiles } from '../chunkcast.js';
@@ -10,6 +14,32 @@ import { formatDate } from './format.js';
 
 /** @typedef {{name: string, size: number, modified: string, type: 'file'|'dir'}} Entry */
 /** @typedef {'name'|'size'|'modified'} SortKey */
+
+/** Names that are read as text (the manifest says for sure; this is for the link's promise). */
+const TEXT = /\.(txt|md|markdown|log|csv|tsv|json|ya?ml|toml|ini|conf|cfg|xml|html?|css|m?js|ts|py|rs|go|c|h|cpp|java|sh|sql|srt|vtt|rst|adoc|tex)$/i;
+
+/** Whether a name reads as text. @param {string} name */
+export function isTextName(name) {
+  return TEXT.test(name);
+}
+
+/** The folder a name is in ('' for the top). @param {string} name */
+export function dirOf(name) {
+  const i = name.lastIndexOf('/');
+  return i < 0 ? '' : name.slice(0, i);
+}
+
+/**
+ * The page's address for a folder and an opened file, keeping the other
+ * parameters (?store, ?demo).
+ * @param {string} dir @param {string|null} file
+ */
+export function pageUrl(dir, file) {
+  const u = new URL(location.href);
+  if (dir) u.searchParams.set('dir', dir); else u.searchParams.delete('dir');
+  if (file) u.searchParams.set('file', file); else u.searchParams.delete('file');
+  return u.pathname + u.search.replace(/%2F/gi, '/') + u.hash;
+}
 
 /**
  * The address of a file's raw bytes (`/files/NAME`), each part of the name
@@ -43,12 +73,15 @@ export class FileBrowser {
   /**
    * @param {{table: HTMLTableElement, crumbs: HTMLElement, filter: HTMLInputElement,
    *   link: {file: string, params: Record<string, string>}|null,
-   *   onDownload: (name: string) => void, onSaveTo: ((name: string) => void)|null, onError: (message: string, retry: () => void) => void,
-   *   onCopied: (message: string) => void}} o
+   *   onDownload: (name: string) => void, onRead: (name: string) => void, onSaveTo: ((name: string) => void)|null,
+   *   onError: (message: string, retry: () => void) => void, onCopied: (message: string) => void,
+   *   onMissing: (name: string) => void}} o
    */
   constructor(o) {
     this.o = o;
     this.dir = '';
+    /** @type {string|null} the file named in the URL, shown selected */
+    this.file = null;
     /** @type {Entry[]} */
     this.entries = [];
     /** @type {SortKey} */
@@ -60,6 +93,36 @@ export class FileBrowser {
       const b = th.querySelector('button');
       if (b) b.onclick = () => this.sortBy(/** @type {SortKey} */ (/** @type {HTMLElement} */ (th).dataset.sort));
     }
+    // One menu open at a time; a click elsewhere closes it.
+    document.addEventListener('click', (e) => {
+      for (const m of document.querySelectorAll('details.menu[open]')) if (!m.contains(/** @type {Node} */ (e.target))) m.removeAttribute('open');
+    });
+  }
+
+  /**
+   * Goes to a folder (and file) and records it in the history, so Back
+   * returns here. @param {string} dir @param {string|null} [file]
+   */
+  go(dir, file = null) {
+    history.pushState({ dir, file }, '', pageUrl(dir, file));
+    this.file = file;
+    return this.load(dir);
+  }
+
+  /** The file opened is recorded in the URL (its folder stays). @param {string|null} file */
+  mark(file) {
+    if (this.o.link || file === this.file) return;
+    this.file = file;
+    history.pushState({ dir: this.dir, file }, '', pageUrl(this.dir, file));
+    this.highlight();
+  }
+
+  /** Shows the URL's folder and file (on load, Back and Forward). */
+  fromUrl() {
+    const p = new URLSearchParams(location.search);
+    const file = this.o.link ? null : p.get('file');
+    this.file = file;
+    return this.load(p.get('dir') ?? (file ? dirOf(file) : ''));
   }
 
   get body() {
@@ -81,6 +144,7 @@ export class FileBrowser {
       this.dir = dir;
       this.drawCrumbs();
       this.draw();
+      if (this.file && dirOf(this.file) === dir && !this.entries.some((f) => f.name === this.file)) this.o.onMissing(this.file);
     } catch (e) {
       this.body.innerHTML = '<tr><td colspan="4">The file list is unavailable.</td></tr>';
       this.o.onError(`Cannot load the file list: ${/** @type {Error} */ (e).message}.`, () => this.load(dir));
@@ -111,34 +175,78 @@ export class FileBrowser {
       td.textContent = msg;
     }
     this.o.table.dataset.shown = String(shown.length);
+    this.o.table.dataset.dir = this.dir;
+    this.highlight();
   }
 
-  /** One row: the name's last part (a folder's with a slash), size, date, actions. @param {Entry} f */
+  /** Marks the URL's file in the list. */
+  highlight() {
+    for (const tr of this.body.rows) {
+      const on = !!this.file && tr.dataset.name === this.file;
+      tr.classList.toggle('selected', on);
+      if (on) tr.setAttribute('aria-current', 'true'); else tr.removeAttribute('aria-current');
+    }
+  }
+
+  /** One row: the name's last part as a link (a folder's with a slash), size, date, actions. @param {Entry} f */
   row(f) {
     const tr = document.createElement('tr');
+    tr.dataset.name = f.name;
+    tr.className = f.type;
     const name = tr.insertCell();
-    name.textContent = baseOf(f.name) + (f.type === 'dir' ? '/' : '');
-    name.title = f.name;
+    name.className = 'name';
     const size = tr.insertCell();
     size.className = 'num';
     const date = tr.insertCell();
     date.className = 'date';
     const act = tr.insertCell();
     act.className = 'actions';
+    const a = document.createElement('a');
+    a.textContent = baseOf(f.name) + (f.type === 'dir' ? '/' : '');
+    a.title = f.name;
+    name.append(a);
     if (f.type === 'dir') {
-      act.append(button('Open', `Open folder ${f.name}`, 'secondary', { dir: f.name }, () => this.load(f.name)));
+      a.href = pageUrl(f.name, null);
+      a.dataset.dir = f.name;
+      a.onclick = (e) => { if (plain(e)) { e.preventDefault(); this.go(f.name); } };
     } else {
       size.textContent = Number.isFinite(f.size) ? formatBytes(f.size) : 'shared with you';
       if (Number.isFinite(f.size)) size.title = `${f.size} bytes`;
       const link = this.o.link?.file === f.name ? this.o.link.params : undefined;
       const url = fileUrl(f.name, link);
-      act.append(button('Download', `Download ${f.name}`, '', { file: f.name }, () => this.o.onDownload(f.name)));
+      const text = isTextName(f.name);
+      // The name: a text opens to read, anything else downloads (verified, to disk).
+      a.href = text ? pageUrl(dirOf(f.name), f.name) : url;
+      a.dataset.open = f.name;
+      if (text) a.classList.add('text');
+      a.onclick = (e) => {
+        if (!plain(e)) return;
+        e.preventDefault();
+        if (text) { this.mark(f.name); this.o.onRead(f.name); } else this.o.onDownload(f.name);
+      };
+      const dl = button('', `Download ${f.name}`, 'icon download', { file: f.name }, () => this.o.onDownload(f.name));
+      dl.innerHTML = '<span aria-hidden="true">↓</span><span class="label">Download</span>';
+      dl.title = 'Download, every chunk verified';
+      const menu = document.createElement('details');
+      menu.className = 'menu';
+      menu.dataset.menu = f.name;
+      const sum = document.createElement('summary');
+      sum.className = 'icon';
+      sum.textContent = '⋯';
+      sum.title = 'More';
+      sum.setAttribute('aria-label', `More for ${f.name}`);
+      const pop = document.createElement('div');
+      pop.className = 'menu-pop';
+      const close = () => menu.removeAttribute('open');
+      if (text) pop.append(button('Read it here', `Read ${f.name} here`, 'secondary', { read: f.name }, () => { close(); this.mark(f.name); this.o.onRead(f.name); }));
       const saveTo = this.o.onSaveTo;
       if (saveTo) {
         // Written straight into a file the person picks: no second copy.
-        act.append(button('Save to…', `Download ${f.name} into a file you pick`, 'secondary', { saveTo: f.name }, () => saveTo(f.name)));
+        pop.append(button('Save to…', `Download ${f.name} into a file you pick`, 'secondary', { saveTo: f.name }, () => { close(); saveTo(f.name); }));
       }
-      act.append(button('Copy link', `Copy the link to ${f.name}`, 'secondary', { copy: f.name, link: url }, () => this.copy(url, f.name)));
+      pop.append(button('Copy link', `Copy the link to ${f.name}`, 'secondary', { copy: f.name, link: url }, () => { close(); this.copy(url, f.name); }));
+      menu.append(sum, pop);
+      act.append(dl, menu);
     }
     if (f.modified) {
       date.textContent = formatDate(f.modified);
@@ -172,10 +280,20 @@ export class FileBrowser {
         here.setAttribute('aria-current', 'location');
         nav.append(here);
       } else {
-        nav.append(button(label, `Go to ${label}`, 'secondary', { crumb: path }, () => this.load(path)));
+        const a = document.createElement('a');
+        a.textContent = label;
+        a.href = pageUrl(path, null);
+        a.dataset.crumb = path;
+        a.onclick = (e) => { if (plain(e)) { e.preventDefault(); this.go(path); } };
+        nav.append(a);
       }
     });
   }
+}
+
+/** A plain left click (not one meant to open a new tab). @param {MouseEvent} e */
+function plain(e) {
+  return e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey;
 }
 
 /** @param {string} name */

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * @file After a reload: every unfinished download found in this browser's
+ * @file After a reload: every download found in this browser's
  * storage, each offered for resuming (or discarding), with "Resume all";
  * and how much storage the page holds against the browser's quota.
  */
@@ -52,14 +52,14 @@ export async function offerResume(o) {
     const complete = !s.into && chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
     li.dataset.complete = String(complete);
     text.textContent = complete
-      ? `“${s.name}”: complete (${formatBytes(s.size)}), not saved yet: resuming checks it and offers Save. `
+      ? `“${s.name}”: finished (${formatBytes(s.size)}), not saved yet: Save checks it and hands it to your downloads. `
       : `“${s.name}”: ${plural(s.chunks, 'chunk')} ${s.into ? `written into “${s.into}”` : 'on disk'}`
         + (pct ? ` (about ${pct.toFixed(0)}% of ${formatBytes(s.size)})` : s.size ? ` of ${formatBytes(s.size)}` : '') + '. ';
     const yes = document.createElement('button');
     yes.type = 'button';
-    yes.textContent = 'Resume';
+    yes.textContent = complete ? 'Save' : 'Resume';
     yes.dataset.resume = s.name;
-    yes.setAttribute('aria-label', `Resume ${s.name}`);
+    yes.setAttribute('aria-label', `${complete ? 'Save' : 'Resume'} ${s.name}`);
     yes.onclick = () => { li.remove(); left.delete(s.name); hideIfDone(); resumeOne(s.name); };
     const no = document.createElement('button');
     no.type = 'button';
@@ -80,7 +80,8 @@ export async function offerResume(o) {
   o.section.dataset.chunks = String(total);
   o.section.dataset.count = String(stored.length);
   o.section.hidden = !stored.length;
-  o.all.textContent = stored.length > 1 ? `Resume all ${stored.length}` : 'Resume download';
+  const allDone = stored.every((s) => s.into === undefined && (known[s.name]?.chunkSize || 0) > 0 && s.chunks >= Math.ceil(s.size / known[s.name].chunkSize));
+  o.all.textContent = stored.length > 1 ? `Resume all ${stored.length}` : allDone ? 'Save it' : 'Resume download';
   o.all.onclick = () => {
     o.section.hidden = true;
     for (const name of left) resumeOne(name);

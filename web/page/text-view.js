@@ -1,15 +1,14 @@
 // @ts-check
 /**
- * @file The "text as it arrives" box: verified text is typed out character by
- * character at the download's pace, starting at the top; the box follows the
- * end only while the person has not scrolled up.
- *
- * Why type instead of appending what arrives: the server sends whole chunks
- * (4 KiB to 256 KiB), so appending them makes the text jump a chunk at a time
- * and sit still in between. Typing at the chosen pace (bytes per second,
- * about characters per second for text) turns the same bytes into a steady
- * flow. Without a pace, text is shown as soon as it is verified.
+ * @file The reader: verified text typed out character by character at the
+ * reader's own pace (characters per second, like an answer being written),
+ * starting at the top; Pause and Continue hold and resume the typing, however
+ * fast the bytes come. The box follows the end only while the person has not
+ * scrolled up. Pace 0 ("instant") shows text as soon as it is verified.
  */
+
+/** The reader's presets, characters per second (0: instant). */
+export const PACES = [20, 60, 200, 1000, 0];
 
 export class TextView {
   /** @param {HTMLElement} box  the <pre> that shows the text */
@@ -20,15 +19,12 @@ export class TextView {
     /** @type {string[]} verified text not shown yet */
     this.pending = [];
     this.pendingChars = 0;
-    /** @type {number[]} characters per byte of each pending piece */
-    this.ratios = [];
     /** characters of pending[0] already typed */
     this.at = 0;
-    this.rate = 0;
-    /** bytes the pace allows but not yet typed (fractions carry over frames) */
+    /** characters per second, 0 for instant */
+    this.pace = 0;
+    /** characters the pace allows but not yet typed (fractions carry over frames) */
     this.budget = 0;
-    /** a chunk's size, to know when the typing has fallen behind */
-    this.chunk = 4096;
     this.last = 0;
     this.frame = 0;
     this.held = false;
@@ -44,17 +40,16 @@ export class TextView {
     });
   }
 
-  /** @param {number} rate  bytes per second, 0 for as fast as it arrives @param {number} [chunk] */
-  setRate(rate, chunk) {
-    if (chunk) this.chunk = chunk;
-    if (!this.rate && rate && !this.node.length) this.follow = true;
-    this.rate = rate > 0 ? rate : 0;
+  /** @param {number} pace  characters per second, 0 for instant */
+  setPace(pace) {
+    if (!this.pace && pace && !this.node.length) this.follow = true;
+    this.pace = pace > 0 ? pace : 0;
+    this.box.dataset.pace = String(this.pace);
     this._schedule();
   }
 
   /**
-   * Holds the typing (the download is paused: the text pauses with it) or
-   * lets it go on.
+   * Holds the typing (the reader's Pause) or lets it go on (Continue).
    * @param {boolean} on
    */
   hold(on) {
@@ -66,8 +61,6 @@ export class TextView {
   push(text) {
     if (!text) return;
     this.pending.push(text);
-    // The pace is in bytes; a character is 1 to 4 of them (UTF-8).
-    this.ratios.push(text.length / new TextEncoder().encode(text).length);
     this.pendingChars += text.length;
     this._schedule();
   }
@@ -95,17 +88,12 @@ export class TextView {
     const dt = Math.min(1, Math.max(0, (now - this.last) / 1000));
     this.last = now;
     let take;
-    if (!this.rate) {
+    if (!this.pace) {
       take = this.pendingChars;
     } else {
-      // At the pace; faster only when more than two chunks wait (the server
-      // ran ahead, or the pace was lowered mid-way), so the text never lags
-      // the download by much.
-      const ratio = this.ratios[0] ?? 1;
-      const behind = this.pendingChars / ratio / (2 * this.chunk);
-      this.budget += this.rate * dt * Math.max(1, behind);
-      take = Math.floor(this.budget * ratio);
-      this.budget -= take / ratio;
+      this.budget += this.pace * dt;
+      take = Math.floor(this.budget);
+      this.budget -= take;
     }
     if (take > 0) this._type(take);
     if (this.pendingChars) {
@@ -128,7 +116,6 @@ export class TextView {
         out += head.slice(this.at);
         n -= left;
         this.pending.shift();
-        this.ratios.shift();
         this.at = 0;
       } else {
         // Never split a surrogate pair: it would show as two broken glyphs.
@@ -151,7 +138,6 @@ export class TextView {
     cancelAnimationFrame(this.frame);
     this.frame = 0;
     this.pending = [];
-    this.ratios = [];
     this.pendingChars = 0;
     this.at = 0;
   }
