@@ -122,9 +122,13 @@ test('each download has its own reading pace in characters per second and its ow
   const n = (await page.textContent(inCard('.text', 'notes.txt'))).length;
   assert.ok(n < 105000, `${n} characters typed so far`);
   await page.waitForFunction((k) => document.querySelector('.download[data-name="notes.txt"] .text').textContent.length > k, n);
-  // A bandwidth limit chosen on one download stays on it.
+  // A bandwidth limit chosen on one download stays on it; one kept for new
+  // downloads is kept only while "also for new downloads" is ticked.
+  await setPace(page, 64 << 10);
   await page.click('button[data-file="b.bin"]');
   await openDetails(page, 'b.bin');
+  assert.equal(await page.$eval(inCard('select.rate', 'b.bin'), (s) => s.value), String(64 << 10));
+  await page.uncheck(inCard('input.keep-rate', 'b.bin'));
   await page.selectOption(inCard('select.rate', 'b.bin'), '1024');
   await page.click('button[data-file="c.bin"]');
   await openDetails(page, 'c.bin');

@@ -112,7 +112,7 @@ export class DownloadList {
 
   /** A connection may have come free: start the oldest queued downloads that fit. */
   next() {
-    const queued = [...this.rows.values()].filter((r) => r.state === 'queued').reverse();
+    const queued = [...this.rows.values()].filter((r) => r.state === 'queued'); // oldest first
     for (const r of queued) {
       if (this.busy() >= this.o.streams) return;
       r.run();
