@@ -72,8 +72,8 @@ test('two downloads at once each keep their own progress and controls, and both 
   for (const name of ['first.bin', 'second.bin']) {
     const stats = await page.textContent(inCard('.dl-stats', name));
     assert.match(stats, /^40\.0 MiB · verified$/);
-    const more = await page.textContent(inCard('.dl-more', name));
-    assert.match(more, /^160\/160 chunks/);
+    const more = await page.textContent(inCard('.counts', name));
+    assert.match(more, /^160 of 160 chunks verified$/);
     assert.doesNotMatch(stats + more, /\d\.\d{3,}/);
   }
   await page.screenshot({ path: path.join(OUT, 'downloads-both-done.png'), fullPage: true });

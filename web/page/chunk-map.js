@@ -24,7 +24,9 @@ const ROW = 14, GAP = 3;
  * @param {number} n @param {number} width
  */
 export function layout(n, width) {
-  const rows = n <= width / 8 ? 1 : Math.min(4, Math.ceil(n / (width * 2)) + 1);
+  // One row of cells while they are wide enough for their shapes; up to three
+  // rows to keep them so; then one row of thin marks; more rows for many chunks.
+  const rows = n <= width / 6 ? 1 : n <= width / 2 ? Math.ceil((6 * n) / width) : n <= width ? 1 : Math.min(4, Math.ceil(n / width));
   const length = width * rows;
   return { rows, length, from: (/** @type {number} */ i) => Math.floor((i * length) / n) };
 }

@@ -218,7 +218,7 @@ export class FileBrowser {
       // The name: a text opens to read, anything else downloads (verified, to disk).
       a.href = text ? pageUrl(dirOf(f.name), f.name) : url;
       a.dataset.open = f.name;
-      if (text) a.classList.add('text');
+      if (text) a.classList.add('is-text');
       a.onclick = (e) => {
         if (!plain(e)) return;
         e.preventDefault();

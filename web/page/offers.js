@@ -80,6 +80,8 @@ export async function offerResume(o) {
   o.section.dataset.chunks = String(total);
   o.section.dataset.count = String(stored.length);
   o.section.hidden = !stored.length;
+  // One download: its own Resume and Discard say it all.
+  if (o.all.parentElement) o.all.parentElement.hidden = stored.length < 2;
   const allDone = stored.every((s) => s.into === undefined && (known[s.name]?.chunkSize || 0) > 0 && s.chunks >= Math.ceil(s.size / known[s.name].chunkSize));
   o.all.textContent = stored.length > 1 ? `Resume all ${stored.length}` : allDone ? 'Save it' : 'Resume download';
   o.all.onclick = () => {
@@ -95,7 +97,8 @@ export async function offerResume(o) {
     left.clear();
     o.changed();
   };
-  if (stored.length) o.all.focus();
+  if (stored.length > 1) o.all.focus();
+  else if (stored.length) /** @type {HTMLElement|null} */ (o.list.querySelector('button'))?.focus();
 }
 
 /** Writes how much the page holds in storage and the quota. @param {HTMLElement} el */

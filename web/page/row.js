@@ -253,7 +253,7 @@ export class Row {
       if (p.reconnects) parts.push(plural(p.reconnects, 'reconnect'));
     }
     this.q('.dl-stats').textContent = parts.join(' · ');
-    const more = [`${p.chunksVerified}/${plural(p.chunks, 'chunk')}`];
+    const more = [];
     if (p.chunksResumed) more.push(`${p.chunksResumed} resumed from disk`);
     if (p.chunksRefetched) more.push(`${p.chunksRefetched} refetched`);
     if (p.reconnects) more.push(plural(p.reconnects, 'reconnect'));
@@ -308,12 +308,12 @@ export class Row {
     this.q('.sha-check').textContent = '';
     if (this.picked) {
       remember(this.name, null);
-      this.say(`Done: verified, and saved in “${this.picked.handle.name}”.`);
+      this.say(`Verified and saved in “${this.picked.handle.name}”`);
     } else if (!this.reading) {
       // One click to disk: the verified file goes to the browser's downloads.
       await this.save();
     } else {
-      this.say('Done: verified. Save keeps it in your downloads.');
+      this.say('Save puts a copy in your downloads.');
     }
     this.setButtons();
     this.list.o.onStorageChange();
@@ -426,10 +426,10 @@ export class Row {
     this.saved = true;
     this.setButtons();
     if (!this.d.store?.persistent) { // in memory: kept with the row, freed with it
-      this.say('Saved to your downloads.');
+      this.say('Saved to your downloads');
       return;
     }
-    this.say(`Saved to your downloads. The copy kept in this browser is released in ${RELEASE_AFTER_SAVE_MS / 1000} s (the save reads it until then).`);
+    this.say(`Saved to your downloads · the copy kept here is released in ${RELEASE_AFTER_SAVE_MS / 1000} s`);
     clearTimeout(this.releaseTimer);
     this.releaseTimer = setTimeout(() => this.release(), RELEASE_AFTER_SAVE_MS);
   }
@@ -439,7 +439,7 @@ export class Row {
     await this.d?.close();
     await clearStored(this.name).catch(() => {});
     this.released = true;
-    this.say('Saved to your downloads. The copy kept in this browser was released.');
+    this.say('Saved to your downloads · the copy kept here was released');
     this.setButtons();
     this.list.o.onStorageChange();
   }

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// Screenshots of the page as a person would see it, to judge it side by side
+// with Chrome's downloads page, dufs and miniserve: desktop (1366×800) and
+// phone (390×844), light and dark, with Chinese and emoji names, folders,
+// finished, running and queued downloads, a row's details and a text being
+// read. Writes test-output/screenshots/*.png (not committed).
+//
+//   cargo build --bin chunkcast && node scripts/screenshots.mjs
+//
+// Chinese and emoji names need fonts-noto-cjk and fonts-noto-color-emoji
+// (scripts/test-web installs them, as root, with Chromium).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { launch } from '../tests/browser/chromium.mjs';
+import { REPO, makeRoot, pseudoRandom, startServer } from '../tests/js/helpers.mjs';
+
+const OUT = path.join(REPO, 'test-output', 'screenshots');
+mkdirSync(OUT, { recursive: true });
+
+const story = Array.from({ length: 400 }, (_, i) =>
+  `${i + 1}. The chunks arrive one by one; each is checked against its SHA-256 before a single character shows. 数据块逐一到达。🚀\n`).join('');
+const root = makeRoot({
+  'holiday-video.mp4': pseudoRandom(24 << 20, 1),
+  '季度报告 2026.pdf': pseudoRandom(3 << 20, 2),
+  '🎵 playlist.m3u': '#EXTM3U\n'.repeat(200),
+  'notes.txt': story,
+  'big-archive.tar': pseudoRandom(40 << 20, 3),
+  'photo 📷 beach.jpg': pseudoRandom(2 << 20, 4),
+});
+for (const [dir, files] of Object.entries({ 'Photos 照片': { 'IMG_0001.jpg': 300000, '海边 🌊.jpg': 420000 }, 'docs': { 'manual.md': 5000 } })) {
+  mkdirSync(path.join(root, dir), { recursive: true });
+  for (const [n, size] of Object.entries(files)) writeFileSync(path.join(root, dir, n), pseudoRandom(size, 7));
+}
+const srv = await startServer({ root, chunkSize: '64K' });
+const sizes = { desktop: { width: 1366, height: 800 }, phone: { width: 390, height: 844 } };
+try {
+  for (const [label, viewport] of Object.entries(sizes)) {
+    const browser = await launch({ viewport });
+    try {
+      for (const scheme of /** @type {const} */ (['light', 'dark'])) {
+        const page = await browser.context.newPage();
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.goto(srv.url);
+        await page.waitForSelector('button[data-file]');
+        await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-1-list.png`), fullPage: true });
+        for (const n of ['季度报告 2026.pdf', 'photo 📷 beach.jpg', '🎵 playlist.m3u']) {
+          await page.click(`button[data-file="${n}"]`);
+          await page.waitForSelector(`.download[data-name="${n}"][data-state="done"]`, { timeout: 60000 });
+        }
+        // A running download, slowed down in its own details.
+        await page.click('button[data-file="big-archive.tar"]');
+        await page.click('.download[data-name="big-archive.tar"] .more');
+        await page.selectOption('.download[data-name="big-archive.tar"] select.rate', String(1 << 20));
+        await page.click('.download[data-name="big-archive.tar"] .more');
+        await page.click('a[data-open="notes.txt"]');
+        await page.waitForTimeout(4000);
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-2-downloads.png`), fullPage: true });
+        await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-2-downloads-fold.png`) });
+        await page.click('.download[data-name="big-archive.tar"] .more');
+        await page.waitForTimeout(1500);
+        const row = page.locator('.download[data-name="big-archive.tar"]');
+        await row.screenshot({ path: path.join(OUT, `${label}-${scheme}-3-details.png`) });
+        await page.click('a[data-dir="Photos 照片"]');
+        await page.waitForSelector('button[data-file="Photos 照片/海边 🌊.jpg"]');
+        await page.locator('#browser').screenshot({ path: path.join(OUT, `${label}-${scheme}-4-folder.png`) });
+        await page.click('details[data-menu="Photos 照片/海边 🌊.jpg"] > summary');
+        await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-5-menu.png`), fullPage: true });
+        await page.close();
+      }
+    } finally {
+      await browser.close();
+    }
+  }
+} finally {
+  await srv.stop();
+  rmSync(root, { recursive: true, force: true });
+}
+console.log(`screenshots in ${path.relative(REPO, OUT)}/`);
