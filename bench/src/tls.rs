@@ -18,7 +18,7 @@ pub fn rows(rep: &mut Report, env: &Env, name: &str, bytes: u64) -> Result<()> {
     let (cert_pem, key_pem) = chunkcast::tls::generate(&["localhost".to_owned(), "127.0.0.1".to_owned()])?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, cert_pem)?;
-    chunkcast::secret::write_private(&key, key_pem.as_bytes())?;
+    chunkcast::safefile::write_private(&key, key_pem.as_bytes())?;
     let (cert, key) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
     let plain = env.server("index-256K", "256K", "server-plain-7.log")?;
     let tls = env.server_with("index-256K", "256K", "server-tls-7.log", &["--tls-cert", &cert, "--tls-key", &key])?;
