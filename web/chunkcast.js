@@ -6,7 +6,7 @@
  * the implementation and may move.
  *
  * Map of `web/` (dependencies point down: the pure protocol is a leaf):
- *   app.js, page/   the page: file browser, download cards, resume offers
+ *   app.js, page/   the page: file browser, download rows, resume offers
  *                   (imports only this entry)
  *   chunkcast.js    this entry; chunkcast.d.ts declares it
  *   lib/download.js one file's download: lifecycle and public API, from
