@@ -224,7 +224,7 @@ export class FileBrowser {
         e.preventDefault();
         if (text) { this.mark(f.name); this.o.onRead(f.name); } else this.o.onDownload(f.name);
       };
-      const dl = button('', `Download ${f.name}`, 'icon download', { file: f.name }, () => this.o.onDownload(f.name));
+      const dl = button('', `Download ${f.name}`, 'icon get', { file: f.name }, () => this.o.onDownload(f.name));
       dl.innerHTML = '<span aria-hidden="true">↓</span><span class="label">Download</span>';
       dl.title = 'Download, every chunk verified';
       const menu = document.createElement('details');
