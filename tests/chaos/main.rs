@@ -1,7 +1,8 @@
 //! Chaos: the real `chunkcast get` binary through the seeded fault-injecting
 //! proxy of `tools/chaos-proxy` (cuts, stalls, corrupted payloads, refused
 //! connections), over fixtures and generated edge-case files, plus a server
-//! killed and restarted mid-download. `aim.rs` checks where the proxy aims.
+//! killed and restarted mid-download. `aim.rs` checks where the proxy aims;
+//! `tls.rs` runs the same seeds over HTTPS, the proxy forwarding blind.
 //!
 //! Every run must end in a file whose SHA-256 equals the original's, or in a
 //! non-zero exit with a clear message and no output file; a failed run is then
@@ -30,6 +31,7 @@
 mod aim;
 #[path = "../common/mod.rs"]
 mod common;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,8 @@ struct Target {
     /// Chunks whose bytes are all zero: a fresh part file already holds
     /// them, so a resume counts them as found on disk.
     zero_chunks: BTreeSet<u64>,
+    /// Where each chunk starts.
+    offsets: Vec<u64>,
 }
 
 impl Target {
@@ -88,7 +92,20 @@ impl Target {
             .collect();
         let text = m["kind"] == "text";
         let payload_chars = if text { chunk as usize } else { (chunk as usize).div_ceil(3) * 4 };
-        Target { name: name.to_owned(), size, sha256: sha256_hex(&bytes), chunks, payload_chars, zero_chunks }
+        Target { name: name.to_owned(), size, sha256: sha256_hex(&bytes), chunks, payload_chars, zero_chunks, offsets }
+    }
+
+    /// How many chunks of `part` (a part file of this target) hold the
+    /// original's bytes: what a resume must find on disk.
+    fn intact_in(&self, part: &Path, original: &Path) -> u64 {
+        let (Ok(part), Ok(original)) = (std::fs::read(part), std::fs::read(original)) else { return 0 };
+        let end = |i: usize| self.offsets.get(i + 1).map_or(self.size, |&o| o) as usize;
+        (0..self.offsets.len())
+            .filter(|&i| {
+                let range = self.offsets[i] as usize..end(i);
+                part.get(range.clone()).is_some_and(|p| p == &original[range])
+            })
+            .count() as u64
     }
 }
 
@@ -168,6 +185,8 @@ fn lines_text(rng: &mut fastrand::Rng, size: usize) -> String {
 
 /// The servers and files all runs share.
 struct Corpus {
+    /// Over HTTPS with this certificate, or over plain HTTP.
+    tls: Option<tls::Cert>,
     small: TestServer,
     targets: Vec<Target>,
     /// The 64 MiB file, its server and its directory, made on first use.
@@ -179,13 +198,14 @@ struct Corpus {
 }
 
 impl Corpus {
-    fn new() -> Corpus {
+    fn new(tls: Option<tls::Cert>) -> Corpus {
         let root = fixture_root();
         let mut names = fixture_names();
         names.extend(generate(root.path()));
-        let small = TestServer::start(root.path(), FAST_RETRY);
+        let small = TestServer::start(root.path(), &server_flags(tls.as_ref()));
         let targets = names.iter().map(|n| Target::load(&small, n)).collect();
         Corpus {
+            tls,
             small,
             targets,
             big: OnceLock::new(),
@@ -205,12 +225,32 @@ impl Corpus {
             std::fs::write(root.join("big.bin"), &bytes).unwrap();
             let index = dir.path().join("index");
             let mut args = vec!["serve", "--chunk-size", BIG_CHUNK, "--index-dir", index.to_str().unwrap()];
-            args.extend_from_slice(FAST_RETRY);
+            args.extend(server_flags(self.tls.as_ref()));
             let server = TestServer::start_with(&root, &args);
             let target = Target::load(&server, "big.bin");
             (server, target, dir)
         })
     }
+
+    /// The proxy's address as the client's URL (`https://` over TLS).
+    fn url(&self, proxy: &Proxy) -> String {
+        format!("{}://{}", self.small.scheme, proxy.addr)
+    }
+
+    /// What `get` needs beyond its URL: the certificate to trust over TLS.
+    fn client_flags(&self) -> Vec<&str> {
+        self.tls.as_ref().map_or(Vec::new(), |t| vec!["--cacert", t.cert.to_str().unwrap()])
+    }
+}
+
+/// Every chaos server's flags: [`FAST_RETRY`], and the certificate and key
+/// over TLS.
+fn server_flags(tls: Option<&tls::Cert>) -> Vec<&str> {
+    let mut flags = FAST_RETRY.to_vec();
+    if let Some(t) = tls {
+        flags.extend(t.flags());
+    }
+    flags
 }
 
 /// What one seed does: which file, which faults, which client flags.
@@ -243,6 +283,9 @@ impl RunPlan {
             // The client's stall timeout is 1 s; a read that has waited 8 s
             // has not noticed.
             stall_max: Duration::from_secs(8),
+            // Over TLS: forwarded blind, cuts and stalls at byte counts and
+            // records, `corrupt` flipping a bit of an encrypted record.
+            tls: corpus.tls.is_some(),
         };
         let mut retries = rng.u32(6..=10);
         // One run in six is fragile: `--retries 0` gives up at the first
@@ -361,6 +404,9 @@ struct Report {
     resumed: u64,
     /// Corrupted chunks on `/events` whose refill the client accounted for.
     detected: u64,
+    /// Invocations that stopped at a TLS record that failed to decrypt
+    /// instead of retrying (see `tls::RECORD_FAILED`).
+    record_failures: u64,
     problems: Vec<String>,
 }
 
@@ -375,6 +421,14 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     faults.chunks = target.chunks;
     faults.payload_chars = target.payload_chars;
     let proxy = Proxy::start(addr, plan.seed, faults);
+    let url = corpus.url(&proxy);
+    // A blind (TLS) proxy sees no chunk: its ledger stays empty, and a
+    // resume is checked against the part file instead.
+    let blind = faults.tls;
+    let original = match plan.big {
+        true => corpus.big().0.root.join(&target.name),
+        false => corpus.small.root.join(&target.name),
+    };
     let dir = corpus.work.path().join(format!("run-{}", plan.seed));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("out");
@@ -384,6 +438,7 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     if plan.verify_sha256 {
         flags.push("--verify-sha256");
     }
+    flags.extend(corpus.client_flags());
     let mut problems = Vec::new();
     let mut intact_before: BTreeSet<u64> = BTreeSet::new();
     // Every chunk that crossed intact, with its length.
@@ -393,11 +448,13 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     for attempt in 0..2 {
         if attempt == 1 {
             // The resume: no more faults, a patient client.
-            proxy.set_faults(Faults { stall_max: plan.faults.stall_max, ..Faults::default() });
+            proxy.set_faults(Faults { stall_max: plan.faults.stall_max, tls: blind, ..Faults::default() });
             flags = vec!["--retries", "10"];
+            flags.extend(corpus.client_flags());
         }
         let part_existed = part_path(&out).exists();
-        let inv = get(&proxy.url(), &target.name, &out, &flags);
+        let on_disk = if part_existed && blind { target.intact_in(&part_path(&out), &original) } else { 0 };
+        let inv = get(&url, &target.name, &out, &flags);
         // The client has exited; let the proxy finish its books.
         if !proxy.wait_idle(Duration::from_secs(10)) {
             problems.push("proxy connections still open 10 s after the client exited".into());
@@ -428,7 +485,10 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
             if got.is_some() {
                 problems.push("failed but left an output file".into());
             }
-            if !last.starts_with("chunkcast: error: ") || !(last.contains("gave up") || last.contains("cannot reach")) {
+            let clear = last.starts_with("chunkcast: error: ");
+            if clear && blind && tls::RECORD_FAILED.iter().any(|m| last.contains(m)) {
+                report.record_failures += 1;
+            } else if !clear || !(last.contains("gave up") || last.contains("cannot reach")) {
                 problems.push(format!("unclear or unexpected failure: {:?}", inv.stderr.trim()));
             }
             if attempt == 1 {
@@ -463,8 +523,13 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
             ));
         }
         // A resume finds exactly what earlier attempts delivered intact (plus
-        // all-zero chunks, which a fresh part file already holds).
-        let expected = if part_existed { intact_before.union(&target.zero_chunks).count() as u64 } else { 0 };
+        // all-zero chunks, which a fresh part file already holds); blind,
+        // exactly the chunks of the part file that hold the original's bytes.
+        let expected = match (part_existed, blind) {
+            (false, _) => 0,
+            (true, false) => intact_before.union(&target.zero_chunks).count() as u64,
+            (true, true) => on_disk,
+        };
         if summary.resumed != expected {
             problems.push(format!(
                 "resumed {} chunks from disk, expected {expected} (delivered intact before: {:?})",
@@ -493,7 +558,8 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     }
     // Only corrupted chunks may be sent twice: the stream resumes after the
     // last id seen, and refills ask for missing chunks only.
-    if problems.is_empty() && report.gave_up == 0 && report.stats.payload_bytes != target.size + corrupt_bytes {
+    if !blind && problems.is_empty() && report.gave_up == 0 && report.stats.payload_bytes != target.size + corrupt_bytes
+    {
         problems.push(format!(
             "payload delivered {} != file {} + corrupted {corrupt_bytes}",
             report.stats.payload_bytes, target.size
@@ -513,42 +579,9 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
     let started = Instant::now();
-    let corpus = Corpus::new();
-    let seeds: Vec<u64> = match env_u64("CHAOS_SEED") {
-        Some(seed) => vec![seed],
-        None => (0..env_u64("CHAOS_RUNS").unwrap_or(200)).collect(),
-    };
-    let jobs = env_u64("CHAOS_JOBS").unwrap_or(6).max(1) as usize;
-    let next = AtomicU64::new(0);
-    let reports: Mutex<Vec<Report>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(seeds.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, SeqCst) as usize;
-                let Some(&seed) = seeds.get(i) else { return };
-                let plan = RunPlan::of(seed, &corpus);
-                let run_started = Instant::now();
-                let report = run(&corpus, &plan);
-                if plan.big {
-                    let s = &report.stats;
-                    println!(
-                        "chaos: 64 MiB run, seed {seed}: {:.1}s, {} invocations, {} drops, {} stalls, {} refused, {} corruptions",
-                        run_started.elapsed().as_secs_f64(),
-                        report.invocations,
-                        s.cuts,
-                        s.stalls,
-                        s.refused,
-                        s.corruptions
-                    );
-                }
-                for p in &report.problems {
-                    eprintln!("chaos: FAILED {p}\n  replay: CHAOS_SEED={seed} cargo test --test chaos -- --nocapture");
-                }
-                reports.lock().unwrap().push(report);
-            });
-        }
-    });
-    let reports = reports.into_inner().unwrap();
+    let corpus = Corpus::new(None);
+    let seeds = seeds("CHAOS_RUNS", 200);
+    let reports = run_all(&corpus, &seeds, "chaos", "seeded_runs_through");
     let sum = |f: &dyn Fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let stat = |f: &dyn Fn(&Stats) -> u64| reports.iter().map(|r| f(&r.stats)).sum::<u64>();
     let runs = reports.len() as u64;
@@ -582,18 +615,7 @@ fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
         sum(&|r| r.resumed),
         started.elapsed().as_secs_f64(),
     );
-    let problems: Vec<&String> = reports.iter().flat_map(|r| &r.problems).collect();
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("\n")
-    );
-    assert_eq!(wrong, 0, "a client wrote a wrong file");
-    assert_eq!(stalls, stalls_detected, "every stall must be noticed by the client's stall timeout");
-    // `--stall-timeout 1`: noticed after about a second (slack for a loaded
-    // machine), not after some longer internal timeout.
-    assert!(stall_ms < 4000, "a stall took {stall_ms} ms to notice with --stall-timeout 1");
+    assert_sound(&reports);
     if seeds.len() >= 50 {
         // The faults really happened, and were really handled.
         assert!(cuts > 0, "no drops injected");
@@ -608,6 +630,74 @@ fn seeded_runs_through_a_faulty_proxy_never_yield_a_wrong_file() {
         assert!(resumed_runs > 0, "no run resumed from disk");
         assert!(reports.iter().any(|r| r.file_bytes == BIG_SIZE as u64), "no 64 MiB run");
     }
+}
+
+/// What every set of runs must show: no problem in any run, no wrong file,
+/// every stall noticed, and noticed after about a second (`--stall-timeout
+/// 1`, with slack for a loaded machine), not after some longer internal
+/// timeout.
+fn assert_sound(reports: &[Report]) {
+    let problems: Vec<&String> = reports.iter().flat_map(|r| &r.problems).collect();
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    let wrong: u64 = reports.iter().map(|r| r.wrong_files).sum();
+    assert_eq!(wrong, 0, "a client wrote a wrong file");
+    let stalls: u64 = reports.iter().map(|r| r.stats.stalls).sum();
+    let noticed: u64 = reports.iter().map(|r| r.stats.stalls_detected).sum();
+    assert_eq!(stalls, noticed, "every stall must be noticed by the client's stall timeout");
+    let stall_ms = reports.iter().map(|r| r.stats.stall_detect_max_ms).max().unwrap_or(0);
+    assert!(stall_ms < 4000, "a stall took {stall_ms} ms to notice with --stall-timeout 1");
+}
+
+/// The seeds to run: `CHAOS_SEED` alone, else `0..$runs_var` (`default`).
+fn seeds(runs_var: &str, default: u64) -> Vec<u64> {
+    match env_u64("CHAOS_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env_u64(runs_var).unwrap_or(default)).collect(),
+    }
+}
+
+/// Runs `seeds`, `CHAOS_JOBS` at a time (default 6: they mostly sleep in
+/// backoffs and stalls), printing each 64 MiB run and each failure with how
+/// to replay it (`test` filters the test that failed).
+fn run_all(corpus: &Corpus, seeds: &[u64], label: &str, test: &str) -> Vec<Report> {
+    let jobs = env_u64("CHAOS_JOBS").unwrap_or(6).max(1) as usize;
+    let next = AtomicU64::new(0);
+    let reports: Mutex<Vec<Report>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(seeds.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, SeqCst) as usize;
+                let Some(&seed) = seeds.get(i) else { return };
+                let plan = RunPlan::of(seed, corpus);
+                let run_started = Instant::now();
+                let report = run(corpus, &plan);
+                if plan.big {
+                    let s = &report.stats;
+                    println!(
+                        "{label}: 64 MiB run, seed {seed}: {:.1}s, {} invocations, {} drops, {} stalls, {} refused, {} corruptions",
+                        run_started.elapsed().as_secs_f64(),
+                        report.invocations,
+                        s.cuts,
+                        s.stalls,
+                        s.refused,
+                        s.corruptions
+                    );
+                }
+                for p in &report.problems {
+                    eprintln!(
+                        "{label}: FAILED {p}\n  replay: CHAOS_SEED={seed} cargo test --test chaos {test} -- --nocapture"
+                    );
+                }
+                reports.lock().unwrap().push(report);
+            });
+        }
+    });
+    reports.into_inner().unwrap()
 }
 
 /// Waits for `cond`, panicking with `what` after `limit`.

@@ -35,37 +35,7 @@ import { after, before, test } from 'node:test';
 import { EventSource } from 'eventsource';
 
 import { ChunkcastError, Download, MemoryStore } from '../../web/chunkcast.js';
-import { FIXTURES, pseudoRandom, sha256hex, startProxy, startServer } from './helpers.mjs';
-
-/**
- * mulberry32: a tiny, fast, well-mixed 32-bit PRNG for the test's own
- * choices (which file, which rates), the same sequence on every platform.
- * (The proxy draws its faults from its own seeded generator.)
- * @param {number} seed
- */
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    /** An integer in [lo, hi). */
-    int: (/** @type {number} */ lo, /** @type {number} */ hi) => lo + Math.floor(next() * Math.max(1, hi - lo)),
-    /** One element of `xs`. @template T @param {T[]} xs @returns {T} */
-    pick: (xs) => xs[Math.floor(next() * xs.length)],
-  };
-}
-
-/** Mixes a run's seed with a salt, so streams drawn for different purposes are not correlated. */
-function mix(/** @type {number} */ seed, /** @type {number} */ salt) {
-  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(salt >>> 0, 0xc2b2ae35);
-  h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15;
-  return h >>> 0;
-}
+import { envInt, FIXTURES, isClearFailure, mix, mulberry32, pseudoRandom, sha256hex, startProxy, startServer } from './helpers.mjs';
 
 /** Where a cut or stall hit, in the order of the proxy's `stats.at` (tools/chaos-proxy `WHERE`). */
 const WHERE = ['anywhere on the wire', 'after `event:`', 'in `data: {`', 'mid-payload', 'after `data:`', 'between events'];
@@ -75,12 +45,6 @@ const POINT = { BYTES: 0, AFTER_EVENT_LINE: 1, IN_DATA_PREFIX: 2, IN_PAYLOAD: 3,
 const noFaults = () => ({ stallMaxMs: STALL_MAX });
 /** @typedef {Record<string, any>} Stats  the proxy's counters (tools/chaos-proxy `Stats`) */
 
-const envInt = (/** @type {string} */ name) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`);
-  return Number(v);
-};
 const ONLY = envInt('CHAOS_SEED');
 const RUNS = envInt('CHAOS_RUNS') ?? 200;
 const JOBS = Math.max(1, envInt('CHAOS_JOBS') ?? 8);
@@ -281,10 +245,7 @@ function planOf(seed) {
 
 /** Whether a failure is one the library promises: it gave up, the server was unreachable, or a chunk kept failing. */
 function clearError(/** @type {unknown} */ e) {
-  if (!(e instanceof ChunkcastError)) return false;
-  if (e.code === 'server_down') return /gave up after \d+ attempts|cannot reach the server/.test(e.message);
-  if (e.code === 'corrupt') return /chunk \d+ failed verification \d+ times/.test(e.message);
-  return false;
+  return e instanceof ChunkcastError && isClearFailure(e.code, e.message);
 }
 
 const describe = (/** @type {unknown} */ e) => (e instanceof ChunkcastError ? `${e.code}: ${e.message}` : String(e instanceof Error ? e.stack : e));

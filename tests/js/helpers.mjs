@@ -244,3 +244,58 @@ export async function until(pred, ms = 10000, what = 'condition') {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * mulberry32: a tiny, fast, well-mixed 32-bit PRNG for a test's own seeded
+ * choices (which file, which rates), the same sequence on every platform.
+ * (The chaos proxy draws its faults from its own seeded generator.)
+ * @param {number} seed
+ */
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    /** An integer in [lo, hi). */
+    int: (/** @type {number} */ lo, /** @type {number} */ hi) => lo + Math.floor(next() * Math.max(1, hi - lo)),
+    /** One element of `xs`. @template T @param {T[]} xs @returns {T} */
+    pick: (xs) => xs[Math.floor(next() * xs.length)],
+  };
+}
+
+/** Mixes a run's seed with a salt, so streams drawn for different purposes are not correlated. */
+export function mix(/** @type {number} */ seed, /** @type {number} */ salt) {
+  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(salt >>> 0, 0xc2b2ae35);
+  h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15;
+  return h >>> 0;
+}
+
+/**
+ * Whether a download's failure (its ChunkcastError's `code` and `message`,
+ * also as a page hands them back) is one the library promises under
+ * network faults: it gave up, could not reach the server, or one chunk kept
+ * failing verification.
+ * @param {string|undefined} code @param {string} message
+ */
+export function isClearFailure(code, message) {
+  if (code === 'server_down') return /gave up after \d+ attempts|cannot reach the server/.test(message);
+  if (code === 'corrupt') return /chunk \d+ failed verification \d+ times/.test(message);
+  return false;
+}
+
+/**
+ * A whole number from the environment variable `name` (CHAOS_RUNS and the
+ * like), undefined when unset or empty.
+ * @param {string} name
+ */
+export function envInt(name) {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}

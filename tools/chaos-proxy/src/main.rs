@@ -9,7 +9,7 @@
 //! (`{"event": ...}`, see `Event`). Standard input, one command a line:
 //!
 //! ```text
-//! faults {"cut":0.2,"stall":0.1,"corrupt":0.3,"down":0.1,"maxDown":2,"chunks":6,"payloadChars":5464,"stallMaxMs":5000}
+//! faults {"cut":0.2,"stall":0.1,"corrupt":0.3,"down":0.1,"maxDown":2,"chunks":6,"payloadChars":5464,"stallMaxMs":5000,"tls":false}
 //! script [null, {"fault":{"kind":"cut","w":3,"k":0,"n":100},"corrupt":[{"k":1,"at":0,"delta":1}]}]
 //! upstream 127.0.0.1:8080     point new connections at another server
 //! refuse on|off               reset every new connection (a server that is down)
@@ -24,6 +24,13 @@
 //! idle MS                     wait (up to MS) until no connection is open
 //! quit                        (or end of input) stop
 //! ```
+//!
+//! With `"tls": true` (a server speaking HTTPS; give it in `--faults` so
+//! that the first connection has it too) connections are forwarded blind:
+//! cuts and stalls land at byte counts and TLS records, `corrupt` flips one
+//! bit of an encrypted record, and no request, chunk event or ledger entry
+//! is seen (see `chaos_proxy::blind`). The listening line still says
+//! `http://`: its address is what counts.
 //!
 //! In a script, `null` refuses a connection; `w` is the index of the fault's
 //! place in `WHERE` (0 = `n` bytes into the wire, 3 = `n` characters into
@@ -43,7 +50,7 @@ use serde_json::json;
 #[derive(Parser, Debug)]
 #[command(name = "chaos-proxy", version)]
 struct Args {
-    /// The server: HOST:PORT or http://HOST:PORT/.
+    /// The server: HOST:PORT, or http:// or https://HOST:PORT/.
     #[arg(long)]
     upstream: String,
     /// Where to listen.
@@ -180,12 +187,13 @@ fn command(proxy: &Proxy, cmd: &str, rest: &str) -> Result<serde_json::Value> {
     })
 }
 
-/// HOST:PORT, or an http:// URL of one.
+/// HOST:PORT, or an http:// or https:// URL of one.
 fn resolve(s: &str) -> Result<SocketAddr> {
-    let hostport = s.trim().trim_start_matches("http://").trim_end_matches('/');
+    let s = s.trim();
+    let hostport = s.strip_prefix("https://").or(s.strip_prefix("http://")).unwrap_or(s).trim_end_matches('/');
     match hostport.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => Ok(addr),
-        _ => Err(format!("cannot resolve the upstream {s:?} (expected HOST:PORT or http://HOST:PORT/)")),
+        _ => Err(format!("cannot resolve the upstream {s:?} (expected HOST:PORT or http(s)://HOST:PORT/)")),
     }
 }
 
@@ -207,6 +215,8 @@ struct FaultsIn {
     #[serde(default)]
     payload_chars: usize,
     stall_max_ms: Option<u64>,
+    #[serde(default)]
+    tls: bool,
 }
 
 fn parse_faults(s: &str) -> Result<Faults> {
@@ -221,6 +231,7 @@ fn parse_faults(s: &str) -> Result<Faults> {
         chunks: f.chunks,
         payload_chars: f.payload_chars,
         stall_max: f.stall_max_ms.map_or(d.stall_max, Duration::from_millis),
+        tls: f.tls,
     })
 }
 

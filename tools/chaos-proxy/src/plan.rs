@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::blind::{BlindPlan, Flip, Spot};
+
 /// How often faults happen. Probabilities are per accepted connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
@@ -26,6 +28,11 @@ pub struct Faults {
     /// A stall that the client has not noticed after this long ends the
     /// connection anyway, and counts as not detected.
     pub stall_max: Duration,
+    /// The connections carry TLS: forward them blind (see [`crate::blind`]),
+    /// cuts and stalls aimed at byte counts and records, and `corrupt`
+    /// flipping one bit of an encrypted record instead of a payload
+    /// character. `chunks` and `payload_chars` still size the aims.
+    pub tls: bool,
 }
 
 impl Default for Faults {
@@ -39,6 +46,7 @@ impl Default for Faults {
             chunks: 0,
             payload_chars: 0,
             stall_max: Duration::from_secs(5),
+            tls: false,
         }
     }
 }
@@ -131,11 +139,14 @@ pub enum Step {
     },
     /// Any plan.
     Plan(Plan),
+    /// Forward blind (TLS), with this plan.
+    Blind(BlindPlan),
 }
 
 pub(crate) enum Decision {
     Refuse,
     Pass(Plan),
+    Blind(BlindPlan),
 }
 
 /// Draws what happens to each new connection from one seeded stream, in the
@@ -164,6 +175,7 @@ impl Planner {
                 })
             }
             Some(Step::Plan(plan)) => return Decision::Pass(plan),
+            Some(Step::Blind(plan)) => return Decision::Blind(plan),
             None => {}
         }
         let f = self.faults;
@@ -175,7 +187,6 @@ impl Planner {
             self.down_left -= 1;
             return Decision::Refuse;
         }
-        let mut plan = Plan::default();
         let chunks = f.chunks.max(1);
         let chars = f.payload_chars.max(1);
         let roll = rng.f64();
@@ -186,6 +197,10 @@ impl Planner {
         } else {
             None
         };
+        if f.tls {
+            return Decision::Blind(blind(rng, f, kind));
+        }
+        let mut plan = Plan::default();
         if let Some(kind) = kind {
             let k = rng.u64(0..chunks);
             let point = match rng.u32(0..6) {
@@ -208,4 +223,36 @@ impl Planner {
         }
         Decision::Pass(plan)
     }
+}
+
+/// A blind connection's plan, drawn as [`Planner::decide`] draws the others:
+/// `kind` already rolled, aimed over about one stream's worth of records.
+fn blind(rng: &mut fastrand::Rng, f: Faults, kind: Option<Kind>) -> BlindPlan {
+    let chunks = f.chunks.max(1);
+    let chars = f.payload_chars.max(1);
+    // A record carries at most 16 KiB (and an HTTP/2 DATA frame as much), so
+    // a chunk event takes one record or more, as its payload needs; then the
+    // handshake's (`ServerHello`, the encrypted rest, session tickets), the
+    // manifest's and the stream's first and last events.
+    let record_max = 16 * 1024;
+    let records = chunks * (chars as u64 + 200).div_ceil(record_max as u64) + 8;
+    let body = (chars + 200).min(record_max + 256);
+    let fault = kind.map(|kind| {
+        let spot = match rng.u32(0..4) {
+            // Anywhere on the wire, up to about one stream's worth (a
+            // record costs 22 bytes beyond its payload; the handshake some
+            // 2 KiB, with the certificate).
+            0 => Spot::Bytes(rng.u64(0..(chunks * (chars as u64 + 230) + 4000))),
+            1 => Spot::InHeader(rng.u64(0..records), rng.usize(1..5)),
+            2 => Spot::InRecord(rng.u64(0..records), rng.usize(1..body)),
+            _ => Spot::Between(rng.u64(0..records)),
+        };
+        (kind, spot)
+    });
+    let flip = (f.corrupt > 0.0 && rng.f64() < f.corrupt).then(|| Flip {
+        k: rng.u64(0..records),
+        at: rng.usize(0..body),
+        mask: 1 << rng.u32(0..8),
+    });
+    BlindPlan { fault, flip }
 }

@@ -1,6 +1,7 @@
 //! The proxy itself: accepts connections, asks the planner what each one
 //! meets, pumps bytes both ways (the server -> client side through a
-//! [`Scanner`]), and keeps the counters, the ledger and the manual controls.
+//! [`Scanner`], or through a [`Framer`] when the connection carries TLS),
+//! and keeps the counters, the ledger and the manual controls.
 //!
 //! One thread accepts; each connection has one thread per direction. Plain
 //! blocking sockets keep it simple and make a stall easy (stop reading).
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::blind::{BlindPlan, Framer, BLIND_WHERE};
 use crate::plan::{Decision, Faults, Kind, Plan, Planner, Step, WHERE};
 use crate::scan::{find, Done, Manual, Scanner};
 
@@ -33,7 +35,7 @@ pub struct Stats {
     pub stalls_detected: u64,
     /// Longest time from a stall's start to the client closing, in ms.
     pub stall_detect_max_ms: u64,
-    /// Characters flipped.
+    /// Characters flipped (bits, on TLS connections).
     pub corruptions: u64,
     /// Corrupted chunk events that reached the client whole.
     pub corrupt_delivered: u64,
@@ -47,6 +49,12 @@ pub struct Stats {
     pub payload_bytes: u64,
     /// Planned cuts and stalls by where they hit: [`WHERE`].
     pub at: [u64; 6],
+    /// TLS connections (forwarded blind): records forwarded whole.
+    pub records: u64,
+    /// Of those, records with a flipped bit, which the client must reject.
+    pub records_corrupted: u64,
+    /// Their planned cuts and stalls by where they hit: [`BLIND_WHERE`].
+    pub blind_at: [u64; 4],
 }
 
 impl std::ops::Sub for Stats {
@@ -67,6 +75,9 @@ impl std::ops::Sub for Stats {
             chunk_events: self.chunk_events - o.chunk_events,
             payload_bytes: self.payload_bytes - o.payload_bytes,
             at: std::array::from_fn(|i| self.at[i] - o.at[i]),
+            records: self.records - o.records,
+            records_corrupted: self.records_corrupted - o.records_corrupted,
+            blind_at: std::array::from_fn(|i| self.blind_at[i] - o.blind_at[i]),
         }
     }
 }
@@ -151,6 +162,9 @@ struct Counters {
     chunk_events: AtomicU64,
     payload_bytes: AtomicU64,
     at: [AtomicU64; 6],
+    records: AtomicU64,
+    records_corrupted: AtomicU64,
+    blind_at: [AtomicU64; 4],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -367,6 +381,9 @@ impl Proxy {
             chunk_events: c.chunk_events.load(SeqCst),
             payload_bytes: c.payload_bytes.load(SeqCst),
             at: std::array::from_fn(|i| c.at[i].load(SeqCst)),
+            records: c.records.load(SeqCst),
+            records_corrupted: c.records_corrupted.load(SeqCst),
+            blind_at: std::array::from_fn(|i| c.blind_at[i].load(SeqCst)),
         }
     }
 
@@ -424,16 +441,17 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Refusing::Until(t) => Instant::now() < t,
         };
         let decision = if refusing { Decision::Refuse } else { shared.planner.lock().unwrap().decide() };
-        let plan = match decision {
+        let route = match decision {
             Decision::Refuse => {
                 shared.emit_verbose(|| Event::Plan { conn: id, plan: "refused".into() });
                 shared.counters.refused.fetch_add(1, SeqCst);
                 std::thread::spawn(move || reset(client));
                 continue;
             }
-            Decision::Pass(plan) => plan,
+            Decision::Pass(plan) => Route::Scan(plan),
+            Decision::Blind(plan) => Route::Blind(plan),
         };
-        shared.emit_verbose(|| Event::Plan { conn: id, plan: format!("{plan:?}") });
+        shared.emit_verbose(|| Event::Plan { conn: id, plan: format!("{route:?}") });
         let upstream = *shared.upstream.lock().unwrap();
         let server = match TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) {
             Ok(s) => s,
@@ -451,7 +469,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.emit(|| Event::Open { conn: id });
         let s = shared.clone();
         std::thread::spawn(move || {
-            connection(id, client, server, plan, &s, &ctl);
+            connection(id, client, server, route, &s, &ctl);
             if ctl.range_open.swap(false, SeqCst) {
                 s.ranges(-1);
             }
@@ -470,28 +488,42 @@ fn reset(client: TcpStream) {
     drop(client);
 }
 
-fn connection(id: u64, client: TcpStream, server: TcpStream, plan: Plan, shared: &Arc<Shared>, ctl: &Arc<Ctl>) {
+/// How a connection's bytes are followed.
+#[derive(Debug)]
+enum Route {
+    /// Plain HTTP/1.1: scanned, faults aimed at HTTP and SSE landmarks.
+    Scan(Plan),
+    /// TLS: forwarded blind, faults aimed at byte counts and records.
+    Blind(BlindPlan),
+}
+
+fn connection(id: u64, client: TcpStream, server: TcpStream, route: Route, shared: &Arc<Shared>, ctl: &Arc<Ctl>) {
+    let blind = matches!(route, Route::Blind(_));
     let upstream_pump = {
         let (Ok(from), Ok(to)) = (client.try_clone(), server.try_clone()) else { return };
         let (shared, ctl) = (shared.clone(), ctl.clone());
-        std::thread::spawn(move || requests(id, from, to, &shared, &ctl))
+        std::thread::spawn(move || requests(id, from, to, blind, &shared, &ctl))
     };
-    downstream(id, &client, &server, plan, shared, ctl);
+    match route {
+        Route::Scan(plan) => downstream(id, &client, &server, plan, shared, ctl),
+        Route::Blind(plan) => downstream_blind(id, &client, &server, plan, shared, ctl),
+    }
     let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);
     let _ = upstream_pump.join();
 }
 
 /// Client -> server: forward, and note each request before the server can
-/// answer it.
-fn requests(id: u64, mut from: TcpStream, mut to: TcpStream, shared: &Shared, ctl: &Ctl) {
+/// answer it (unless `blind`: TLS hides them).
+fn requests(id: u64, mut from: TcpStream, mut to: TcpStream, blind: bool, shared: &Shared, ctl: &Ctl) {
     let mut heads = RequestHeads::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                for head in heads.feed(&buf[..n]) {
+                let found = if blind { Vec::new() } else { heads.feed(&buf[..n]) };
+                for head in found {
                     let target = head.line.split(' ').nth(1).unwrap_or("").to_owned();
                     if target.starts_with("/events/chunk/") {
                         // A new range on this connection ends the last one.
@@ -537,10 +569,7 @@ fn downstream(id: u64, mut client: &TcpStream, mut server: &TcpStream, plan: Pla
             scan.plan = Plan::default();
         }
         if ctl.stall.load(SeqCst) {
-            while !ctl.client_closed.load(SeqCst) && !shared.stop.load(SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return;
+            return hold_until_closed(shared, ctl);
         }
         let held = work.len();
         work.extend_from_slice(&buf[..n]);
@@ -583,33 +612,85 @@ fn downstream(id: u64, mut client: &TcpStream, mut server: &TcpStream, plan: Pla
             });
             return;
         }
-        if let Some((_, point)) = scan.plan.fault {
-            c.at[point.index()].fetch_add(1, SeqCst);
-            shared.emit_verbose(|| Event::Fault {
-                conn: id,
-                kind: format!("{kind:?}").to_lowercase(),
-                at: WHERE[point.index()].into(),
-                path: scan.path.clone(),
-            });
+        let place = scan.plan.fault.map(|(_, p)| (&c.at[p.index()], WHERE[p.index()]));
+        return hit(id, kind, place, &scan.path, shared, ctl);
+    }
+}
+
+/// Server -> client on a TLS connection: forward as it comes, flip the
+/// planned bit, stop at the planned spot.
+fn downstream_blind(
+    id: u64,
+    mut client: &TcpStream,
+    mut server: &TcpStream,
+    plan: BlindPlan,
+    shared: &Shared,
+    ctl: &Ctl,
+) {
+    let c = &shared.counters;
+    let mut framer = Framer::new(plan);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if ctl.stall.load(SeqCst) {
+            return hold_until_closed(shared, ctl);
         }
-        match kind {
-            Kind::Cut => {
-                c.cuts.fetch_add(1, SeqCst);
+        let stop = framer.feed(&mut buf[..n]);
+        let upto = stop.map_or(n, |(at, _)| at);
+        if client.write_all(&buf[..upto]).is_err() {
+            return;
+        }
+        c.wire_bytes.fetch_add(upto as u64, SeqCst);
+        c.corruptions.fetch_add(std::mem::take(&mut framer.flipped), SeqCst);
+        c.records.fetch_add(std::mem::take(&mut framer.records), SeqCst);
+        c.records_corrupted.fetch_add(std::mem::take(&mut framer.corrupted), SeqCst);
+        let Some((_, kind)) = stop else { continue };
+        let place = framer.plan.fault.map(|(_, s)| (&c.blind_at[s.index()], BLIND_WHERE[s.index()]));
+        return hit(id, kind, place, "", shared, ctl);
+    }
+}
+
+/// A stall of every open connection ([`Proxy::stall_all`]): forward nothing
+/// more until the client gives up (or the proxy stops).
+fn hold_until_closed(shared: &Shared, ctl: &Ctl) {
+    while !ctl.client_closed.load(SeqCst) && !shared.stop.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A planned fault hit, at `place` (its counter and its name), on a
+/// response to `path`: count a cut (the caller then closes the connection),
+/// or hold a stall until the client notices (or `stall_max`).
+fn hit(id: u64, kind: Kind, place: Option<(&AtomicU64, &str)>, path: &str, shared: &Shared, ctl: &Ctl) {
+    let c = &shared.counters;
+    if let Some((counter, at)) = place {
+        counter.fetch_add(1, SeqCst);
+        shared.emit_verbose(|| Event::Fault {
+            conn: id,
+            kind: format!("{kind:?}").to_lowercase(),
+            at: at.into(),
+            path: path.to_owned(),
+        });
+    }
+    match kind {
+        Kind::Cut => {
+            c.cuts.fetch_add(1, SeqCst);
+        }
+        Kind::Stall => {
+            c.stalls.fetch_add(1, SeqCst);
+            let started = Instant::now();
+            let max = shared.planner.lock().unwrap().faults.stall_max;
+            while started.elapsed() < max && !ctl.client_closed.load(SeqCst) && !shared.stop.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
             }
-            Kind::Stall => {
-                c.stalls.fetch_add(1, SeqCst);
-                let started = Instant::now();
-                let max = shared.planner.lock().unwrap().faults.stall_max;
-                while started.elapsed() < max && !ctl.client_closed.load(SeqCst) && !shared.stop.load(SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                if ctl.client_closed.load(SeqCst) {
-                    c.stalls_detected.fetch_add(1, SeqCst);
-                    c.stall_detect_max_ms.fetch_max(started.elapsed().as_millis() as u64, SeqCst);
-                }
+            if ctl.client_closed.load(SeqCst) {
+                c.stalls_detected.fetch_add(1, SeqCst);
+                c.stall_detect_max_ms.fetch_max(started.elapsed().as_millis() as u64, SeqCst);
             }
         }
-        return;
     }
 }
 
