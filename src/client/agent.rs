@@ -125,6 +125,18 @@ pub fn classify(e: ureq::Error, url: &str) -> ClientError {
         _ => None,
     };
     match (rustls_error, https) {
+        // A record that fails its MAC was damaged on the way (or forged):
+        // the connection is lost, as after a cut, and worth a retry.
+        (
+            Some(
+                e
+                @ (rustls::Error::DecryptError | rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac)),
+            ),
+            true,
+        ) => ClientError::Unreachable {
+            why: format!("the TLS connection to {host} was damaged ({e})"),
+            source: Box::new(e.clone().into()),
+        },
         (Some(rustls::Error::InvalidCertificate(why)), _) => {
             let reason = certificate_reason(why);
             ClientError::Untrusted {

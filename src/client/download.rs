@@ -379,10 +379,14 @@ impl Download<'_> {
             let event = match parser.next_raw(&mut reader) {
                 Ok(Some(event)) => event,
                 Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
-                // The parser's own refusal (the line cap), not a transport error.
+                // The parser's own refusal (the line cap), not a transport
+                // error (ureq's, or rustls's for a damaged TLS record, which
+                // ends the connection like a cut: the stream resumes).
                 Err(e)
                     if e.kind() == std::io::ErrorKind::InvalidData
-                        && !e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) =>
+                        && !e
+                            .get_ref()
+                            .is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>()) =>
                 {
                     return Err(ClientError::Protocol(e.to_string()));
                 }

@@ -300,7 +300,6 @@ fn a_flipped_bit_in_a_tls_record_is_an_error_never_altered_bytes() {
 /// `ureq::Error` for the SSE parser's own refusal, and rustls's
 /// `DecryptError` arrives as one.
 #[test]
-#[ignore = "get stops at a TLS record that fails to decrypt instead of reconnecting (src/client/download.rs)"]
 fn get_resumes_after_a_tls_record_that_fails_to_decrypt() {
     let root = fixture_root();
     let mut bytes = vec![0u8; 64 * 4096];
