@@ -56,13 +56,19 @@ document.documentElement.dataset.protocol = protocol;
 const storage = () => showStorage($('storage'));
 setInterval(storage, 10_000);
 
+/** A download started from the list is no longer offered for resuming. @param {string} name */
+function dropOffer(name) {
+  for (const li of $('resume-text').querySelectorAll('li')) if (/** @type {HTMLElement} */ (li).dataset.name === name) li.remove();
+  if (!$('resume-text').children.length) $('resume-offer').hidden = true;
+}
+
 const files = new FileBrowser({
   table: /** @type {HTMLTableElement} */ ($('files')),
   crumbs: $('crumbs'),
   filter: /** @type {HTMLInputElement} */ ($('filter')),
   link,
-  onDownload: (name) => { $('alert').hidden = true; downloads.start(name); },
-  onRead: (name) => { $('alert').hidden = true; downloads.start(name, { read: true }); },
+  onDownload: (name) => { $('alert').hidden = true; dropOffer(name); downloads.start(name); },
+  onRead: (name) => { $('alert').hidden = true; dropOffer(name); downloads.start(name, { read: true }); },
   onSaveTo: fileHandleSupported() ? saveTo : null,
   onError: (text, retry) => alertUser(text, { label: 'Try again', run: retry }),
   onCopied: status,
@@ -96,6 +102,7 @@ async function saveTo(name) {
     return;
   }
   $('alert').hidden = true;
+  dropOffer(name);
   downloads.start(name, { handle });
 }
 
