@@ -14,16 +14,15 @@ const OUT = path.join(REPO, 'test-output');
 const SIZE = 3 << 20;
 const NAMES = ['a.bin', 'b.bin', 'c.bin', 'd.bin', 'e.bin', 'f.bin', 'g.bin'];
 
-let srv;
-let root;
-let browser;
-/** @type {Record<string, Buffer>} */
+/** The contents of NAMES, by name. @type {Record<string, Buffer>} */
 const files = {};
+/** The server, its root and the browser every test here shares. @type {{srv?: any, root?: string, browser?: any}} */
+const env = {};
 
 before(async () => {
-  mkdirSync(OUT, { recursive: true });
   NAMES.forEach((n, k) => { files[n] = pseudoRandom(SIZE, 300 + k); });
-  root = makeRoot({
+  mkdirSync(OUT, { recursive: true });
+  const root = makeRoot({
     ...files,
     'notes.txt': 'Line of notes, read as it arrives.\n'.repeat(3000),
     'poem.txt': 'Roses are red, violets are blue.\n'.repeat(3000),
@@ -31,115 +30,120 @@ before(async () => {
   mkdirSync(path.join(root, 'docs/inner'), { recursive: true });
   writeFileSync(path.join(root, 'docs/inner/deep.bin'), pseudoRandom(5000, 9));
   writeFileSync(path.join(root, 'docs/readme.txt'), 'read me\n');
-  srv = await startServer({ root, chunkSize: '64K' });
-  browser = await launch({ viewport: { width: 1366, height: 800 } });
+  env.root = root;
+  env.srv = await startServer({ root, chunkSize: '64K' });
+  env.browser = await launch({ viewport: { width: 1366, height: 800 } });
 });
 
-after(async () => {
-  await browser?.close();
-  await srv?.stop();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+after(() => Promise.all([env.browser?.close(), env.srv?.stop()]).then(() => env.root && rmSync(env.root, { recursive: true, force: true })));
 
-test('one click on Download ends with the verified file in the browser\'s downloads', async () => {
-  const { page, problems } = await openPage(browser.context, srv.url);
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('button[data-file="a.bin"]')]);
-  assert.equal(download.suggestedFilename(), 'a.bin');
-  assert.equal(sha256hex(readFileSync(await download.path())), sha256hex(files['a.bin']));
-  assert.equal(await data(page, 'state', 'a.bin'), 'done');
-  assert.equal(await page.getAttribute('button[data-file="a.bin"]', 'aria-label'), 'Download a.bin');
-  // Saved again from its row while its copy is kept.
-  const [again] = await Promise.all([page.waitForEvent('download'), page.click(inCard('.save', 'a.bin'))]);
-  assert.equal(await page.textContent(inCard('.save', 'a.bin')), 'Save again');
-  assert.equal(sha256hex(readFileSync(await again.path())), sha256hex(files['a.bin']));
-  // The chunk map of a finished download is wholly verified, to the pixel.
-  await openDetails(page, 'a.bin');
-  const counts = await page.$eval(inCard('.counts', 'a.bin'), (el) => ({ ...el.dataset }));
-  assert.equal(counts.verified, String(SIZE / (64 << 10)));
-  assert.equal(counts.missing, '0');
-  assert.equal(counts.filledPx, counts.lengthPx);
+/**
+ * Runs `body` on a new page of the server, then checks the page reported no
+ * error and closes it.
+ * @param {(page: import('playwright-core').Page) => Promise<void>} body
+ */
+async function onPage(body) {
+  const { page, problems } = await openPage(env.browser.context, env.srv.url);
+  await body(page);
   assert.deepEqual(problems, []);
   await page.close();
+}
+
+test('one click on Download ends with the verified file in the browser\'s downloads', async () => {
+  await onPage(async (page) => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('button[data-file="a.bin"]')]);
+    assert.equal(download.suggestedFilename(), 'a.bin');
+    assert.equal(sha256hex(readFileSync(await download.path())), sha256hex(files['a.bin']));
+    assert.equal(await data(page, 'state', 'a.bin'), 'done');
+    assert.equal(await page.getAttribute('button[data-file="a.bin"]', 'aria-label'), 'Download a.bin');
+    // Saved again from its row while its copy is kept.
+    const [again] = await Promise.all([page.waitForEvent('download'), page.click(inCard('.save', 'a.bin'))]);
+    assert.equal(await page.textContent(inCard('.save', 'a.bin')), 'Save again');
+    assert.equal(sha256hex(readFileSync(await again.path())), sha256hex(files['a.bin']));
+    // The chunk map of a finished download is wholly verified, to the pixel.
+    await openDetails(page, 'a.bin');
+    const counts = await page.$eval(inCard('.counts', 'a.bin'), (el) => ({ ...el.dataset }));
+    assert.equal(counts.verified, String(SIZE / (64 << 10)));
+    assert.equal(counts.missing, '0');
+    assert.equal(counts.filledPx, counts.lengthPx);
+  });
 });
 
 test('five finished downloads and the file list fit in about two screen heights at 1366×800', async () => {
-  const { page, problems } = await openPage(browser.context, srv.url);
-  for (const n of NAMES.slice(0, 5)) await page.click(`button[data-file="${n}"]`);
-  for (const n of NAMES.slice(0, 5)) await waitData(page, 'state', 'v === "done"', 60000, n);
-  const height = await page.evaluate(() => document.documentElement.scrollHeight);
-  console.log(`# page height with five finished downloads at 1366×800: ${height} px`);
-  assert.ok(height <= 2 * 800, `${height} px`);
-  const rows = await page.$$eval('.download', (els) => els.map((el) => Math.round(el.getBoundingClientRect().height)));
-  for (const h of rows) assert.ok(h <= 64, `a finished row is one line: ${h} px`);
-  await page.screenshot({ path: path.join(OUT, 'five-finished.png'), fullPage: true });
-  assert.deepEqual(problems, []);
-  await page.close();
+  await onPage(async (page) => {
+    for (const n of NAMES.slice(0, 5)) await page.click(`button[data-file="${n}"]`);
+    for (const n of NAMES.slice(0, 5)) await waitData(page, 'state', 'v === "done"', 60000, n);
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    console.log(`# page height with five finished downloads at 1366×800: ${height} px`);
+    assert.ok(height <= 2 * 800, `${height} px`);
+    const rows = await page.$$eval('.download', (els) => els.map((el) => Math.round(el.getBoundingClientRect().height)));
+    for (const h of rows) assert.ok(h <= 64, `a finished row is one line: ${h} px`);
+    await page.screenshot({ path: path.join(OUT, 'five-finished.png'), fullPage: true });
+  });
 });
 
 test('the folder and the opened file live in the URL: Back, Forward and reload keep them', async () => {
-  const { page, problems } = await openPage(browser.context, srv.url);
-  await page.click('a[data-dir="docs"]');
-  await page.waitForSelector('a[data-dir="docs/inner"]');
-  assert.match(page.url(), /\?dir=docs$/);
-  await page.click('a[data-dir="docs/inner"]');
-  await page.waitForSelector('button[data-file="docs/inner/deep.bin"]');
-  assert.match(page.url(), /\?dir=docs\/inner$/);
-  await page.reload();
-  await page.waitForSelector('button[data-file="docs/inner/deep.bin"]');
-  assert.match(await page.textContent('#crumbs'), /All files \/ docs \/ inner/);
-  await page.goBack();
-  await page.waitForSelector('a[data-dir="docs/inner"]');
-  assert.equal(await page.$('button[data-file="a.bin"]'), null, 'still in docs');
-  await page.goBack();
-  await page.waitForSelector('button[data-file="a.bin"]');
-  await page.goForward();
-  await page.waitForSelector('a[data-dir="docs/inner"]');
-  // A folder's control is named after it; names are links.
-  assert.equal(await page.textContent('a[data-dir="docs/inner"]'), 'inner/');
-  // A shared address of a text opens it to read; a missing file says so.
-  await page.goto(`${srv.url}?file=docs/readme.txt`);
-  await page.waitForSelector(`${inCard('.text-view', 'docs/readme.txt')}:not([hidden])`);
-  await page.waitForFunction(() => document.querySelector('.download .text')?.textContent === 'read me\n');
-  assert.equal(await page.getAttribute('#files tr[aria-current="true"]', 'data-name'), 'docs/readme.txt');
-  await page.goto(`${srv.url}?file=nowhere.bin`);
-  await page.waitForSelector('#alert:not([hidden])');
-  assert.match(await page.textContent('#alert-text'), /no file “nowhere\.bin” on the server/);
-  assert.deepEqual(problems, []);
-  await page.close();
+  await onPage(async (page) => {
+    await page.click('a[data-dir="docs"]');
+    await page.waitForSelector('a[data-dir="docs/inner"]');
+    assert.match(page.url(), /\?dir=docs$/);
+    await page.click('a[data-dir="docs/inner"]');
+    await page.waitForSelector('button[data-file="docs/inner/deep.bin"]');
+    assert.match(page.url(), /\?dir=docs\/inner$/);
+    await page.reload();
+    await page.waitForSelector('button[data-file="docs/inner/deep.bin"]');
+    assert.match(await page.textContent('#crumbs'), /All files \/ docs \/ inner/);
+    await page.goBack();
+    await page.waitForSelector('a[data-dir="docs/inner"]');
+    assert.equal(await page.$('button[data-file="a.bin"]'), null, 'still in docs');
+    await page.goBack();
+    await page.waitForSelector('button[data-file="a.bin"]');
+    await page.goForward();
+    await page.waitForSelector('a[data-dir="docs/inner"]');
+    // A folder's control is named after it; names are links.
+    assert.equal(await page.textContent('a[data-dir="docs/inner"]'), 'inner/');
+    // A shared address of a text opens it to read; a missing file says so.
+    await page.goto(`${env.srv.url}?file=docs/readme.txt`);
+    await page.waitForSelector(`${inCard('.text-view', 'docs/readme.txt')}:not([hidden])`);
+    await page.waitForFunction(() => document.querySelector('.download .text')?.textContent === 'read me\n');
+    assert.equal(await page.getAttribute('#files tr[aria-current="true"]', 'data-name'), 'docs/readme.txt');
+    await page.goto(`${env.srv.url}?file=nowhere.bin`);
+    await page.waitForSelector('#alert:not([hidden])');
+    assert.match(await page.textContent('#alert-text'), /no file “nowhere\.bin” on the server/);
+  });
 });
 
 test('each download has its own reading pace in characters per second and its own bandwidth, never carried over', async () => {
-  const { page, problems } = await openPage(browser.context, srv.url);
-  await page.click('a[data-open="notes.txt"]');
-  await page.click('a[data-open="poem.txt"]');
-  await page.waitForSelector(`${inCard('.text-view', 'poem.txt')}:not([hidden])`);
-  await page.click(inCard('.chip[data-pace="20"]', 'notes.txt'));
-  assert.equal(await page.getAttribute(inCard('.text', 'notes.txt'), 'data-pace'), '20');
-  assert.equal(await page.getAttribute(inCard('.text', 'poem.txt'), 'data-pace'), '60');
-  assert.equal(await page.getAttribute(inCard('.chip[data-pace="20"]', 'notes.txt'), 'aria-label'), '20 characters per second');
-  // The bytes are done long before the typing: the text keeps being typed.
-  await waitData(page, 'state', 'v === "done"', 30000, 'notes.txt');
-  const n = (await page.textContent(inCard('.text', 'notes.txt'))).length;
-  assert.ok(n < 105000, `${n} characters typed so far`);
-  await page.waitForFunction((k) => document.querySelector('.download[data-name="notes.txt"] .text').textContent.length > k, n);
-  // A bandwidth limit chosen on one download stays on it; one kept for new
-  // downloads is kept only while "also for new downloads" is ticked.
-  await setPace(page, 64 << 10);
-  await page.click('button[data-file="b.bin"]');
-  await openDetails(page, 'b.bin');
-  assert.equal(await page.$eval(inCard('select.rate', 'b.bin'), (s) => s.value), String(64 << 10));
-  await page.uncheck(inCard('input.keep-rate', 'b.bin'));
-  await page.selectOption(inCard('select.rate', 'b.bin'), '1024');
-  await page.click('button[data-file="c.bin"]');
-  await openDetails(page, 'c.bin');
-  assert.equal(await page.$eval(inCard('select.rate', 'c.bin'), (s) => s.value), '0');
-  assert.equal(await page.evaluate(() => localStorage.getItem('chunkcast.rate')), null);
-  assert.deepEqual(problems, []);
-  await page.close();
+  await onPage(async (page) => {
+    await page.click('a[data-open="notes.txt"]');
+    await page.click('a[data-open="poem.txt"]');
+    await page.waitForSelector(`${inCard('.text-view', 'poem.txt')}:not([hidden])`);
+    await page.click(inCard('.chip[data-pace="20"]', 'notes.txt'));
+    assert.equal(await page.getAttribute(inCard('.text', 'notes.txt'), 'data-pace'), '20');
+    assert.equal(await page.getAttribute(inCard('.text', 'poem.txt'), 'data-pace'), '60');
+    assert.equal(await page.getAttribute(inCard('.chip[data-pace="20"]', 'notes.txt'), 'aria-label'), '20 characters per second');
+    // The bytes are done long before the typing: the text keeps being typed.
+    await waitData(page, 'state', 'v === "done"', 30000, 'notes.txt');
+    const n = (await page.textContent(inCard('.text', 'notes.txt'))).length;
+    assert.ok(n < 105000, `${n} characters typed so far`);
+    await page.waitForFunction((k) => document.querySelector('.download[data-name="notes.txt"] .text').textContent.length > k, n);
+    // A bandwidth limit chosen on one download stays on it; one kept for new
+    // downloads is kept only while "also for new downloads" is ticked.
+    await setPace(page, 64 << 10);
+    await page.click('button[data-file="b.bin"]');
+    await openDetails(page, 'b.bin');
+    assert.equal(await page.$eval(inCard('select.rate', 'b.bin'), (s) => s.value), String(64 << 10));
+    await page.uncheck(inCard('input.keep-rate', 'b.bin'));
+    await page.selectOption(inCard('select.rate', 'b.bin'), '1024');
+    await page.click('button[data-file="c.bin"]');
+    await openDetails(page, 'c.bin');
+    assert.equal(await page.$eval(inCard('select.rate', 'c.bin'), (s) => s.value), '0');
+    assert.equal(await page.evaluate(() => localStorage.getItem('chunkcast.rate')), null);
+  });
 });
 
 test('the chunk map fills exactly the verified share at 1 to 100,000 chunks', async () => {
-  const { page } = await openPage(browser.context, srv.url);
+  const { page } = await openPage(env.browser.context, env.srv.url);
   const results = await page.evaluate(async () => {
     const { ChunkMap, layout } = await import('/page/chunk-map.js');
     const out = [];
@@ -183,27 +187,26 @@ test('the chunk map fills exactly the verified share at 1 to 100,000 chunks', as
 });
 
 test('over HTTP/1.1 downloads beyond four wait in a queue, and the file list stays responsive', async () => {
-  const { page, problems } = await openPage(browser.context, srv.url);
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.protocol), 'http/1.1');
-  await setPace(page, 64 << 10); // slow, so all seven are under way together
-  for (const n of NAMES) await page.click(`button[data-file="${n}"]`);
-  for (const n of NAMES.slice(0, 4)) await waitData(page, 'verified', 'Number(v) >= 1', 30000, n);
-  for (const n of NAMES.slice(4)) {
-    assert.equal(await data(page, 'state', n), 'queued', `${n} is queued`);
-    assert.match(await page.textContent(inCard('.dl-line', n)), /Queued.*ETA —|ETA —.*Queued/);
-  }
-  assert.equal(await page.isVisible('#http1'), true);
-  assert.match(await page.textContent('#http1'), /HTTPS/);
-  // The listing gets a connection: a folder opens while seven downloads are on.
-  await page.click('a[data-dir="docs"]');
-  await page.waitForSelector('a[data-dir="docs/inner"]', { timeout: 5000 });
-  // A queued download starts when a running one ends.
-  await openDetails(page, 'a.bin');
-  await page.click(inCard('.cancel', 'a.bin'));
-  await page.waitForFunction(() => document.querySelector('.download[data-name="e.bin"]')?.dataset.state !== 'queued');
-  assert.equal(await data(page, 'state', 'f.bin'), 'queued');
-  await page.screenshot({ path: path.join(OUT, 'http1-queued.png'), fullPage: true });
-  assert.deepEqual(problems, []);
-  await page.close();
+  await onPage(async (page) => {
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.protocol), 'http/1.1');
+    await setPace(page, 64 << 10); // slow, so all seven are under way together
+    for (const n of NAMES) await page.click(`button[data-file="${n}"]`);
+    for (const n of NAMES.slice(0, 4)) await waitData(page, 'verified', 'Number(v) >= 1', 30000, n);
+    for (const n of NAMES.slice(4)) {
+      assert.equal(await data(page, 'state', n), 'queued', `${n} is queued`);
+      assert.match(await page.textContent(inCard('.dl-line', n)), /Queued.*ETA —|ETA —.*Queued/);
+    }
+    assert.equal(await page.isVisible('#http1'), true);
+    assert.match(await page.textContent('#http1'), /HTTPS/);
+    // The listing gets a connection: a folder opens while seven downloads are on.
+    await page.click('a[data-dir="docs"]');
+    await page.waitForSelector('a[data-dir="docs/inner"]', { timeout: 5000 });
+    // A queued download starts when a running one ends.
+    await openDetails(page, 'a.bin');
+    await page.click(inCard('.cancel', 'a.bin'));
+    await page.waitForFunction(() => document.querySelector('.download[data-name="e.bin"]')?.dataset.state !== 'queued');
+    assert.equal(await data(page, 'state', 'f.bin'), 'queued');
+    await page.screenshot({ path: path.join(OUT, 'http1-queued.png'), fullPage: true });
+  });
 });
 
