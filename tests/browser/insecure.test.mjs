@@ -105,7 +105,10 @@ test('a reload mid-download resumes from IndexedDB without fetching verified chu
   await page.waitForSelector('#resume-offer:not([hidden])');
   const onDisk = Number(await page.$eval(`#resume-text li[data-name="${name}"]`, (el) => el.dataset.chunks));
   // IndexedDB is written in batches of 8 MiB: at most that much is lost.
-  assert.ok(onDisk >= before - (8 << 20) / CHUNK - 2 && onDisk <= before + 4 && onDisk > 0, `${onDisk} chunks on disk, ${before} verified before the reload`);
+  // (Chunks verified between reading `before` and the reload taking effect
+  // are stored too, more of them on a loaded machine; that every stored
+  // chunk really is verified is checked by the resume below.)
+  assert.ok(onDisk >= before - (8 << 20) / CHUNK - 2 && onDisk <= BIG / CHUNK && onDisk > 0, `${onDisk} chunks on disk, ${before} verified before the reload`);
   await setPace(page, 0);
   await page.click(`button[data-resume="${name}"]`);
   await waitLong(page, 'state', 'v === "done"');
