@@ -292,6 +292,9 @@ export class Row {
     this.q('.done').hidden = s !== 'done';
     show('.save', s === 'done' && !this.released && !this.picked);
     this.q('.save').textContent = this.saved ? 'Save again' : 'Save';
+    // Once saved, saving again is a quiet option, as in Chrome's downloads
+    // page: the row is done, not asking for a click.
+    this.q('.save').classList.toggle('secondary', this.saved);
     this.q('.save').setAttribute('aria-label', `${this.saved ? 'Save again' : 'Save'} ${this.name}`);
     this.q('.forget').hidden = !(ended || over);
     this.q('.forget').textContent = s === 'done' && !this.released && !this.picked && this.d?.store?.persistent ? 'Remove the stored copy' : 'Remove from the list';
