@@ -36,9 +36,12 @@ const srv = await startServer({ root, chunkSize: '64K' });
 const sizes = { desktop: { width: 1366, height: 800 }, phone: { width: 390, height: 844 } };
 try {
   for (const [label, viewport] of Object.entries(sizes)) {
-    const browser = await launch({ viewport });
-    try {
-      for (const scheme of /** @type {const} */ (['light', 'dark'])) {
+    for (const scheme of /** @type {const} */ (['light', 'dark'])) {
+      // A fresh profile each time: the dark pass must not find the light
+      // pass's downloads in storage (they would finish at once, their
+      // bandwidth menu disabled).
+      const browser = await launch({ viewport });
+      try {
         const page = await browser.context.newPage();
         await page.emulateMedia({ colorScheme: scheme });
         await page.goto(srv.url);
@@ -68,9 +71,9 @@ try {
         await page.click('details[data-menu="Photos 照片/海边 🌊.jpg"] > summary');
         await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-5-menu.png`), fullPage: true });
         await page.close();
+      } finally {
+        await browser.close();
       }
-    } finally {
-      await browser.close();
     }
   }
 } finally {

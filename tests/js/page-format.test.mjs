@@ -21,8 +21,8 @@ test('speeds are rounded, never raw floats', () => {
 test('ETAs and percentages', () => {
   assert.equal(formatEta(null), '—');
   assert.equal(formatEta(Infinity), '—');
-  assert.equal(formatEta(34.2), '35 s');
-  assert.equal(formatEta(125), '2 min 5 s');
+  assert.equal(formatEta(34.2), '35\u00a0s', 'a number never wraps away from its unit');
+  assert.equal(formatEta(125), '2\u00a0min 5\u00a0s');
   assert.equal(formatPercent(99.99), '99.9%');
   assert.equal(formatPercent(100), '100.0%');
 });

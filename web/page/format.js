@@ -15,10 +15,13 @@ export function formatSpeed(bytesPerSecond) {
 
 /** Seconds left, or a dash when unknown. @param {number|null} s */
 export function formatEta(s) {
+  // No-break spaces: a phone's line wraps between "ETA" parts, never
+  // between a number and its unit ("35" / "s").
+  const n = '\u00a0';
   if (s === null || !Number.isFinite(s)) return '—';
-  if (s < 60) return `${Math.ceil(s)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  if (s < 60) return `${Math.ceil(s)}${n}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}${n}min ${Math.round(s % 60)}${n}s`;
+  return `${Math.floor(s / 3600)}${n}h ${Math.round((s % 3600) / 60)}${n}min`;
 }
 
 /** A percentage with one decimal, never 100.0 before the end. @param {number} p */
