@@ -50,6 +50,15 @@ use url::Mount;
 /// TLS handshakes in progress at once per worker (see `server_on_with`).
 pub const HANDSHAKES_PER_WORKER: usize = 16_384;
 
+/// Streams one HTTP/2 connection may have open at once, advertised in the
+/// server's `SETTINGS_MAX_CONCURRENT_STREAMS`; h2 refuses a stream past it
+/// with `REFUSED_STREAM`. hyper's default; above [`slots::PER_CONNECTION`] so
+/// a connection holding its share of event streams can still ask for pages
+/// and listings. actix-http has no setting for it: `vendor/h2` (h2 0.3.27
+/// with one changed line, see its `CHUNKCAST.md`) makes it h2's server
+/// default, and `tests/it/h2_limits.rs` checks the two agree.
+pub const MAX_CONCURRENT_STREAMS: u32 = 200;
+
 /// Knobs only tests set, through [`server_on_with`]: no flag reaches them.
 #[derive(Default, Clone)]
 pub struct Hooks {

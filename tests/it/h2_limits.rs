@@ -1,5 +1,6 @@
-//! What one HTTP/2 connection may hold: at most `PER_CONNECTION` streams'
-//! slots, and listings it never reads hold a page each, not the list. The
+//! What one HTTP/2 connection may hold: the server advertises
+//! `MAX_CONCURRENT_STREAMS`, at most `PER_CONNECTION` streams take slots,
+//! and listings it never reads hold a page each, not the list. The
 //! client is the `h2` crate over rustls (ALPN h2), opening many streams on
 //! one connection and reading none.
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chunkcast::server::slots::PER_CONNECTION;
+use chunkcast::server::MAX_CONCURRENT_STREAMS;
 use chunkcast::tls;
 
 use crate::common::binary;
@@ -22,8 +24,10 @@ fn certificate(dir: &Path) -> (String, String) {
     (c.to_str().unwrap().to_owned(), k.to_str().unwrap().to_owned())
 }
 
-/// An HTTP/2 connection to `addr`, trusting `cert`.
-async fn connect(addr: std::net::SocketAddr, cert: &str) -> h2::client::SendRequest<bytes::Bytes> {
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection to `addr` that offers only h2, trusting `cert`.
+async fn tls(addr: std::net::SocketAddr, cert: &str) -> Tls {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(tls::read_chain(Path::new(cert)).unwrap());
     let mut config = rustls::ClientConfig::builder_with_provider(tls::provider())
@@ -34,8 +38,12 @@ async fn connect(addr: std::net::SocketAddr, cert: &str) -> h2::client::SendRequ
     config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-    let (send, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
+}
+
+/// An HTTP/2 connection to `addr`, trusting `cert`.
+async fn connect(addr: std::net::SocketAddr, cert: &str) -> h2::client::SendRequest<bytes::Bytes> {
+    let (send, connection) = h2::client::handshake(tls(addr, cert).await).await.unwrap();
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -68,6 +76,22 @@ async fn many(
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn the_server_advertises_how_many_streams_a_connection_may_open() {
+    let root = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(certs.path());
+    let server = TestServer::start(root.path(), &["--tls-cert", &cert, "--tls-key", &key]);
+    runtime().block_on(async {
+        let (_send, mut connection) = h2::client::handshake(tls(server.addr, &cert).await).await.unwrap();
+        // Before the server's SETTINGS arrive h2 assumes no limit (usize::MAX).
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut connection).await;
+        let advertised = connection.max_concurrent_send_streams();
+        assert_eq!(advertised, MAX_CONCURRENT_STREAMS as usize, "SETTINGS_MAX_CONCURRENT_STREAMS");
+        assert!((100..=250).contains(&advertised));
+    });
 }
 
 #[test]
@@ -131,7 +155,13 @@ fn listings_nobody_reads_hold_a_page_each() {
         assert_eq!(list.as_array().unwrap().len(), FILES);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = rss_mib(pid);
-        let responses = many(&mut send, "/api/files?dir=big", LISTINGS).await;
+        // Over three connections: one may open MAX_CONCURRENT_STREAMS at once.
+        let mut responses = Vec::new();
+        for n in [LISTINGS / 3, LISTINGS / 3, LISTINGS - 2 * (LISTINGS / 3)] {
+            assert!(n < MAX_CONCURRENT_STREAMS as usize);
+            let mut more = connect(server.addr, &cert).await;
+            responses.extend(many(&mut more, "/api/files?dir=big", n).await);
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_mib(pid);
         println!("{LISTINGS} unread listings of {FILES} files: server RSS {before:.0} -> {after:.0} MiB");
