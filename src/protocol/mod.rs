@@ -10,6 +10,7 @@
 //! - [`params`]: the strict parsers of chunk numbers, versions, rates and
 //!   `need` lists, with their own error type.
 //! - [`wire`]: the JSON shapes (manifest, `chunk`/`end`/`error` data, health).
+//! - [`live`]: a live text's publication state and its `state` event.
 //! - [`sse`]: the SSE framing around them, and the client's parser;
 //!   [`escape`] writes text chunks as JSON strings a word at a time.
 
@@ -17,10 +18,12 @@ pub mod digest;
 pub mod escape;
 pub mod layout;
 pub mod limits;
+pub mod live;
 pub mod params;
 pub mod sse;
 pub mod wire;
 
 pub use digest::{hex, parse_hex, root_of, sha256, Hash};
 pub use layout::{chunk_count, span, Kind};
+pub use live::{LiveState, Publication, StateEvent};
 pub use wire::{BadManifest, ChunkEvent, End, ErrorBody, Health, Limits, Manifest, ManifestRef, Meta};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::{hex, parse_hex, root_of, serde_hex, Hash};
 use super::layout::{chunk_count, span, Kind};
 use super::limits::{MAX_CHUNK, MIN_CHUNK};
+use super::live::LiveState;
 
 /// The manifest as the server writes it, borrowed from the index;
 /// `hashes`/`offsets` are left out of the `meta` event. Reads back as
@@ -37,6 +38,12 @@ pub struct ManifestRef<'a> {
     /// A text file's chunk offsets (the whole manifest only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offsets: Option<&'a [u64]>,
+    /// `Some(true)` for a live publication (absent for files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<bool>,
+    /// A live publication's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<LiveState>,
 }
 
 /// `hashes` as a JSON array of hex strings (`None` is skipped above).
@@ -74,6 +81,11 @@ pub struct Manifest {
     pub max_range: Option<u64>,
     #[serde(default)]
     pub max_need: Option<usize>,
+    /// A live publication: the chunks so far, more to come.
+    #[serde(default)]
+    pub live: bool,
+    #[serde(default)]
+    pub state: Option<LiveState>,
     /// `hashes`, decoded by [`Manifest::parse`].
     #[serde(skip)]
     pub digests: Vec<Hash>,
@@ -173,6 +185,10 @@ pub struct Meta {
 pub struct End {
     pub chunks: u64,
     pub root: String,
+    /// How a live publication ended (`complete` or `abandoned`); absent for
+    /// a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<LiveState>,
 }
 
 /// The `error` event's data, and the body of every JSON error response:
@@ -241,11 +257,13 @@ mod tests {
                 root: hex(&self.root),
                 hashes: full.then_some(&self.hashes[..]),
                 offsets: full.then_some(&OFFSETS[..]),
+                live: None,
+                state: None,
             }
         }
 
         fn end(&self) -> End {
-            End { chunks: 2, root: hex(&self.root) }
+            End { chunks: 2, root: hex(&self.root), reason: None }
         }
     }
 

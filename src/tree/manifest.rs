@@ -29,6 +29,8 @@ pub fn manifest_of<'a>(name: Option<&'a str>, index: &'a FileIndex, full: bool) 
         root: hex(&index.root),
         hashes: full.then_some(&index.hashes[..]),
         offsets: (full && index.kind == Kind::Text).then_some(&index.offsets[..]),
+        live: None,
+        state: None,
     }
 }
 
