@@ -71,9 +71,22 @@ pub fn spawn(root: &Path, bind: &str, args: &[&str], nofile: Option<u32>, log: &
 impl Spawned {
     /// One request on its own connection: status and body.
     pub fn request(&self, target: &str, host: &str) -> (u16, String) {
+        self.request_with(target, &[("Host", host)])
+    }
+
+    /// `GET target` with these headers (and `Host: localhost` unless given).
+    pub fn request_with(&self, target: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut s = TcpStream::connect(self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut head = format!("GET {target} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str("Host: localhost\r\n");
+        }
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out).into_owned();

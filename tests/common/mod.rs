@@ -6,6 +6,7 @@ pub mod binary;
 pub mod fsops;
 pub mod gate;
 pub mod hostile;
+pub mod producer;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -38,6 +38,7 @@ mod install;
 mod layers;
 mod limits;
 mod listing;
+mod live;
 mod log;
 mod pacing;
 mod prune;
