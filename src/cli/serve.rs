@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// Most bytes one live text may reach; K/M/G suffixes (binary).
     #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
     pub max_publish: u64,
+    /// Tell the other instances that serve the same root and index directory
+    /// about new chunks through this Redis (redis://HOST:PORT), so their
+    /// viewers get them at once; without it they notice within about a second.
+    #[arg(long, value_name = "URL", requires = "publish")]
+    pub redis: Option<String>,
     /// Let pages on this origin (e.g. https://app.example) use the server
     /// from the browser; repeatable, or `*` for any origin.
     #[arg(long, value_name = "ORIGIN")]
@@ -233,7 +238,16 @@ impl TryFrom<ServeArgs> for Config {
             verify_reads: args.verify_reads,
             index_builds: default_index_builds(),
             publish,
+            redis: args.redis.map(checked_redis).transpose()?,
         })
+    }
+}
+
+/// A `--redis` URL redis-rs accepts (it connects on first use).
+fn checked_redis(url: String) -> Result<String, ConfigError> {
+    match redis::Client::open(url.as_str()) {
+        Ok(_) => Ok(url),
+        Err(e) => Err(ConfigError::Redis(url, e.to_string())),
     }
 }
 

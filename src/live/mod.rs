@@ -9,17 +9,22 @@
 //!
 //! - [`publication`]: one publication — appending, sealing at character
 //!   boundaries, the state, the channel its viewers watch.
+//! - [`fanout`]: notices between instances through Redis (`--redis`).
 //! - This file: the registry of open publications by canonical name, their
 //!   timers (`--seal-ms`, the producer's grace, `--publish-timeout`), the
-//!   reopening of unfinished ones after a restart, and the hand-over of a
-//!   finished one to the index store.
+//!   reopening of unfinished ones after a restart, the hand-over of a
+//!   finished one to the index store, and the followers of publications
+//!   another instance writes (shared root and index directory): made when a
+//!   viewer asks, reading the layout when Redis says it grew, or every
+//!   [`FOLLOW_POLL`] without Redis.
 
+pub mod fanout;
 pub mod publication;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -31,7 +36,17 @@ use crate::tree::index::Stamp;
 use crate::tree::published::{self, Header, Writer};
 use crate::tree::root::Create;
 use crate::tree::{Catalog, IndexStore, Resolved, TreeError};
+use fanout::{Fanout, Notice};
 use publication::Due;
+
+/// How often a follower looks at its layout without Redis ("within about a
+/// second" of a seal on another instance).
+pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// ... and with Redis, in case a notice was lost.
+const FOLLOW_CHECK: Duration = Duration::from_secs(2);
+/// Layouts remembered as "not a publication being written" (finished, or
+/// of another file), so requests for finished files do not read them again.
+const KNOWN_MAX: usize = 4096;
 
 /// The open publications of one served root.
 pub struct Registry {
@@ -41,15 +56,33 @@ pub struct Registry {
     store: Arc<IndexStore>,
     /// The index directory (layouts live in its `live/` folder).
     dir: PathBuf,
+    /// `--redis`: notices to and from the other instances.
+    fanout: Option<Arc<Fanout>>,
+    /// Layouts known not to describe an open publication, by canonical
+    /// name, with the length and mtime they had then.
+    known: Mutex<HashMap<String, (u64, SystemTime)>>,
 }
 
 impl Registry {
     /// The registry, with every unfinished publication found in `dir`
     /// reopened as interrupted (call [`Registry::start`] from the runtime
     /// to run their timers).
-    pub fn open(settings: Settings, catalog: Catalog, store: Arc<IndexStore>, dir: PathBuf) -> Arc<Registry> {
-        let registry =
-            Arc::new(Registry { open: Mutex::new(HashMap::new()), settings, catalog, store, dir: dir.clone() });
+    pub fn open(
+        settings: Settings,
+        catalog: Catalog,
+        store: Arc<IndexStore>,
+        dir: PathBuf,
+        fanout: Option<Fanout>,
+    ) -> Arc<Registry> {
+        let registry = Arc::new(Registry {
+            open: Mutex::new(HashMap::new()),
+            settings,
+            catalog,
+            store,
+            dir: dir.clone(),
+            fanout: fanout.map(Arc::new),
+            known: Mutex::new(HashMap::new()),
+        });
         for path in published::all(&dir) {
             match registry.reopen(&path) {
                 Ok(Some(live)) => {
@@ -64,11 +97,29 @@ impl Registry {
         registry
     }
 
-    /// Starts the timers of the publications [`Registry::open`] reopened.
+    /// Starts the timers of the publications [`Registry::open`] reopened,
+    /// and the Redis subscriber.
     pub fn start(self: &Arc<Self>) {
         let open: Vec<Arc<Live>> = self.lock().values().cloned().collect();
         for live in open {
             self.spawn_timer(live);
+        }
+        if let Some(fanout) = &self.fanout {
+            let registry = Arc::downgrade(self);
+            fanout.listen(move |notice| {
+                if let Some(registry) = registry.upgrade() {
+                    registry.heard(&notice);
+                }
+            });
+        }
+    }
+
+    /// A notice from another instance: its follower here (if a viewer made
+    /// one) reads the layout now.
+    fn heard(&self, notice: &Notice) {
+        if let Some(live) = self.lock().get(&notice.rel).filter(|l| l.is_follower()) {
+            live.heard(notice.state);
+            live.wake.notify_one();
         }
     }
 
@@ -76,14 +127,101 @@ impl Registry {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The open publication of a resolved file, if it is one.
-    pub fn find(&self, file: &Resolved) -> Option<Arc<Live>> {
-        let live = self.lock().get(&file.rel).cloned()?;
-        (live.file_id == file.id && !live.ended()).then_some(live)
+    /// The open publication of a resolved file, if it is one: written
+    /// here, or by another instance (then followed from here on).
+    pub fn find(self: &Arc<Self>, file: &Resolved) -> Option<Arc<Live>> {
+        if let Some(live) = self.lock().get(&file.rel).cloned() {
+            return (live.file_id == file.id && !live.ended()).then_some(live);
+        }
+        self.follow(file)
+    }
+
+    /// A follower of `file` if its layout says another instance is writing
+    /// it. Costs a `stat` of the layout for a file that is not live; a
+    /// layout is read only when it changed since it was last found not to
+    /// describe an open publication of this file.
+    fn follow(self: &Arc<Self>, file: &Resolved) -> Option<Arc<Live>> {
+        let path = published::path_for(&self.dir, self.catalog.root(), &file.rel);
+        let meta = std::fs::metadata(&path).ok()?;
+        let seen = (meta.len(), meta.modified().ok()?);
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.get(&file.rel) == Some(&seen) {
+            return None;
+        }
+        let loaded = published::load(&path).ok();
+        let open = loaded.filter(|l| {
+            l.ended.is_none()
+                && l.header.file == file.id
+                && l.header.rel == file.rel
+                && l.header.chunk_size == self.settings.chunk_size
+        });
+        let Some(loaded) = open else {
+            if known.len() >= KNOWN_MAX {
+                known.clear();
+            }
+            known.insert(file.rel.clone(), seen);
+            return None;
+        };
+        drop(known);
+        let live = match Live::follow(&loaded, file.file.clone(), self.settings) {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(file = %Esc(&file.rel), error = %e, "could not follow a publication");
+                return None;
+            }
+        };
+        let mut open = self.lock();
+        if let Some(other) = open.get(&file.rel) {
+            return Some(other.clone());
+        }
+        open.insert(file.rel.clone(), live.clone());
+        drop(open);
+        tracing::info!(file = %Esc(&file.rel), "following a publication written by another instance");
+        self.spawn_follower(live.clone());
+        Some(live)
+    }
+
+    /// Reads a follower's layout when told (Redis) or every [`FOLLOW_POLL`],
+    /// until the publication ends or no viewer is left.
+    fn spawn_follower(self: &Arc<Self>, live: Arc<Live>) {
+        let registry = self.clone();
+        let every = if self.fanout.is_some() { FOLLOW_CHECK } else { FOLLOW_POLL };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = live.wake.notified() => {}
+                    () = tokio::time::sleep(every) => {}
+                }
+                let l = live.clone();
+                let ended = match tokio::task::spawn_blocking(move || l.refresh()).await {
+                    Ok(Ok(ended)) => ended,
+                    Ok(Err(e)) => {
+                        tracing::warn!(file = %Esc(&live.rel), error = %e, "could not read a followed layout");
+                        true
+                    }
+                    Err(_) => true,
+                };
+                if ended || live.viewers() == 0 {
+                    registry.forget(&live);
+                    if ended {
+                        live.announce_end();
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Lets `live` go, if it is still the registered one.
+    fn forget(&self, live: &Arc<Live>) {
+        let mut open = self.lock();
+        if open.get(&live.rel).is_some_and(|l| Arc::ptr_eq(l, live)) {
+            open.remove(&live.rel);
+        }
     }
 
     /// The open publication called `name` (for `GET /api/publish`).
-    pub fn find_name(&self, name: &str) -> Result<Arc<Live>, PublishError> {
+    pub fn find_name(self: &Arc<Self>, name: &str) -> Result<Arc<Live>, PublishError> {
         let file = self.catalog.resolve(name).map_err(|_| PublishError::NotFound)?;
         self.find(&file).ok_or(PublishError::NotFound)
     }
@@ -134,7 +272,7 @@ impl Registry {
         let opening = Opening {
             rel: opened.rel.clone(),
             id,
-            file: opened.file,
+            file: Arc::new(opened.file),
             layout,
             sealed: Vec::new(),
             whole: Sha256::new(),
@@ -181,11 +319,7 @@ impl Registry {
             Ok(index) => self.store.adopt(live.file_id, &live.rel, index),
             Err(e) => tracing::error!(file = %Esc(&live.rel), error = %e, "could not end a publication"),
         }
-        let mut open = self.lock();
-        if open.get(&live.rel).is_some_and(|l| Arc::ptr_eq(l, live)) {
-            open.remove(&live.rel);
-        }
-        drop(open);
+        self.forget(live);
         tracing::info!(file = %Esc(&live.rel), chunks = live.progress().chunks, reason = reason.as_str(), "publication ended");
         live.announce_end();
     }
@@ -209,8 +343,23 @@ impl Registry {
         })
     }
 
-    /// Seals what is due and moves states on, until the publication ends.
+    /// Seals what is due and moves states on, until the publication ends;
+    /// with Redis, also tells the other instances of every change.
     fn spawn_timer(self: &Arc<Self>, live: Arc<Live>) {
+        if let Some(fanout) = self.fanout.clone() {
+            let (mut seen, rel) = (live.subscribe(), live.rel.clone());
+            tokio::spawn(async move {
+                while seen.changed().await.is_ok() {
+                    let now = *seen.borrow_and_update();
+                    let (fanout, notice) =
+                        (fanout.clone(), Notice { rel: rel.clone(), chunks: now.chunks, state: now.state });
+                    let _ = tokio::task::spawn_blocking(move || fanout.tell(&notice)).await;
+                    if now.state.ended() {
+                        return;
+                    }
+                }
+            });
+        }
         let registry = self.clone();
         tokio::spawn(async move {
             loop {
@@ -284,7 +433,7 @@ impl Registry {
         let opening = Opening {
             rel: header.rel,
             id: header.id,
-            file: opened.file,
+            file: Arc::new(opened.file),
             layout,
             sealed: loaded.chunks,
             whole,

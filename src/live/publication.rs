@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::protocol::{hex, root_of, sha256, Hash, Kind, LiveState, Publication};
 use crate::tree::index::{FileIndex, Stamp};
-use crate::tree::published::{Ended, Sealed, Writer};
+use crate::tree::published::{self, Ended, Loaded, Sealed, Writer};
 use crate::tree::root::FileId;
 
 /// How long a publication whose producer ended a part cleanly (without
@@ -65,6 +66,9 @@ pub enum PublishError {
     Ended,
     #[error("a file by this name exists")]
     Exists,
+    /// Followed here, published through another instance.
+    #[error("published through another instance")]
+    Elsewhere,
     #[error("no such folder, or a name that cannot be published")]
     NotFound,
     #[error("could not write the publication")]
@@ -79,7 +83,7 @@ pub struct Opening {
     /// The publication's id.
     pub id: String,
     /// The file, opened for writing; its first bytes are the `sealed` chunks.
-    pub file: File,
+    pub file: Arc<File>,
     /// Its layout, open for appending.
     pub layout: Writer,
     pub sealed: Vec<Sealed>,
@@ -98,8 +102,12 @@ pub struct Live {
     /// The publication's id: its `version` while live.
     pub id: String,
     pub file_id: FileId,
-    file: File,
+    file: Arc<File>,
     settings: Settings,
+    /// Set on an instance that follows a publication another instance
+    /// writes (a shared root and index directory): its layout, and how far
+    /// it has been read.
+    follow: Option<Mutex<Follow>>,
     inner: Mutex<Inner>,
     progress: watch::Sender<Progress>,
     /// Wakes the publication's timer task (see `super::Registry`) when a
@@ -107,8 +115,14 @@ pub struct Live {
     pub(super) wake: Notify,
 }
 
+struct Follow {
+    layout: PathBuf,
+    read_to: u64,
+}
+
 struct Inner {
-    layout: Writer,
+    /// `None` on a follower.
+    layout: Option<Writer>,
     sealed: Vec<Sealed>,
     /// Bytes sealed (the acknowledged offset).
     size: u64,
@@ -139,6 +153,41 @@ impl Live {
     /// A publication as [`Opening`] describes it.
     pub fn new(opening: Opening, settings: Settings) -> io::Result<Arc<Live>> {
         let Opening { rel, id, file, layout, sealed, whole, state } = opening;
+        Live::build(rel, id, file, Some(layout), sealed, whole, state, settings, None)
+    }
+
+    /// A follower of the publication `loaded` describes, which another
+    /// instance writes into `file` (opened for reading). It reads the
+    /// chunks it lists and checks them; [`Live::refresh`] reads what the
+    /// layout gained since.
+    pub fn follow(loaded: &Loaded, file: Arc<File>, settings: Settings) -> io::Result<Arc<Live>> {
+        let live = Live::build(
+            loaded.header.rel.clone(),
+            loaded.header.id.clone(),
+            file,
+            None,
+            Vec::new(),
+            Sha256::new(),
+            LiveState::Live,
+            settings,
+            Some(Mutex::new(Follow { layout: loaded.path.clone(), read_to: 0 })),
+        )?;
+        live.refresh()?;
+        Ok(live)
+    }
+
+    #[allow(clippy::too_many_arguments)] // private: the two constructors' union
+    fn build(
+        rel: String,
+        id: String,
+        file: Arc<File>,
+        layout: Option<Writer>,
+        sealed: Vec<Sealed>,
+        whole: Sha256,
+        state: LiveState,
+        settings: Settings,
+        follow: Option<Mutex<Follow>>,
+    ) -> io::Result<Arc<Live>> {
         let meta = file.metadata()?;
         let size = sealed.last().map_or(0, |c| c.off + c.len);
         let (progress, _) = watch::channel(Progress { chunks: sealed.len() as u64, state });
@@ -148,6 +197,7 @@ impl Live {
             file_id: FileId::of(&meta),
             file,
             settings,
+            follow,
             inner: Mutex::new(Inner {
                 layout,
                 sealed,
@@ -164,6 +214,67 @@ impl Live {
             progress,
             wake: Notify::new(),
         }))
+    }
+
+    /// Viewers subscribed now.
+    pub fn viewers(&self) -> usize {
+        self.progress.receiver_count()
+    }
+
+    /// Whether another instance writes this publication.
+    pub fn is_follower(&self) -> bool {
+        self.follow.is_some()
+    }
+
+    /// A follower reads what its layout gained: new chunks (each read and
+    /// checked against its digest before it is announced) and the end.
+    /// Returns whether the publication has ended. Blocking.
+    pub fn refresh(&self) -> io::Result<bool> {
+        let Some(follow) = &self.follow else { return Ok(self.ended()) };
+        let mut follow = follow.lock().unwrap_or_else(|p| p.into_inner());
+        let layout = File::open(&follow.layout)?;
+        let len = layout.metadata()?.len();
+        let mut tail = vec![0; len.saturating_sub(follow.read_to) as usize];
+        layout.read_exact_at(&mut tail, follow.read_to)?;
+        if follow.read_to == 0 {
+            // The header line: skip it.
+            let Some(n) = memchr::memchr(b'\n', &tail) else { return Ok(false) };
+            tail.drain(..=n);
+            follow.read_to = n as u64 + 1;
+        }
+        let mut inner = self.lock();
+        let mut chunks = inner.sealed.clone();
+        let known = chunks.len();
+        let (ended, used) = published::more(&tail, &mut chunks);
+        for chunk in &chunks[known..] {
+            let bytes = self.read(chunk)?;
+            if sha256(&bytes) != chunk.sha256 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "a followed chunk does not match its layout"));
+            }
+            inner.whole.update(&bytes);
+            inner.size += chunk.len;
+        }
+        follow.read_to += used as u64;
+        inner.sealed = chunks;
+        let count = inner.sealed.len() as u64;
+        if let Some(ended) = ended {
+            inner.state = ended.end;
+        }
+        let state = inner.state;
+        self.progress.send_if_modified(|p| {
+            let changed = p.chunks != count || (state.ended() && p.state != state);
+            p.chunks = count;
+            changed
+        });
+        Ok(state.ended())
+    }
+
+    /// A follower hears the producer's state from another instance.
+    pub fn heard(&self, state: LiveState) {
+        if self.is_follower() && !state.ended() {
+            let mut inner = self.lock();
+            self.set_state(&mut inner, state);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -221,6 +332,9 @@ impl Live {
 
     /// Lets a request publish from `offset`, which must be the server's.
     pub fn begin(&self, offset: Option<u64>) -> Result<Token, PublishError> {
+        if self.is_follower() {
+            return Err(PublishError::Elsewhere);
+        }
         let mut inner = self.lock();
         if inner.state.ended() {
             return Err(PublishError::Ended);
@@ -356,7 +470,9 @@ impl Live {
         inner.state = reason;
         let stamp = Stamp::of(&self.file.metadata()?);
         let sha256: Hash = inner.whole.clone().finalize().into();
-        inner.layout.end(&Ended { end: reason, stamp, sha256 })?;
+        if let Some(layout) = &mut inner.layout {
+            layout.end(&Ended { end: reason, stamp, sha256 })?;
+        }
         let hashes: Vec<Hash> = inner.sealed.iter().map(|c| c.sha256).collect();
         Ok(FileIndex {
             stamp,
@@ -405,7 +521,7 @@ impl Live {
         self.file.write_all_at(bytes, inner.size)?;
         self.file.sync_data()?;
         let chunk = Sealed { off: inner.size, len: n as u64, sha256: sha256(bytes) };
-        inner.layout.seal(&chunk)?;
+        inner.layout.as_mut().ok_or_else(|| io::Error::other("a follower never seals"))?.seal(&chunk)?;
         inner.whole.update(bytes);
         inner.sealed.push(chunk);
         inner.size += n as u64;

@@ -61,6 +61,8 @@ pub struct Config {
     pub index_builds: usize,
     /// `--publish`: live texts may be published, with these settings.
     pub publish: Option<crate::live::Settings>,
+    /// `--redis`: the URL notices between instances go through.
+    pub redis: Option<String>,
 }
 
 /// `--verify-reads`: which streamed chunks the server hashes again before
@@ -135,6 +137,8 @@ pub enum ConfigError {
     PublishTimeout(Duration),
     #[error("--max-publish must be more than 0 bytes")]
     MaxPublish,
+    #[error("--redis {0:?}: {1} (write redis://HOST:PORT)")]
+    Redis(String, String),
 }
 
 /// The canonical form of a directory to serve or index.

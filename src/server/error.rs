@@ -61,6 +61,9 @@ pub enum ApiError {
     #[error("another producer is publishing to this file now")]
     ProducerActive,
 
+    #[error("this publication is written through another instance of the server; send the producer's requests there (docs/DEPLOY.md)")]
+    PublishedElsewhere,
+
     #[error(
         "the server has acknowledged {offset} bytes of this publication; send offset={offset} and the bytes from there"
     )]
@@ -138,7 +141,7 @@ impl ApiError {
             ApiError::LinkInvalid => "link_invalid",
             ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::PublishExists => "exists",
-            ApiError::ProducerActive => "producer_active",
+            ApiError::ProducerActive | ApiError::PublishedElsewhere => "producer_active",
             ApiError::OffsetMismatch { .. } => "offset_mismatch",
             ApiError::NotText { .. } => "not_text",
             ApiError::TooLarge { .. } => "too_large",
@@ -186,9 +189,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
             ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::PublishExists | ApiError::ProducerActive | ApiError::OffsetMismatch { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::PublishExists
+            | ApiError::ProducerActive
+            | ApiError::PublishedElsewhere
+            | ApiError::OffsetMismatch { .. } => StatusCode::CONFLICT,
             ApiError::NotText { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Io(_) | ApiError::Index(_) | ApiError::Task(_) | ApiError::Internal(_) | ApiError::Json(_) => {

@@ -29,6 +29,7 @@ impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::ProducerActive => ApiError::ProducerActive,
+            PublishError::Elsewhere => ApiError::PublishedElsewhere,
             PublishError::OffsetMismatch { offset } => ApiError::OffsetMismatch { offset },
             PublishError::NotText { offset } => ApiError::NotText { offset },
             PublishError::TooLarge { offset, max } => ApiError::TooLarge { offset, max },

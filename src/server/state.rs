@@ -12,6 +12,7 @@ use super::config::Config;
 use super::error::ApiError;
 use super::slots::{ConnectionSlots, Slot, Slots};
 use super::stream::Streams;
+use crate::live::fanout::Fanout;
 use crate::live::Registry;
 use crate::tree::disk::Disk;
 use crate::tree::{catalog_and_store, Catalog, IndexStore};
@@ -39,7 +40,13 @@ impl AppState {
         let live = match (config.publish, store.dir()) {
             (None, _) => None,
             (Some(settings), Some(dir)) => {
-                let registry = Registry::open(settings, catalog.clone(), store.clone(), dir.to_owned());
+                let fanout = config
+                    .redis
+                    .as_deref()
+                    .map(|url| Fanout::new(url, catalog.root()))
+                    .transpose()
+                    .map_err(std::io::Error::other)?;
+                let registry = Registry::open(settings, catalog.clone(), store.clone(), dir.to_owned(), fanout);
                 registry.start();
                 Some(registry)
             }

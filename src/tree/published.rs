@@ -154,10 +154,20 @@ pub fn load(path: &Path) -> io::Result<Loaded> {
     }
     let mut loaded =
         Loaded { path: path.to_owned(), header, chunks: Vec::new(), ended: None, intact: first as u64 + 1 };
-    let mut at = first + 1;
-    let mut size = 0;
-    while loaded.ended.is_none() {
-        let Some(n) = memchr::memchr(b'\n', &bytes[at..]) else { break };
+    let (ended, used) = more(&bytes[first + 1..], &mut loaded.chunks);
+    loaded.ended = ended;
+    loaded.intact += used as u64;
+    Ok(loaded)
+}
+
+/// Parses the whole lines of `bytes` (a layout's tail) onto `chunks`, up to
+/// the first one that is torn or does not follow them; the end, if it came,
+/// and how many bytes were used. A follower on another instance calls it
+/// on what was appended since it last looked.
+pub fn more(bytes: &[u8], chunks: &mut Vec<Sealed>) -> (Option<Ended>, usize) {
+    let mut size = chunks.last().map_or(0, |c| c.off + c.len);
+    let mut at = 0;
+    while let Some(n) = memchr::memchr(b'\n', &bytes[at..]) {
         // Two tries rather than an untagged enum: serde's untagged
         // buffering cannot hold the stamp's u128.
         let line = &bytes[at..at + n];
@@ -166,17 +176,16 @@ pub fn load(path: &Path) -> io::Result<Loaded> {
                 break;
             }
             size += c.len;
-            loaded.chunks.push(c);
+            chunks.push(c);
         } else {
             match serde_json::from_slice::<Ended>(line) {
-                Ok(e) if e.stamp.size == size => loaded.ended = Some(e),
+                Ok(e) if e.stamp.size == size => return (Some(e), at + n + 1),
                 _ => break,
             }
         }
         at += n + 1;
-        loaded.intact = at as u64;
     }
-    Ok(loaded)
+    (None, at)
 }
 
 impl Loaded {

@@ -39,6 +39,7 @@ mod layers;
 mod limits;
 mod listing;
 mod live;
+mod live_instances;
 mod log;
 mod pacing;
 mod prune;
