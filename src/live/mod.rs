@@ -91,6 +91,8 @@ impl Registry {
                     registry.lock().insert(live.rel.clone(), live);
                 }
                 Ok(None) => {}
+                // Another instance sharing the index directory writes it.
+                Err(PublishError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => tracing::warn!(layout = %path.display(), error = %e, "could not reopen a publication"),
             }
         }
@@ -240,11 +242,29 @@ impl Registry {
         let mut open = self.lock();
         let how = match self.catalog.resolve(name) {
             Ok(file) => match open.get(&file.rel) {
-                Some(live) if live.file_id == file.id && !live.ended() => {
+                Some(live) if live.file_id == file.id && !live.ended() && !live.is_follower() => {
                     let live = live.clone();
                     drop(open);
                     let token = live.begin(offset)?;
                     return Ok((live, token, false));
+                }
+                // Written by another instance: taken over only if that
+                // instance let go of the layout (it is gone).
+                Some(live) if live.file_id == file.id && !live.ended() => {
+                    let path = published::path_for(&self.dir, self.catalog.root(), &file.rel);
+                    let taken = match self.reopen(&path) {
+                        Ok(Some(taken)) => taken,
+                        Ok(None) => return Err(PublishError::Exists),
+                        Err(PublishError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            return Err(PublishError::Elsewhere)
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    tracing::info!(file = %Esc(&file.rel), "took over a publication another instance let go of");
+                    open.insert(file.rel.clone(), taken.clone());
+                    drop(open);
+                    let token = taken.begin(offset)?;
+                    return Ok((taken, token, true));
                 }
                 _ if replace => Create::Replace,
                 _ => return Err(PublishError::Exists),
@@ -402,6 +422,9 @@ impl Registry {
     /// of this root: its file cut back to the last sealed chunk, whose
     /// bytes are checked against the layout first.
     fn reopen(&self, path: &std::path::Path) -> Result<Option<Arc<Live>>, PublishError> {
+        // The lock first: while another instance writes this publication,
+        // nothing of it is read, cut or taken.
+        let mut layout = Writer::take(path)?;
         let loaded = published::load(path)?;
         let root = self.catalog.root();
         if loaded.ended.is_some() || loaded.header.root != root || loaded.header.chunk_size != self.settings.chunk_size
@@ -428,7 +451,7 @@ impl Registry {
         // Bytes past the last sealed chunk were never acknowledged.
         opened.file.set_len(size)?;
         opened.file.sync_data()?;
-        let layout = Writer::reopen(&loaded)?;
+        layout.cut(loaded.intact)?;
         let header = loaded.header;
         let opening = Opening {
             rel: header.rel,

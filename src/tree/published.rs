@@ -96,7 +96,7 @@ impl Writer {
             file.sync_data()?;
             std::fs::rename(&tmp, path)?;
             File::open(dir)?.sync_all()?;
-            OpenOptions::new().append(true).open(path)
+            locked(OpenOptions::new().append(true).open(path)?)
         })();
         match written {
             Ok(file) => Ok(Writer { file }),
@@ -107,12 +107,18 @@ impl Writer {
         }
     }
 
-    /// Reopens a layout read by [`load`], cut back to its last intact line.
-    pub fn reopen(loaded: &Loaded) -> io::Result<Writer> {
-        let file = OpenOptions::new().write(true).open(&loaded.path)?;
-        file.set_len(loaded.intact)?;
-        file.sync_data()?;
-        Ok(Writer { file: OpenOptions::new().append(true).open(&loaded.path)? })
+    /// Takes the layout at `path` to write it again (after a restart, or
+    /// from an instance that is gone): fails with `WouldBlock` while another
+    /// process writes it. Read it with [`load`] after this, not before, and
+    /// [`Writer::cut`] it to its intact part.
+    pub fn take(path: &Path) -> io::Result<Writer> {
+        Ok(Writer { file: locked(OpenOptions::new().append(true).open(path)?)? })
+    }
+
+    /// Cuts the layout back to its last intact line ([`Loaded::intact`]).
+    pub fn cut(&mut self, intact: u64) -> io::Result<()> {
+        self.file.set_len(intact)?;
+        self.file.sync_data()
     }
 
     pub fn seal(&mut self, chunk: &Sealed) -> io::Result<()> {
@@ -129,6 +135,20 @@ impl Writer {
         self.file.write_all(&line)?;
         self.file.sync_data()
     }
+}
+
+/// Takes the layout's lock, which its writer holds for as long as it
+/// writes it (the lock goes with the descriptor, so a process that dies
+/// drops it): two instances sharing an index directory never write one
+/// layout at once, and one takes over a publication only when the other
+/// is gone.
+fn locked(file: File) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a live descriptor; flock only reads its arguments.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 /// A layout as read back.
@@ -248,9 +268,12 @@ mod tests {
         let whole = std::fs::read(&path).unwrap();
         // A crash in the middle of the second record.
         std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
+        let mut w = Writer::take(&path).unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.chunks.len(), 1);
-        let mut w = Writer::reopen(&loaded).unwrap();
+        w.cut(loaded.intact).unwrap();
+        // While one writer holds it, nobody else takes it.
+        assert_eq!(Writer::take(&path).err().map(|e| e.kind()), Some(io::ErrorKind::WouldBlock));
         w.seal(&Sealed { off: 5, len: 2, sha256: sha256(b"!!") }).unwrap();
         let stamp = Stamp { size: 7, mtime_ns: 9 };
         w.end(&Ended { end: LiveState::Complete, stamp, sha256: sha256(b"hello!!") }).unwrap();

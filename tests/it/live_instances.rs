@@ -180,3 +180,37 @@ fn with_redis_each_seal_is_announced_and_losing_redis_loses_nothing() {
     let second = arrived[1].duration_since(sent);
     assert!(second < Duration::from_millis(1500), "the notice did not wake B: chunk 1 took {second:?}");
 }
+
+#[test]
+fn when_the_writing_instance_is_gone_another_takes_over_at_the_acknowledged_offset() {
+    let (root, index) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let idx = index.path().to_str().unwrap();
+    let mut a = binary::spawn(
+        root.path(),
+        "127.0.0.1:0",
+        &["--chunk-size", "4K", "--index-dir", idx, "--publish", "--auth", "u:p"],
+        None,
+        "warn",
+    );
+    let b = instance(root.path(), index.path(), &[]);
+    let (_, ack) = publish(a.addr, "file=relay.txt", "first leg, ".as_bytes());
+    let offset = ack["offset"].as_u64().unwrap();
+    // A viewer on B follows from the start.
+    let b_addr = b.addr;
+    let viewer = std::thread::spawn(move || follow(b_addr, "/events?file=relay.txt", |_| {}));
+    std::thread::sleep(Duration::from_millis(300));
+    // While A lives, B refuses to write A's publication.
+    let (status, body) = publish(b.addr, &format!("file=relay.txt&offset={offset}"), b"x");
+    assert_eq!((status, body["code"].as_str()), (409, Some("producer_active")), "{body}");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // A is gone: the producer's next part, at the acknowledged offset, is
+    // taken by B; a wrong offset still is not.
+    let (status, body) = publish(b.addr, &format!("file=relay.txt&offset={}", offset - 1), b"x");
+    assert_eq!((status, body["code"].as_str(), body["offset"].as_u64()), (409, Some("offset_mismatch"), Some(offset)));
+    let (status, ack) = publish(b.addr, &format!("file=relay.txt&offset={offset}&end=1"), "second leg.".as_bytes());
+    assert_eq!((status, ack["state"].as_str()), (200, Some("complete")), "{ack}");
+    let (text, reason) = viewer.join().unwrap();
+    assert_eq!((text.as_str(), reason.as_str()), ("first leg, second leg.", "complete"));
+    assert_eq!(std::fs::read_to_string(root.path().join("relay.txt")).unwrap(), "first leg, second leg.");
+}
