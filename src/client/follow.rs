@@ -74,6 +74,8 @@ struct LiveChunk<'a> {
 struct LiveMeta {
     version: String,
     #[serde(default)]
+    live: bool,
+    #[serde(default)]
     state: Option<LiveState>,
 }
 
@@ -215,7 +217,10 @@ impl Download<'_> {
             match event.event {
                 "meta" => {
                     let meta = wire::<LiveMeta>("meta", event.data)?;
-                    if meta.version != live.first.version {
+                    // After the end, `v=` (the publication's id) is answered
+                    // with the finished file, under its own version; the
+                    // final manifest proves it is what was followed.
+                    if meta.version != live.first.version && meta.live {
                         return Err(ClientError::Changed(name));
                     }
                     if let Some(state) = meta.state {

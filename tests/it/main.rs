@@ -41,6 +41,7 @@ mod listing;
 mod log;
 mod pacing;
 mod prune;
+mod publish_cli;
 mod read_bounds;
 mod resume;
 mod serve_cli;
