@@ -244,12 +244,14 @@ impl Reporter for Term {
                 self.bar.set_style(style);
             }
         }
-        if !self.quiet {
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
+        // Everything drawn is set before the bar is shown, so its first
+        // frame has the name.
         self.bar.set_length(start.size);
         self.bar.set_position(start.have);
         self.bar.set_prefix(short_name(&crate::logsafe::Esc(start.name).to_string(), NAME_COLUMNS));
+        if !self.quiet {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
         self.bar.enable_steady_tick(Duration::from_millis(250));
     }
 

@@ -137,12 +137,27 @@ fn a_follower_gets_the_text_byte_for_byte_as_it_is_produced() {
     assert!(!early.exists());
 
     let followed = out.path().join("answer.txt");
-    let follower =
+    let follow = || {
         chunkcast(&["get", &url, "answer.txt", "--follow", "-o", followed.to_str().unwrap(), "--user", AUTH])
             .spawn()
-            .unwrap();
-    // The rest, slowly: the follower receives it as it is sealed.
+            .unwrap()
+    };
+    // A follower killed midway keeps the chunks it verified in its part
+    // file; the next one takes them up and follows the rest.
+    let mut killed = follow();
+    let (second, third) = second.split_at(second.len() / 3);
     feed(&mut producer, second, Duration::from_millis(10));
+    let part = out.path().join("answer.txt.part");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 4096 {
+        assert!(Instant::now() < deadline, "the follower wrote nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let follower = follow();
+    // The rest, slowly: the follower receives it as it is sealed.
+    feed(&mut producer, third, Duration::from_millis(10));
     drop(producer.stdin.take());
 
     let (res, published) = finish(producer);
@@ -151,6 +166,8 @@ fn a_follower_gets_the_text_byte_for_byte_as_it_is_produced() {
     assert!(published.contains(&line), "{published}");
     let (res, got) = finish(follower);
     assert!(res.status.success(), "{got}");
+    let resumed: u64 = got.split(" resumed from disk").next().and_then(|s| s.rsplit(' ').next()?.parse().ok()).unwrap();
+    assert!(resumed > 0, "{got}");
     assert_eq!(std::fs::read(&followed).unwrap(), input, "the follower's copy");
     assert_eq!(std::fs::read(root.path().join("answer.txt")).unwrap(), input, "the server's file");
     assert!(!out.path().join("answer.txt.part").exists() && !out.path().join("answer.txt.part.json").exists());
