@@ -92,6 +92,13 @@ fn acknowledged(server: &Spawned, name: &str, bytes: u64) -> u64 {
     }
 }
 
+/// Asserts `got` is `want`, saying where they part rather than printing
+/// every byte.
+fn same(got: &[u8], want: &[u8], what: &str) {
+    let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    assert!(got == want, "{what}: {} bytes, expected {}; they differ from byte {at}", got.len(), want.len());
+}
+
 fn finish(child: Child) -> (Output, String) {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -168,8 +175,8 @@ fn a_follower_gets_the_text_byte_for_byte_as_it_is_produced() {
     assert!(res.status.success(), "{got}");
     let resumed: u64 = got.split(" resumed from disk").next().and_then(|s| s.rsplit(' ').next()?.parse().ok()).unwrap();
     assert!(resumed > 0, "{got}");
-    assert_eq!(std::fs::read(&followed).unwrap(), input, "the follower's copy");
-    assert_eq!(std::fs::read(root.path().join("answer.txt")).unwrap(), input, "the server's file");
+    same(&std::fs::read(&followed).unwrap(), &input, "the follower's copy");
+    same(&std::fs::read(root.path().join("answer.txt")).unwrap(), &input, "the server's file");
     assert!(!out.path().join("answer.txt.part").exists() && !out.path().join("answer.txt.part.json").exists());
 
     // One root for all three: the server's finished file, what publish was
@@ -186,7 +193,7 @@ fn a_follower_gets_the_text_byte_for_byte_as_it_is_produced() {
         .output()
         .unwrap();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert_eq!(std::fs::read(&again).unwrap(), input);
+    same(&std::fs::read(&again).unwrap(), &input, "the file");
 }
 
 #[test]
@@ -230,8 +237,8 @@ fn publish_and_follow_survive_a_server_restart_mid_stream() {
     let (res, got) = finish(follower);
     assert!(res.status.success(), "{got}");
     // Not a byte twice, not one lost, on the server and at the follower.
-    assert_eq!(std::fs::read(root.path().join("log.txt")).unwrap(), input, "the server's file");
-    assert_eq!(std::fs::read(&followed).unwrap(), input, "the follower's copy");
+    same(&std::fs::read(root.path().join("log.txt")).unwrap(), &input, "the server's file");
+    same(&std::fs::read(&followed).unwrap(), &input, "the follower's copy");
     let m = final_manifest(&server, "log.txt");
     assert_eq!(root_in(&got), m["root"].as_str().unwrap(), "{got}");
     assert_eq!(root_in(&published), m["root"].as_str().unwrap(), "{published}");
@@ -282,7 +289,7 @@ fn a_killed_producer_resumes_with_the_same_input_and_only_with_it() {
     assert!(res.status.success(), "{err}");
     assert!(err.contains("resuming gen.txt at "), "{err}");
     assert!(err.contains(&format!("published gen.txt: {} bytes", input.len())), "{err}");
-    assert_eq!(std::fs::read(root.path().join("gen.txt")).unwrap(), input);
+    same(&std::fs::read(root.path().join("gen.txt")).unwrap(), &input, "the file");
     assert!(had > 0);
 
     // Finished: a new run needs --replace, and --replace publishes anew.
@@ -295,7 +302,7 @@ fn a_killed_producer_resumes_with_the_same_input_and_only_with_it() {
         .output()
         .unwrap();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert_eq!(std::fs::read(root.path().join("gen.txt")).unwrap(), std::fs::read(other.path()).unwrap());
+    same(&std::fs::read(root.path().join("gen.txt")).unwrap(), &std::fs::read(other.path()).unwrap(), "the file");
 }
 
 #[test]
@@ -323,4 +330,34 @@ fn wrong_credentials_and_text_that_is_not_utf8_end_with_one_line() {
 
     let err = run(&["no/such/folder.txt", "--user", AUTH], b"hello\n");
     assert!(err.contains("does not take no/such/folder.txt"), "{err}");
+}
+
+#[test]
+fn an_answer_lost_after_the_server_sealed_its_part_is_not_sent_again() {
+    use chaos_proxy::{Faults, Proxy};
+    let root = tempfile::tempdir().unwrap();
+    let index = tempfile::tempdir().unwrap();
+    let server = serve(root.path(), index.path(), "127.0.0.1:0");
+    // The producer reaches the server through a proxy that can hold back
+    // the server's answers while the requests still arrive.
+    let front = Proxy::start(server.addr, 0, Faults::default());
+    let input = text(600);
+    let (first, second) = input.split_at(input.len() / 2);
+    let mut producer = chunkcast(&["publish", &front.url(), "held.txt", "--user", AUTH, "--stall-timeout", "1"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    feed(&mut producer, first, Duration::from_millis(2));
+    let before = acknowledged(&server, "held.txt", first.len() as u64);
+    // The next part reaches the server and is sealed there; its answer
+    // never comes. The producer must learn the server's offset and go on
+    // from it, not send that part again.
+    front.stall_all();
+    feed(&mut producer, second, Duration::from_millis(2));
+    drop(producer.stdin.take());
+    let (res, err) = finish(producer);
+    assert!(res.status.success(), "{err}");
+    assert!(err.contains("sent nothing within the stall timeout"), "an answer was held back: {err}");
+    same(&std::fs::read(root.path().join("held.txt")).unwrap(), &input, "the server's file");
+    assert!(before < input.len() as u64);
 }
