@@ -28,7 +28,10 @@
 //! - [`tls`]: certificates (from PEM, or self-signed), for the server, and
 //!   the crypto provider and PEM reading `chunkcast get` shares.
 //! - [`client`]: `chunkcast get`, which downloads through the protocol,
-//!   verifies every chunk, refills gaps by range and resumes after a kill.
+//!   verifies every chunk, refills gaps by range and resumes after a kill
+//!   (and with `--follow` follows a live text to its end); `chunkcast
+//!   publish`, which sends a text while it is produced and resumes from the
+//!   server's acknowledged offset after drops and restarts.
 //! - [`cli`]: the command line, each subcommand's flags checked into its
 //!   config; only the binary (`main.rs`) uses it.
 //! - [`logsafe`]: escaping of text from clients and servers in logs and on
@@ -41,6 +44,10 @@
 //! `server::stream` reads the chunks and frames them with `protocol::sse`;
 //! on the other end `client` (or the browser library in `web/`) parses
 //! them with the same protocol and checks each against the manifest.
+//! A live text's: `client::publish` posts parts to `server::publish`, which
+//! appends them through `live` (sealed and flushed before the answer);
+//! `server::live` pushes each sealed chunk to viewers, `client::follow`
+//! checks it and, at the end, the finished file's manifest.
 
 pub mod cli;
 pub mod client;

@@ -39,6 +39,7 @@ fn run() -> anyhow::Result<()> {
         None => serve(ServeArgs { root: Some(in_project("fixtures")), ..ServeArgs::default() }),
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Get(args)) => get(&args),
+        Some(Command::Publish(args)) => publish(&args),
         Some(Command::Index(args)) => index_dir(&args),
         Some(Command::Link(args)) => link(&args),
     }
@@ -53,6 +54,17 @@ fn get(args: &chunkcast::cli::GetArgs) -> anyhow::Result<()> {
     term.exit_on_ctrl_c();
     let result = client::get(&config, &*term);
     term.finish(&result);
+    result.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `chunkcast publish`: checks the command line, then publishes with the
+/// terminal reporter; errors are one line, as for `get`.
+fn publish(args: &chunkcast::cli::PublishArgs) -> anyhow::Result<()> {
+    let config = client::PublishConfig::try_from(args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let term = client::term::Term::for_publish(args.quiet);
+    term.exit_on_ctrl_c();
+    let result = client::publish(&config, &*term);
+    term.finish_publish(&result);
     result.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::connect::ConnectArgs;
 use super::size::parse_size;
-use crate::client::{target, ClientError, GetConfig, Output};
+use crate::client::{target, ClientError, Connect, GetConfig, Output};
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
@@ -56,23 +57,20 @@ pub struct GetArgs {
     /// (the chunk digests and root already prove it; this costs one more pass).
     #[arg(long)]
     pub verify_sha256: bool,
-    /// The user name and password for a server that runs with --auth; without
-    /// `:PASSWORD`, get asks for it on the terminal (not echoed), as curl does.
-    /// A URL's own `http://USER:PASSWORD@HOST` works too.
-    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
-    pub user: Option<String>,
     /// Follow a redirect to another host or scheme, as curl's --location does
     /// (never from https:// to plain http://; redirects within the server are
     /// always followed).
     #[arg(short = 'L', long)]
     pub location: bool,
+    /// Follow a text that is being published (`serve --publish`) to its end,
+    /// writing each chunk as it arrives; without it, get refuses a live one.
+    #[arg(long)]
+    pub follow: bool,
     /// No progress bar, retry lines or summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
-    /// Also trust the certificate(s) in this PEM file for https:// URLs
-    /// (e.g. a server's --tls-self-signed certificate).
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 impl TryFrom<&GetArgs> for GetConfig {
@@ -92,51 +90,8 @@ impl TryFrom<&GetArgs> for GetConfig {
             parallel: args.parallel.max(1),
             verify_sha256: args.verify_sha256,
             location: args.location,
-            user: args.user.as_deref().map(credentials).transpose()?,
-            cacert: args.cacert.clone(),
+            connect: Connect::try_from(&args.connect)?,
+            follow: args.follow,
         })
     }
-}
-
-/// `USER:PASSWORD`, or `USER` and the password asked for on the terminal.
-fn credentials(spec: &str) -> Result<(String, String), ClientError> {
-    match spec.split_once(':') {
-        Some((user, password)) => Ok((user.to_owned(), password.to_owned())),
-        None => {
-            let password = ask_password(&format!("Enter the password of {spec}: ")).map_err(|e| {
-                ClientError::Usage(format!(
-                    "--user {spec}: no password given and no terminal to ask for it ({e}); give it as {spec}:PASSWORD"
-                ))
-            })?;
-            Ok((spec.to_owned(), password))
-        }
-    }
-}
-
-/// Asks on the controlling terminal (`/dev/tty`, so it works with `-o -`
-/// piped), with echo off, and reads one line.
-fn ask_password(prompt: &str) -> std::io::Result<String> {
-    use std::io::{BufRead as _, Write as _};
-    use std::os::fd::AsRawFd as _;
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
-    let fd = tty.as_raw_fd();
-    // SAFETY: an all-zero termios is valid; tcgetattr fills it for our tty.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut quiet = saved;
-    quiet.c_lflag &= !libc::ECHO;
-    quiet.c_lflag |= libc::ECHONL;
-    // SAFETY: sets attributes we read from the same descriptor.
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    let mut line = String::new();
-    let read = (|| {
-        (&tty).write_all(prompt.as_bytes())?;
-        std::io::BufReader::new(&tty).read_line(&mut line)
-    })();
-    // SAFETY: restores what tcgetattr returned, whatever happened.
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    read?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

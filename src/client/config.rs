@@ -1,11 +1,22 @@
-//! A checked `get` command line (`cli::get` builds it before any network
-//! work): the target parsed, the output decided, every number bounded.
+//! Checked command lines of the client commands (`cli::get` and
+//! `cli::publish` build them before any network work): the target parsed,
+//! the output or input decided, every number bounded, and the connection
+//! options both share.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::output::Output;
 use super::target::Target;
+
+/// How to reach a server, the same for every client command.
+#[derive(Debug, Clone, Default)]
+pub struct Connect {
+    /// `--user`: a user name and password for the server's `--auth`.
+    pub user: Option<(String, String)>,
+    /// `--cacert`: more certificates to trust for `https://`.
+    pub cacert: Option<PathBuf>,
+}
 
 /// A checked `get` command line: the target parsed, the output decided.
 #[derive(Debug, Clone)]
@@ -21,7 +32,31 @@ pub struct GetConfig {
     pub verify_sha256: bool,
     /// Follow redirects to other hosts (`--location`).
     pub location: bool,
-    /// `--user`: a user name and password for the server's `--auth`.
-    pub user: Option<(String, String)>,
-    pub cacert: Option<PathBuf>,
+    pub connect: Connect,
+    /// `--follow`: a live publication is followed to its end (else refused).
+    pub follow: bool,
+}
+
+/// Where `publish` reads its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+/// A checked `publish` command line.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// The server and the name to publish under.
+    pub target: Target,
+    pub input: Input,
+    /// `--replace`: a finished file by that name is replaced by a new version.
+    pub replace: bool,
+    /// `--resume`: continue a live publication from the server's offset,
+    /// skipping that many bytes of the (same) input.
+    pub resume: bool,
+    pub retries: u32,
+    /// A request that receives nothing for this long is given up and retried.
+    pub stall_timeout: Duration,
+    pub connect: Connect,
 }

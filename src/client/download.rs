@@ -5,7 +5,7 @@ use std::io::BufReader;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::agent;
 use super::config::GetConfig;
@@ -13,11 +13,12 @@ use super::error::ClientError;
 use super::manifest::Manifest;
 use super::output::Output;
 use super::part::{self, PartFile, Resumed};
+use super::remote::{backoff_delay, error_message, lock, wire, Remote};
 use super::report::{Reporter, Retry, Start, Summary};
 use super::sink::{self, Outcome, Sink, Store};
 use crate::logsafe::Esc;
 use crate::protocol::limits::MAX_MANIFEST_BYTES;
-use crate::protocol::params::{encode_query_value, format_need};
+use crate::protocol::params::format_need;
 use crate::protocol::sse::Parser;
 use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 
@@ -25,12 +26,13 @@ use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 /// it goes; see the module docs for the steps.
 pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
-    let agent = agent::build(&config.target.base, config.cacert.as_deref(), config.stall_timeout, config.location)?;
-    let authorization = config.user.as_ref().map(|(user, password)| {
-        format!("Basic {}", base64_simd::STANDARD.encode_to_string(format!("{user}:{password}")))
-    });
-    let mut dl = Download { agent, config, retry_ms: None, reporter, authorization };
+    let remote = Remote::new(&config.target, &config.connect, config.stall_timeout, config.location)?;
+    let mut dl = Download { remote, config, retry_ms: None, reporter };
     let manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
+    if manifest.live {
+        // Still being published: followed to its end (`super::follow`).
+        return dl.follow(manifest, started);
+    }
     let (store, have) = match &config.output {
         Output::File { path, exists: true } if !config.force => {
             return if part::is_this_version(path, &manifest)? {
@@ -76,7 +78,7 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     let mut sink = Sink::new(&manifest, store, have, reporter);
     let resumed_chunks = sink.have_count;
     let resumed_bytes = sink.bytes_verified();
-    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes });
+    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes, live: false });
     if let Err(e) = dl.fill(&manifest, &mut sink) {
         drop(sink); // closes the part file before it may be removed
         return Err(part_left(&config.output, dl.changed_or_gone(e)));
@@ -94,7 +96,7 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
 
 /// A file gone from the server can never complete: its part file (from
 /// this run or an earlier one) is removed, and the error says so.
-fn part_left(output: &Output, e: ClientError) -> ClientError {
+pub(super) fn part_left(output: &Output, e: ClientError) -> ClientError {
     let (ClientError::NotFound(_) | ClientError::Gone(_), Output::File { path, .. }) = (&e, output) else { return e };
     match part::remove(path) {
         Some(part) => ClientError::PartRemoved { error: Box::new(e), part },
@@ -104,7 +106,7 @@ fn part_left(output: &Output, e: ClientError) -> ClientError {
 
 /// Opens a device, a FIFO or standard output for writing, in place: no
 /// create, no truncate, no rename.
-fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError> {
+pub(super) fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError> {
     match output {
         Output::Stdout => {
             use std::os::fd::AsFd as _;
@@ -120,14 +122,12 @@ fn open_ordered(output: &Output) -> Result<(std::fs::File, PathBuf), ClientError
     }
 }
 
-struct Download<'a> {
-    agent: ureq::Agent,
-    config: &'a GetConfig,
+pub(super) struct Download<'a> {
+    pub(super) remote: Remote<'a>,
+    pub(super) config: &'a GetConfig,
     /// The server's last `retry:`, used as the backoff's base.
-    retry_ms: Option<u64>,
-    reporter: &'a dyn Reporter,
-    /// `Basic …` from `--user`, sent with every request.
-    authorization: Option<String>,
+    pub(super) retry_ms: Option<u64>,
+    pub(super) reporter: &'a dyn Reporter,
 }
 
 /// How one streaming request ended.
@@ -139,25 +139,17 @@ enum Ended {
 }
 
 impl Download<'_> {
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut url = format!("{}{path}", self.config.target.base);
-        let link = self.config.target.link.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        for (i, (k, v)) in query.iter().copied().chain(link).enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&encode_query_value(v));
-        }
-        url
+    pub(super) fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        self.remote.url(path, query)
     }
 
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         &self.config.target.name
     }
 
-    fn manifest(&mut self) -> Result<Manifest, ClientError> {
+    pub(super) fn manifest(&mut self) -> Result<Manifest, ClientError> {
         let url = self.url("/api/manifest", &[("file", self.name())]);
-        let mut res = agent::send(&self.agent, &url, &self.auth_headers(), self.config.location)?;
+        let mut res = self.remote.get(&url, &[])?;
         let status = res.status().as_u16();
         let body = match res.body_mut().with_config().limit(MAX_MANIFEST_BYTES).read_to_vec() {
             Ok(body) => body,
@@ -171,7 +163,7 @@ impl Download<'_> {
         };
         match status {
             200 => Ok(Manifest::parse(&body)?),
-            401 => Err(ClientError::Unauthorized { given: self.authorization.is_some() }),
+            401 => Err(ClientError::Unauthorized { given: self.remote.has_credentials() }),
             404 if self.is_folder() => Err(ClientError::IsFolder(self.name().to_owned())),
             404 => Err(ClientError::NotFound(self.name().to_owned())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),
@@ -179,20 +171,15 @@ impl Download<'_> {
         }
     }
 
-    /// The `Authorization` header of `--user`, if given.
-    fn auth_headers(&self) -> Vec<(&str, &str)> {
-        self.authorization.iter().map(|v| ("Authorization", v.as_str())).collect()
-    }
-
     /// Whether the name the manifest did not find is a folder on the server.
     fn is_folder(&self) -> bool {
         let url = self.url("/api/files", &[("dir", self.name())]);
-        agent::send(&self.agent, &url, &self.auth_headers(), self.config.location).is_ok_and(|r| r.status() == 200)
+        self.remote.get(&url, &[]).is_ok_and(|r| r.status() == 200)
     }
 
     /// A stream said the file changed: ask the manifest once more, so a
     /// deleted file is reported as gone rather than changed.
-    fn changed_or_gone(&mut self, e: ClientError) -> ClientError {
+    pub(super) fn changed_or_gone(&mut self, e: ClientError) -> ClientError {
         match e {
             ClientError::Changed(name) | ClientError::NotFound(name) => match self.manifest() {
                 Err(ClientError::NotFound(_)) => ClientError::Gone(name),
@@ -204,7 +191,10 @@ impl Download<'_> {
 
     /// Retries transient failures (server unreachable or 5xx) with backoff,
     /// saying each time what failed and when the next attempt comes.
-    fn with_retries<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
+    pub(super) fn with_retries<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let mut attempt = 1;
         loop {
             match f(self) {
@@ -220,13 +210,9 @@ impl Download<'_> {
         }
     }
 
-    /// Reports the retry, then sleeps. Full jitter: a uniform random time
-    /// in [0, min(cap, base·2^n)], so clients dropped together come back
-    /// spread out.
-    fn backoff(&self, failures: u32, why: &str, reconnect: bool) {
-        let base = self.retry_ms.unwrap_or(250).clamp(50, 5_000);
-        let ceiling = base.saturating_mul(1 << failures.min(10)).min(15_000);
-        let delay = Duration::from_millis(fastrand::u64(0..=ceiling));
+    /// Reports the retry, then sleeps ([`backoff_delay`]: full jitter).
+    pub(super) fn backoff(&self, failures: u32, why: &str, reconnect: bool) {
+        let delay = backoff_delay(self.retry_ms, failures);
         let retry = Retry { why, attempt: failures + 1, of: self.config.retries + 1, delay, reconnect };
         self.reporter.retry(&retry);
         std::thread::sleep(delay);
@@ -344,14 +330,13 @@ impl Download<'_> {
         with_meta: bool,
     ) -> Result<Reply, ClientError> {
         let id_header = last_id.map(|id| id.to_string());
-        let mut headers = self.auth_headers();
-        headers.push(("Accept", "text/event-stream"));
+        let mut headers = vec![("Accept", "text/event-stream")];
         if let Some(id) = &id_header {
             headers.push(("Last-Event-ID", id));
         }
         let reply = |ended, last_id, retry_ms| Ok(Reply { ended, last_id, retry_ms });
         let dropped = |why: String| Ended::Dropped { new_chunks: 0, why };
-        let mut res = match agent::send(&self.agent, url, &headers, self.config.location) {
+        let mut res = match self.remote.get(url, &headers) {
             Ok(res) => res,
             Err(ClientError::Unreachable { why, .. }) => return reply(dropped(why), last_id, None),
             Err(fatal) => return Err(fatal),
@@ -453,12 +438,6 @@ struct Reply {
     retry_ms: Option<u64>,
 }
 
-/// Locks, recovering from a poisoned lock: the data it guards (a bitmap of
-/// verified chunks, a queue) stays consistent between statements.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The `need` parameter for `missing`, or `None` when a plain `from=` says
 /// the same (what is missing is one tail of the file). A list too long for
 /// one request names as many gaps as fit; the next round asks for the rest.
@@ -483,20 +462,6 @@ fn fitting_need(missing: &[Range<u64>], chunks: u64, max_len: usize) -> Option<S
     Some(need)
 }
 
-/// Reads an event's data as its wire type.
-fn wire<'a, T: serde::Deserialize<'a>>(what: &'static str, data: &'a [u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(data).map_err(|source| ClientError::BadEvent { what, source })
-}
-
 fn missing_chunks(missing: &[Range<u64>]) -> u64 {
     missing.iter().map(|r| r.end - r.start).sum()
-}
-
-/// A server's error answer in words for the terminal, its text escaped (a
-/// server must not set the window title or clear the screen).
-fn error_message(status: u16, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body).ok().map(|e| e.error) {
-        Some(msg) => format!("{status}: {}", Esc(&msg)),
-        None => format!("HTTP {status}"),
-    }
 }

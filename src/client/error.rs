@@ -1,4 +1,4 @@
-//! What `chunkcast get` can fail with, each a sentence for the terminal.
+//! What `chunkcast get` and `chunkcast publish` can fail with, each a sentence for the terminal.
 //! Text that came from the server is escaped where it enters a message
 //! (`logsafe::Esc`), so no server can drive the user's terminal.
 
@@ -15,7 +15,7 @@ pub enum ClientError {
     Usage(String),
     #[error("the server has no file named {0:?}")]
     NotFound(String),
-    #[error("{}", if *.given { "the server refused this user name or password" } else { "the server asks for a user name and password: pass --user USER (get asks for the password)" })]
+    #[error("{}", if *.given { "the server refused this user name or password" } else { "the server asks for a user name and password: pass --user USER (chunkcast asks for the password)" })]
     Unauthorized { given: bool },
     #[error("{0:?} is a folder on the server; name a file in it ({0}/NAME)")]
     IsFolder(String),
@@ -95,6 +95,33 @@ pub enum ClientError {
     /// (the error is not a `source`, so no chain repeats it).
     #[error("{}: {}", .0.display(), .1)]
     File(PathBuf, std::io::Error),
+    /// A live publication, and `get` was not told to follow it.
+    #[error("{} is being published (live, {chunks} chunks so far); add --follow to follow it to its end", Esc(.name))]
+    Live { name: String, chunks: u64 },
+    /// `POST /api/publish` answered 404.
+    #[error("{host} does not take {}: it runs without --publish, or the folder of that name does not exist there", Esc(.name))]
+    NotPublishing { host: String, name: String },
+    #[error("{} already exists on the server as a finished file; pass --replace to publish a new version of it", Esc(.0))]
+    PublishExists(String),
+    #[error("{} is already being published ({offset} bytes so far, {}); to continue it with the same input, run again with --resume", Esc(.name), .state.as_str())]
+    AlreadyLive { name: String, offset: u64, state: crate::protocol::LiveState },
+    #[error("another producer is publishing {} right now", Esc(.0))]
+    ProducerActive(String),
+    #[error("the input is not UTF-8 text (the first invalid byte is at offset {offset}); publish sends text only, and the server kept the {offset} bytes before it")]
+    NotText { offset: u64 },
+    #[error("{} passed the server's --max-publish: it kept the first {offset} bytes and ended the publication", Esc(.name))]
+    TooLarge { name: String, offset: u64 },
+    #[error("the publication of {} ended on the server ({}) at {offset} bytes, before all of the input was sent", Esc(.name), .state.as_str())]
+    PublicationEnded { name: String, state: crate::protocol::LiveState, offset: u64 },
+    /// The server's offset is outside the bytes the producer still holds.
+    #[error("the server has {server} bytes of {}, but this run holds bytes {from} to {to}; was it restarted from an older copy, or is another producer publishing it?", Esc(.name))]
+    OffsetLost { name: String, server: u64, from: u64, to: u64 },
+    #[error(
+        "--resume: the input ends after {read} bytes, but the server already has {offset}: it is not the same input"
+    )]
+    InputShort { read: u64, offset: u64 },
+    #[error("--resume: the input differs from the {offset} bytes the server already has (chunk {chunk} does not match): it is not the same input")]
+    InputDiffers { offset: u64, chunk: u64 },
     /// The disk (or the user's quota) filled up while writing `0`.
     #[error("no space left on the device of {}; free some and run the same command again (the verified chunks are kept)", .0.display())]
     DiskFull(PathBuf, #[source] std::io::Error),

@@ -1,5 +1,7 @@
-//! `chunkcast get`: downloads a file through the event stream. It uses the
-//! protocol and TLS modules only, never the server's.
+//! The client commands: `chunkcast get`, which downloads a file through
+//! the event stream (or follows a live text to its end), and `chunkcast
+//! publish`, which sends a text to a server while it is produced. They use
+//! the protocol and TLS modules only, never the server's.
 //!
 //! 1. Fetch the manifest; open (or resume) `OUT.part`.
 //! 2. Stream what is missing from `/events` (`from=` for one tail, `need=`
@@ -13,30 +15,44 @@
 //!    size must match (`--verify-sha256` also re-reads the whole file); only
 //!    then is `OUT.part` renamed to `OUT`.
 //!
+//! A live text (`"live": true` in the manifest) is refused without
+//! `--follow`; with it, [`follow`] streams it in order, checks each chunk
+//! against the manifest's digest or, for chunks sealed later, its event's,
+//! and at the end checks the finished file's manifest names exactly the
+//! digests verified.
+//!
 //! [`download`] runs those steps; [`target`] reads the URL forms, [`output`]
 //! decides where the file goes, [`manifest`] adds the client's limits to the
 //! protocol's manifest, [`sink`] verifies and stores chunks, [`part`] keeps
-//! the part file resumable, [`agent`] sets up HTTP and tells retryable
-//! failures from fatal ones, [`trust`] decides which certificates to trust; [`report`] is what the download tells
-//! its caller, [`term`] the terminal reporter the binary uses.
+//! the part file resumable, [`follow`] follows a live text; [`publish`]
+//! sends one in acknowledged parts and resumes after drops and restarts;
+//! [`remote`] is the server both commands talk to (credentials, URLs,
+//! backoff), [`agent`] sets up HTTP and tells retryable failures from fatal
+//! ones, [`trust`] decides which certificates to trust; [`config`] holds the
+//! checked command lines, [`report`] is what a command tells its caller,
+//! [`term`] the terminal reporter the binary uses.
 
 mod agent;
 pub mod config;
 pub mod download;
 pub mod error;
+mod follow;
 mod manifest;
 pub mod output;
 mod part;
+pub mod publish;
+mod remote;
 pub mod report;
 mod sink;
 pub mod target;
 pub mod term;
 mod trust;
 
-pub use config::GetConfig;
+pub use config::{Connect, GetConfig, Input, PublishConfig};
 pub use download::{get, max_event_len};
 pub use error::ClientError;
 pub use manifest::Manifest;
 pub use output::Output;
+pub use publish::publish;
 pub use report::Summary;
 pub use target::Target;

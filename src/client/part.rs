@@ -26,6 +26,10 @@ pub struct PartVersion {
     pub root: String,
     pub size: u64,
     pub chunk_size: u32,
+    /// A live publication's part file: known by the publication's id
+    /// (`version`) alone, as its size and root grow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 impl PartVersion {
@@ -36,7 +40,13 @@ impl PartVersion {
             root: m.root.clone(),
             size: m.size,
             chunk_size: m.chunk_size,
+            live: false,
         }
+    }
+
+    /// A live publication's: its name, id and chunk size, nothing that grows.
+    pub fn live(m: &Manifest) -> Self {
+        PartVersion { root: String::new(), size: 0, live: true, ..PartVersion::of(m) }
     }
 }
 
@@ -91,6 +101,29 @@ impl PartFile {
         // that no longer parses, which would throw the verified chunks away.
         crate::safefile::replace(&part.state_path, &json, 0o644).map_err(on(&part.state_path))?;
         Ok((part, resumed))
+    }
+
+    /// `OUT.part` of a live publication, which grows as chunks come: kept
+    /// as it is when its state file names the same publication (`true`:
+    /// the caller checks its chunks against the manifest), else emptied.
+    pub fn open_live(out: &Path, manifest: &Manifest) -> Result<(PartFile, bool), ClientError> {
+        let part_path = with_suffix(out, ".part");
+        let state_path = with_suffix(out, ".part.json");
+        let version = PartVersion::live(manifest);
+        let previous: Option<PartVersion> =
+            std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let resumable = previous.as_ref() == Some(&version) && part_path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(!resumable)
+            .open(&part_path)
+            .map_err(|e| ClientError::file(part_path.clone(), e))?;
+        let json = serde_json::to_vec(&version).map_err(io::Error::from);
+        json.and_then(|json| crate::safefile::replace(&state_path, &json, 0o644))
+            .map_err(|e| ClientError::file(state_path.clone(), e))?;
+        Ok((PartFile { file, part_path, state_path }, resumable))
     }
 
     /// The whole-file SHA-256 of the part file, read back from disk.

@@ -6,14 +6,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::protocol::LiveState;
+
 /// What the download is about to do, once the manifest is in.
 #[derive(Debug, Clone)]
 pub struct Start<'a> {
     pub name: &'a str,
     /// The file's size.
     pub size: u64,
-    /// Bytes already verified on disk (a resumed part file).
+    /// Bytes already verified on disk (a resumed part file), or already
+    /// acknowledged by the server (a resumed publication).
     pub have: u64,
+    /// A live text: `size` is what exists so far, more is to come.
+    pub live: bool,
 }
 
 /// Why the next request waits, and how long.
@@ -40,6 +45,9 @@ pub trait Reporter: Sync {
     /// A request failed or a stream dropped; the next attempt follows after
     /// `retry.delay`.
     fn retry(&self, _retry: &Retry<'_>) {}
+    /// A live publication's producer went (`Interrupted`) or came back
+    /// (`Live`).
+    fn live_state(&self, _state: LiveState) {}
     /// Something the user should know that is not an error (a part file of
     /// an older version discarded, a file already downloaded).
     fn notice(&self, _message: &str) {}

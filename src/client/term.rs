@@ -1,6 +1,8 @@
-//! The terminal side of `chunkcast get` (used by the binary, never by the
-//! library's download code): a [`Reporter`] that draws an `indicatif` bar,
-//! prints retries and notices, the summary, and what Ctrl-C leaves behind.
+//! The terminal side of `chunkcast get` and `chunkcast publish` (used by
+//! the binary, never by the library's download code): a [`Reporter`] that
+//! draws an `indicatif` bar (a plain line of bytes and speed for a live
+//! text, whose end is unknown), prints retries and notices, the summary,
+//! and what Ctrl-C leaves behind.
 //!
 //! Output rules: everything goes to standard error (standard output may be
 //! the download itself, `-o -`). When standard error is not a terminal the
@@ -28,7 +30,8 @@ const STALL: Duration = Duration::from_secs(2);
 pub struct Term {
     bar: ProgressBar,
     quiet: bool,
-    output: Output,
+    /// `get` into this output, or `publish` (`None`).
+    output: Option<Output>,
     meter: Arc<Mutex<Meter>>,
 }
 
@@ -43,6 +46,10 @@ struct Meter {
     size: u64,
     last_byte: Option<Instant>,
     retrying: Option<(String, Instant)>,
+    /// A live text: no size to reach, so bytes and speed only.
+    live: bool,
+    /// Shown after them: `producer interrupted`.
+    note: Option<&'static str>,
 }
 
 impl Meter {
@@ -72,6 +79,11 @@ impl Meter {
                 format!("reconnecting in {}: {why}", secs(left))
             };
         }
+        if self.live {
+            // A quiet producer is no stall: the state event says when it went.
+            let note = self.note.map_or(String::new(), |n| format!(", {n}"));
+            return format!("{} {}{note}", size(self.verified), per_second(self.speed(now)));
+        }
         let quiet_for = self.last_byte.or(self.started).map(|t| now.duration_since(t));
         if self.verified < self.size && quiet_for.is_some_and(|d| d >= STALL) {
             return format!("stalled: nothing received for {}", secs(quiet_for.unwrap_or_default()));
@@ -90,6 +102,15 @@ impl Meter {
 
 impl Term {
     pub fn new(config: &GetConfig, quiet: bool) -> Arc<Term> {
+        Self::with_output(Some(config.output.clone()), quiet)
+    }
+
+    /// The reporter of `chunkcast publish`.
+    pub fn for_publish(quiet: bool) -> Arc<Term> {
+        Self::with_output(None, quiet)
+    }
+
+    fn with_output(output: Option<Output>, quiet: bool) -> Arc<Term> {
         // Hidden until the download starts: before the manifest is in there
         // is nothing to draw, and retries are printed as lines.
         let bar = ProgressBar::hidden();
@@ -101,17 +122,15 @@ impl Term {
             size: 0,
             last_byte: None,
             retrying: None,
+            live: false,
+            note: None,
         }));
-        let for_bar = Arc::clone(&meter);
-        let status = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = w.write_str(&lock(&for_bar).status(Instant::now()));
-        };
         // At most 80 columns: a name of up to 18, `100% [bar]`, then
         // `430.1 MiB/1.0 GiB 12.3 MiB/s ETA 1m05s` (or the state in words).
-        if let Ok(style) = ProgressStyle::with_template("{prefix} {percent:>3}% [{bar:10}] {status}") {
-            bar.set_style(style.with_key("status", status).progress_chars("=> "));
+        if let Some(style) = style(&meter, "{prefix} {percent:>3}% [{bar:10}] {status}") {
+            bar.set_style(style.progress_chars("=> "));
         }
-        Arc::new(Term { bar, quiet, output: config.output.clone(), meter })
+        Arc::new(Term { bar, quiet, output, meter })
     }
 
     /// A line on standard error, above the bar when there is one.
@@ -149,17 +168,44 @@ impl Term {
         }
     }
 
+    /// The last line of `publish` (or nothing, when quiet); the bar is
+    /// cleared either way.
+    pub fn finish_publish(&self, result: &Result<crate::protocol::Publication, ClientError>) {
+        self.bar.finish_and_clear();
+        match result {
+            Ok(p) => self.line(&format!(
+                "published {}: {} bytes, {} chunks, root {}",
+                crate::logsafe::Esc(&p.file),
+                p.offset,
+                p.chunks,
+                crate::logsafe::Esc(&p.root)
+            )),
+            Err(ClientError::GaveUp(..) | ClientError::Unreachable { .. }) => {
+                if let Some(hint) = self.resume_hint() {
+                    self.line(&hint);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     /// What running the same command again does, when a download stops.
     fn resume_hint(&self) -> Option<String> {
         let verified = lock(&self.meter).verified;
-        match &self.output {
+        let Some(output) = &self.output else {
+            return Some(format!(
+                "the server has {} of it; run the same command with --resume and the same input to continue",
+                indicatif::BinaryBytes(verified)
+            ));
+        };
+        match output {
             Output::File { path, .. } if verified > 0 => Some(format!(
                 "{} verified so far are kept in {}; run the same command again to resume",
                 indicatif::BinaryBytes(verified),
                 super::part::with_suffix(path, ".part").display()
             )),
             Output::File { .. } => None,
-            _ => Some(format!("{} cannot resume: running the same command again starts over", self.output.display())),
+            _ => Some(format!("{} cannot resume: running the same command again starts over", output.display())),
         }
     }
 
@@ -189,13 +235,23 @@ impl Reporter for Term {
         meter.size = start.size;
         meter.verified = start.have;
         meter.retrying = None;
+        meter.live = start.live;
         drop(meter);
-        if !self.quiet {
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        if start.live {
+            // No end to measure against: the name, the word, bytes and speed.
+            let word = if self.output.is_some() { "live" } else { "published" };
+            if let Some(style) = style(&self.meter, &format!("{{prefix}} {word}: {{status}}")) {
+                self.bar.set_style(style);
+            }
         }
+        // Everything drawn is set before the bar is shown, so its first
+        // frame has the name.
         self.bar.set_length(start.size);
         self.bar.set_position(start.have);
         self.bar.set_prefix(short_name(&crate::logsafe::Esc(start.name).to_string(), NAME_COLUMNS));
+        if !self.quiet {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
         self.bar.enable_steady_tick(Duration::from_millis(250));
     }
 
@@ -231,6 +287,25 @@ impl Reporter for Term {
     fn notice(&self, message: &str) {
         self.line(message);
     }
+
+    fn live_state(&self, state: crate::protocol::LiveState) {
+        let note = (state == crate::protocol::LiveState::Interrupted).then_some("producer interrupted");
+        lock(&self.meter).note = note;
+        if self.bar.is_hidden() {
+            if let Some(note) = note {
+                self.line(note);
+            }
+        }
+    }
+}
+
+/// A bar style drawing `template`, whose `{status}` the meter writes.
+fn style(meter: &Arc<Mutex<Meter>>, template: &str) -> Option<ProgressStyle> {
+    let meter = Arc::clone(meter);
+    let status = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = w.write_str(&lock(&meter).status(Instant::now()));
+    };
+    Some(ProgressStyle::with_template(template).ok()?.with_key("status", status))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -317,6 +392,8 @@ mod tests {
             size,
             last_byte: None,
             retrying: None,
+            live: false,
+            note: None,
         }
     }
 

@@ -43,6 +43,7 @@ mod live_instances;
 mod log;
 mod pacing;
 mod prune;
+mod publish_cli;
 mod read_bounds;
 mod resume;
 mod serve_cli;

@@ -31,10 +31,10 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 parallel: 1,
                 verify_sha256: false,
                 quiet: true,
-                cacert: None,
                 force: false,
                 location: false,
-                user: None,
+                follow: false,
+                connect: Default::default(),
             };
             let get = move || chunkcast::client::get(&(&args).try_into()?, &chunkcast::client::report::Silent);
             std::thread::Builder::new().stack_size(256 * 1024).spawn(get).unwrap()
