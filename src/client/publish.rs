@@ -41,6 +41,11 @@ const MAX_HELD: usize = 8 << 20;
 /// 20 ms makes a part (and a chunk) about every 50 ms rather than one per
 /// write. Bytes that arrived while a request was out are sent at once.
 const LINGER: Duration = Duration::from_millis(50);
+
+/// The longest a producer whose input is quiet goes without a request: the
+/// server counts a publication `interrupted` 2 s after the last one ended,
+/// and an empty part (a heartbeat) keeps it `live` while the input pauses.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// One read of the input.
 const READ_SIZE: usize = 64 << 10;
 
@@ -425,7 +430,8 @@ impl Intake {
     /// Waits for the next part: everything held up to [`MAX_PART`], cut at
     /// a character boundary (the server acknowledges whole characters
     /// only), once [`LINGER`] passed since its first byte came, or at once
-    /// when bytes were waiting already or the input ended.
+    /// when bytes were waiting already or the input ended; an empty part
+    /// after [`HEARTBEAT`] of nothing to send.
     fn next_part(&self) -> Result<Part, ClientError> {
         let mut held = lock(&self.held);
         let waiting = !held.bytes.is_empty();
@@ -446,7 +452,14 @@ impl Intake {
                 }
                 held = self.changed.wait_timeout(held, due - now).unwrap_or_else(|p| p.into_inner()).0;
             } else {
-                held = self.changed.wait(held).unwrap_or_else(|p| p.into_inner());
+                let (next, waited) =
+                    self.changed.wait_timeout(held, HEARTBEAT).unwrap_or_else(|p| p.into_inner());
+                held = next;
+                if waited.timed_out() && sendable(&held.bytes) == 0 && !held.eof {
+                    // Nothing to send for a while: an empty part tells the
+                    // server (and its viewers) the producer is still here.
+                    return Ok(Part { bytes: Vec::new(), end: false });
+                }
             }
         }
     }

@@ -312,10 +312,11 @@ impl Registry {
     }
 
     /// [`Live::append`], ending the publication as abandoned when it passed
-    /// `--max-publish`. Blocking.
+    /// `--max-publish` or its text stopped being UTF-8 (its viewers are told
+    /// at once rather than after `--publish-timeout`). Blocking.
     pub fn append(&self, live: &Arc<Live>, token: Token, bytes: &[u8]) -> Result<(), PublishError> {
         let appended = live.append(token, bytes);
-        if let Err(PublishError::TooLarge { .. }) = appended {
+        if let Err(PublishError::TooLarge { .. } | PublishError::NotText { .. }) = appended {
             self.end(live, LiveState::Abandoned);
         }
         appended

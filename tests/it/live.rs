@@ -206,19 +206,23 @@ fn bad_input_gets_a_clear_answer_and_keeps_what_was_good() {
     let (status, body) = publish(s.addr, "file=a.txt", b"caf\xc3\xa9 \xff\xfe rest");
     assert_eq!((status, body["code"].as_str(), body["offset"].as_u64()), (400, Some("not_text"), Some(6)), "{body}");
     assert_eq!(std::fs::read(root.path().join("a.txt")).unwrap(), "café ".as_bytes());
-    // Past --max-publish: the bytes up to it are kept and it ends abandoned.
-    let (status, body) = publish(s.addr, "file=a.txt&offset=6", b"0123456789abcdefghij");
-    assert_eq!((status, body["code"].as_str(), body["offset"].as_u64()), (413, Some("too_large"), Some(20)), "{body}");
     let state = s.get_with("/api/publish?file=a.txt", &[AUTH]).json();
+    assert_eq!((state["state"].as_str(), state["offset"].as_u64()), (Some("abandoned"), Some(6)), "{state}");
+    // Past --max-publish: the bytes up to it are kept and it ends abandoned.
+    let (_, body) = publish(s.addr, "file=b.txt", b"caf\xc3\xa9 ");
+    assert_eq!(body["offset"].as_u64(), Some(6));
+    let (status, body) = publish(s.addr, "file=b.txt&offset=6", b"0123456789abcdefghij");
+    assert_eq!((status, body["code"].as_str(), body["offset"].as_u64()), (413, Some("too_large"), Some(20)), "{body}");
+    let state = s.get_with("/api/publish?file=b.txt", &[AUTH]).json();
     assert_eq!((state["state"].as_str(), state["offset"].as_u64()), (Some("abandoned"), Some(20)), "{state}");
-    let m = s.get_with("/api/manifest?file=a.txt", &[AUTH]).json();
+    let m = s.get_with("/api/manifest?file=b.txt", &[AUTH]).json();
     assert_eq!((m["size"].as_u64(), m.get("live")), (Some(20), None));
     s.get_with("/api/publish?file=nothing.txt", &[AUTH]).assert_error(404, "not_found");
     // Without --publish the endpoint does not exist.
     let plain = TestServer::start(root.path(), &["--auth", "u:p"]);
-    let (status, _) = publish(plain.addr, "file=b.txt", b"x");
+    let (status, _) = publish(plain.addr, "file=c.txt", b"x");
     assert_eq!(status, 404);
-    assert!(!root.path().join("b.txt").exists());
+    assert!(!root.path().join("c.txt").exists());
 }
 
 #[test]
