@@ -47,6 +47,26 @@ export function retryDeadline(message) {
   return m ? performance.now() + Number(m[1]) * 1000 : null;
 }
 
+/** A live text's badge: a word or two. @type {Record<string, string>} */
+const LIVE_BADGE = { live: 'Live', interrupted: 'Interrupted', complete: 'Finished', abandoned: 'Abandoned', ended: 'Ended' };
+
+/** A live text's state as its badge says it. @param {string} live */
+export function liveBadge(live) {
+  return LIVE_BADGE[live] ?? live;
+}
+
+/**
+ * What a live text's row says while it follows the writer, in place of the
+ * download's own state (null when that says it better: paused, an error...).
+ * @param {string} state  the download's @param {string} live  the publication's
+ */
+export function liveText(state, live) {
+  if (!['connecting', 'resuming', 'streaming', 'refilling'].includes(state)) return null;
+  if (live === 'live') return 'Live: shown as the writer writes it';
+  if (live === 'interrupted') return 'Interrupted — waiting for the writer';
+  return null;
+}
+
 /**
  * One sentence for a state. The library's own message is shown as it is
  * (never re-capitalised: it may start with a file name).
