@@ -48,7 +48,7 @@ export function retryDeadline(message) {
 }
 
 /** A live text's badge: a word or two. @type {Record<string, string>} */
-const LIVE_BADGE = { live: 'Live', interrupted: 'Interrupted', complete: 'Finished', abandoned: 'Abandoned', ended: 'Ended' };
+const LIVE_BADGE = { live: 'Live', interrupted: 'Interrupted — waiting for the writer', complete: 'Finished', abandoned: 'Abandoned', ended: 'Ended' };
 
 /** A live text's state as its badge says it. @param {string} live */
 export function liveBadge(live) {
@@ -56,15 +56,14 @@ export function liveBadge(live) {
 }
 
 /**
- * What a live text's row says while it follows the writer, in place of the
- * download's own state (null when that says it better: paused, an error...).
+ * What a live text's row says of its download while it follows the writer:
+ * nothing while it is under way (its badge says it all), else null for the
+ * download's own words (paused, reconnecting, an error...).
  * @param {string} state  the download's @param {string} live  the publication's
  */
 export function liveText(state, live) {
   if (!['connecting', 'resuming', 'streaming', 'refilling'].includes(state)) return null;
-  if (live === 'live') return 'Live: shown as the writer writes it';
-  if (live === 'interrupted') return 'Interrupted — waiting for the writer';
-  return null;
+  return live === 'live' || live === 'interrupted' ? '' : null;
 }
 
 /**

@@ -1,10 +1,11 @@
 // @ts-check
 /**
  * @file A live text's marks in its download row (row.js): the badge beside
- * its numbers and in its reader ("Live", "Interrupted", "Finished",
- * "Abandoned"), `data-live` on the row for the styles and the tests, the
- * sentence its state line says while it follows the writer, and its
- * numbers (what was written so far: there is no size or time left to show).
+ * its numbers ("Live", "Interrupted — waiting for the writer", "Finished",
+ * "Abandoned"), `data-live` on the row (the styles put the writer's cursor
+ * at the end of the text in the reader while it is written), what its state
+ * line says, and its numbers (what was written so far: there is no size or
+ * time left to show).
  */
 
 import { formatBytes } from '../chunkcast.js';
@@ -23,7 +24,7 @@ export function markLive(el, live) {
     b.hidden = false;
     b.dataset.live = live;
     b.textContent = liveBadge(live);
-    b.title = live === 'interrupted' ? 'Interrupted — waiting for the writer' : live === 'live' ? 'Live: still being written' : '';
+    b.title = live === 'live' ? 'Still being written: shown as it is written' : live === 'abandoned' ? 'Its writer stopped: the text is what was written' : '';
   }
 }
 
@@ -42,7 +43,7 @@ export function liveLine(state, live) {
  */
 export function liveStats(p, speed) {
   const parts = [`${formatBytes(p.bytesVerified)} so far`, plural(p.chunksVerified, 'chunk')];
-  if (speed) parts.push(speed);
+  if (speed && p.live === 'live') parts.push(speed);
   if (p.reconnects) parts.push(plural(p.reconnects, 'reconnect'));
   return parts.join(' · ');
 }
