@@ -5,7 +5,7 @@
 //! never up), and `tests/it/layers.rs` checks it:
 //!
 //! ```text
-//! cli ──────────────► server ──► tree ──► protocol
+//! cli ──────────────► server ──► live ──► tree ──► protocol
 //!  │                    │                    ▲
 //!  └──► client ─────────┼────────────────────┘
 //!         │             ▼
@@ -19,6 +19,9 @@
 //! - [`tree`]: the file core, without HTTP: names opened inside the root,
 //!   listings, each file's index (chunk digests, `root`) computed once and
 //!   kept on disk, and how files are read.
+//! - [`live`]: live text: publications still being written, sealed chunk
+//!   by chunk into a durable layout, pushed to their viewers; a finished
+//!   one's layout is its file's index.
 //! - [`server`]: HTTP with actix-web: the checked config, the shared state,
 //!   the routes, the chunk streams and `/files`, the policies (access, CORS,
 //!   host names) and the middlewares that apply them, errors as JSON.
@@ -41,6 +44,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod live;
 pub mod logsafe;
 pub mod protocol;
 pub mod safefile;

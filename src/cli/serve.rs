@@ -8,10 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use super::size::parse_size;
+use crate::live::Settings;
 use crate::protocol::limits::{DEFAULT_MAX_RANGE, MAX_RANGE};
 use crate::server::config::{
     check_index_dir, check_link_key, checked_chunk_size, checked_root, default_index_dir, default_max_connections,
-    Config, ConfigError, VerifyReads, KEEP_ALIVE_S, MAX_CONNECTIONS, RETRY_MS,
+    Config, ConfigError, VerifyReads, KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_PUBLISH_TIMEOUT, RETRY_MS, SEAL_MS,
 };
 use crate::server::policy::access::Access;
 use crate::server::policy::cors::CorsPolicy;
@@ -90,6 +91,22 @@ pub struct ServeArgs {
     /// (every interface's, bound to 0.0.0.0 or ::)]
     #[arg(long, value_name = "HOST,...", num_args = 0.., conflicts_with = "tls_cert")]
     pub tls_self_signed: Option<Vec<String>>,
+    /// Let the --auth users publish live texts (`chunkcast publish`, or
+    /// POST /api/publish?file=NAME): written into the root as they arrive,
+    /// followed by viewers while they grow. Needs --auth and an index directory.
+    #[arg(long, requires = "auth")]
+    pub publish: bool,
+    /// A live text's bytes wait at most this long (ms) before they are sealed
+    /// into a chunk and sent to its viewers.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub seal_ms: u64,
+    /// A publication whose producer has been gone this long ends as
+    /// "abandoned" (e.g. 90s, 10min, 2h).
+    #[arg(long, default_value = "10min", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub publish_timeout: Duration,
+    /// Most bytes one live text may reach; K/M/G suffixes (binary).
+    #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
+    pub max_publish: u64,
     /// Let pages on this origin (e.g. https://app.example) use the server
     /// from the browser; repeatable, or `*` for any origin.
     #[arg(long, value_name = "ORIGIN")]
@@ -163,7 +180,7 @@ impl TryFrom<ServeArgs> for Config {
         if let Some(port) = args.port {
             args.bind = format!("127.0.0.1:{port}").parse().map_err(ConfigError::Bind)?;
         }
-        let root_arg = match args.root_arg.or(args.root) {
+        let root_arg = match args.root_arg.take().or(args.root.take()) {
             Some(root) => root,
             None => std::env::current_dir().map_err(|e| ConfigError::Root(".".into(), e))?,
         };
@@ -182,7 +199,7 @@ impl TryFrom<ServeArgs> for Config {
         if !MAX_CONNECTIONS.contains(&max_connections) {
             return Err(ConfigError::MaxConnections(max_connections));
         }
-        let index_dir = if args.no_index_dir { None } else { args.index_dir.or_else(default_index_dir) };
+        let index_dir = if args.no_index_dir { None } else { args.index_dir.clone().or_else(default_index_dir) };
         check_index_dir(index_dir.as_deref(), &root)?;
         check_link_key(args.link_key.as_deref(), &root)?;
         if let Some(dir) = &args.web_dir {
@@ -190,6 +207,10 @@ impl TryFrom<ServeArgs> for Config {
                 return Err(ConfigError::WebDir(dir.clone()));
             }
         }
+        let publish = args
+            .publish
+            .then(|| publish_settings(&args, chunk_size, index_dir.is_some(), !args.auth.is_empty()))
+            .transpose()?;
         let cors = CorsPolicy::new(&args.cors_origin)?;
         let self_signed = args.tls_self_signed.map(self_signed_names).transpose()?;
         let tls = tls_source(args.tls_cert, args.tls_key, self_signed, &args.bind)?
@@ -211,8 +232,35 @@ impl TryFrom<ServeArgs> for Config {
             cors,
             verify_reads: args.verify_reads,
             index_builds: default_index_builds(),
+            publish,
         })
     }
+}
+
+/// `--publish` and its settings, which need `--auth` (publishing writes
+/// into the root) and an index directory (where the layouts are kept).
+fn publish_settings(args: &ServeArgs, chunk_size: u32, index_dir: bool, auth: bool) -> Result<Settings, ConfigError> {
+    if !auth {
+        return Err(ConfigError::PublishWithoutAuth);
+    }
+    if !index_dir {
+        return Err(ConfigError::PublishWithoutIndexDir);
+    }
+    if !SEAL_MS.contains(&args.seal_ms) {
+        return Err(ConfigError::SealMs(args.seal_ms));
+    }
+    if args.publish_timeout.is_zero() || args.publish_timeout > MAX_PUBLISH_TIMEOUT {
+        return Err(ConfigError::PublishTimeout(args.publish_timeout));
+    }
+    if args.max_publish == 0 {
+        return Err(ConfigError::MaxPublish);
+    }
+    Ok(Settings {
+        chunk_size,
+        seal_after: Duration::from_millis(args.seal_ms),
+        timeout: args.publish_timeout,
+        max_bytes: args.max_publish,
+    })
 }
 
 /// `--tls-self-signed`'s values as host names: split at commas, and never a

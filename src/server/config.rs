@@ -21,6 +21,11 @@ pub const KEEP_ALIVE_S: std::ops::RangeInclusive<u64> = 1..=3_600;
 /// out two million of them to one process.
 pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=1 << 20;
 
+/// `--seal-ms`: at least a millisecond; past a minute a live text is not live.
+pub const SEAL_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
+/// `--publish-timeout`: a producer may be gone for up to a week.
+pub const MAX_PUBLISH_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Canonical served directory.
@@ -54,6 +59,8 @@ pub struct Config {
     pub verify_reads: VerifyReads,
     /// First-time index builds at once; more wait their turn.
     pub index_builds: usize,
+    /// `--publish`: live texts may be published, with these settings.
+    pub publish: Option<crate::live::Settings>,
 }
 
 /// `--verify-reads`: which streamed chunks the server hashes again before
@@ -118,6 +125,16 @@ pub enum ConfigError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Cors(#[from] BadOrigin),
+    #[error("--publish needs --auth: only the listed users may publish")]
+    PublishWithoutAuth,
+    #[error("--publish keeps the layouts of live texts in the index directory: drop --no-index-dir")]
+    PublishWithoutIndexDir,
+    #[error("--seal-ms must be between {lo} and {hi} milliseconds, got {0}", lo = SEAL_MS.start(), hi = SEAL_MS.end())]
+    SealMs(u64),
+    #[error("--publish-timeout must be more than 0 and at most 7 days, got {}", humantime::format_duration(*.0))]
+    PublishTimeout(Duration),
+    #[error("--max-publish must be more than 0 bytes")]
+    MaxPublish,
 }
 
 /// The canonical form of a directory to serve or index.

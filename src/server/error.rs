@@ -55,6 +55,23 @@ pub enum ApiError {
     #[error("this server does not answer for host {0:?}; see --allowed-host")]
     HostNotAllowed(String),
 
+    #[error("a file by this name exists; add replace=1 to publish a new version of it")]
+    PublishExists,
+
+    #[error("another producer is publishing to this file now")]
+    ProducerActive,
+
+    #[error(
+        "the server has acknowledged {offset} bytes of this publication; send offset={offset} and the bytes from there"
+    )]
+    OffsetMismatch { offset: u64 },
+
+    #[error("the body is not UTF-8 text; the publication keeps the {offset} bytes before the first invalid one")]
+    NotText { offset: u64 },
+
+    #[error("the publication would pass --max-publish ({max} bytes); it ended as abandoned with {offset} bytes")]
+    TooLarge { offset: u64, max: u64 },
+
     #[error("could not read the file")]
     Io(#[from] std::io::Error),
 
@@ -86,6 +103,7 @@ impl From<TreeError> for ApiError {
     fn from(e: TreeError) -> Self {
         match e {
             TreeError::NotFound => ApiError::NotFound,
+            TreeError::Exists => ApiError::PublishExists,
             TreeError::Io(e) => ApiError::Io(e),
             TreeError::Index(e) => ApiError::Index(e),
             TreeError::Task(e) => ApiError::Task(e),
@@ -119,9 +137,25 @@ impl ApiError {
             ApiError::LinkExpired => "link_expired",
             ApiError::LinkInvalid => "link_invalid",
             ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::PublishExists => "exists",
+            ApiError::ProducerActive => "producer_active",
+            ApiError::OffsetMismatch { .. } => "offset_mismatch",
+            ApiError::NotText { .. } => "not_text",
+            ApiError::TooLarge { .. } => "too_large",
             ApiError::Io(_) => "io_error",
             ApiError::Index(_) => "index_error",
             ApiError::Task(_) | ApiError::Internal(_) | ApiError::Json(_) => "internal_error",
+        }
+    }
+
+    /// The bytes a publication has acknowledged, for the errors a producer
+    /// recovers from.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            ApiError::OffsetMismatch { offset } | ApiError::NotText { offset } | ApiError::TooLarge { offset, .. } => {
+                Some(*offset)
+            }
+            _ => None,
         }
     }
 
@@ -129,6 +163,14 @@ impl ApiError {
     pub fn bad(name: &'static str, reason: impl Into<String>) -> Self {
         ApiError::BadParam { name, reason: reason.into() }
     }
+}
+
+/// An error body with the publication's acknowledged offset.
+#[derive(serde::Serialize)]
+struct WithOffset<'a> {
+    #[serde(flatten)]
+    body: ErrorBody<'a>,
+    offset: u64,
 }
 
 impl ResponseError for ApiError {
@@ -144,6 +186,11 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
             ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::PublishExists | ApiError::ProducerActive | ApiError::OffsetMismatch { .. } => {
+                StatusCode::CONFLICT
+            }
+            ApiError::NotText { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Io(_) | ApiError::Index(_) | ApiError::Task(_) | ApiError::Internal(_) | ApiError::Json(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -174,6 +221,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(ErrorBody::new(self.code(), self.to_string()))
+        let body = ErrorBody::new(self.code(), self.to_string());
+        match self.offset() {
+            // A producer resumes from the offset a publishing error carries.
+            Some(offset) => res.json(WithOffset { body, offset }),
+            None => res.json(body),
+        }
     }
 }

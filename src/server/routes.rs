@@ -15,7 +15,7 @@ use super::peer::PeerFd;
 use super::slots::Slot;
 use super::state::AppState;
 use super::stream::{self, Plan};
-use super::{assets, files};
+use super::{assets, files, live, publish};
 use crate::protocol::limits::MAX_NEED_LEN;
 use crate::protocol::{params, Health, Limits};
 use crate::tls;
@@ -34,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         .service(read_only("/api/manifest").to(manifest))
         .service(read_only("/events").to(events))
         .service(read_only("/events/chunk/{start}/{end}").to(range))
+        .service(
+            web::resource("/api/publish")
+                .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(publish::status))
+                .route(web::route().guard(guard::Any(guard::Post()).or(guard::Put())).to(publish::append))
+                .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) })),
+        )
         .service(read_only("/files/{name:.*}").to(files::serve));
     match web_dir {
         Some(dir) => {
@@ -157,8 +163,11 @@ pub struct StreamQuery {
 /// The whole manifest, from bytes serialized once per index version.
 async fn manifest(state: State, q: web::Query<StreamQuery>) -> Result<HttpResponse, ApiError> {
     let file = resolve(&state, &q)?;
-    let (_, tail) = state.store.manifest(&file).await?;
     let limits = Limits { max_range: state.config.max_range, max_need: MAX_NEED_LEN };
+    if let Some(open) = live_of(&state, &file) {
+        return live::manifest(&file.name, &open, limits);
+    }
+    let (_, tail) = state.store.manifest(&file).await?;
     let parts = manifest::with_name(&file.name, limits, &tail)?;
     let len = parts.iter().map(|p| p.len() as u64).sum();
     let body = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
@@ -173,6 +182,19 @@ struct Admitted {
     resume: Option<u64>,
     rate: Option<u64>,
     slot: Slot,
+}
+
+/// The open live publication `file` is, if any.
+fn live_of(state: &AppState, file: &Resolved) -> Option<Arc<crate::live::Live>> {
+    state.live.as_ref()?.find(file)
+}
+
+/// Step 412 for a live publication: `v` must be its id.
+fn check_live(open: &crate::live::Live, version: Option<&str>) -> Result<(), ApiError> {
+    match version {
+        Some(v) if v != open.id => Err(ApiError::VersionMismatch { requested: v.to_owned(), current: open.id.clone() }),
+        _ => Ok(()),
+    }
 }
 
 /// Step 404: the `file` parameter names a servable file.
@@ -212,7 +234,7 @@ async fn check(state: &AppState, p: Shared<'_>, file: Resolved, slot: Option<Slo
     let index = state.store.get(&file).await?;
     if let Some(v) = version {
         let current = index.version();
-        if v != current {
+        if v != current && index.published_as.as_deref() != Some(v) {
             return Err(ApiError::VersionMismatch { requested: v.to_owned(), current });
         }
     }
@@ -231,6 +253,26 @@ async fn events(state: State, req: HttpRequest, q: web::Query<StreamQuery>) -> R
     let p = shared(&req, &q)?;
     if let Some(head) = head_only(&req) {
         return Ok(head);
+    }
+    if let Some(open) = live_of(&state, &file) {
+        check_live(&open, p.version)?;
+        if need.is_some() {
+            return Err(ApiError::bad("need", "a live publication is refilled through /events/chunk, not `need`"));
+        }
+        let chunks = open.progress().chunks;
+        let start = p.last_id.map(|id| id.saturating_add(1)).or(from).unwrap_or(0);
+        if start > chunks {
+            return Err(ApiError::RangeNotSatisfiable(format!("chunk {start} is not sealed yet ({chunks} so far)")));
+        }
+        let view = live::View {
+            name: file.name,
+            start,
+            until: None,
+            retry_ms: state.config.retry_ms,
+            keep_alive: state.config.keep_alive,
+        };
+        let slot = slot.ok_or(ApiError::Internal("a GET without a stream slot"))?;
+        return live::events(open, view, slot, state.streams.shutdown());
     }
     let c = check(&state, p, file, slot).await?;
     let chunks = c.index.chunks();
@@ -268,9 +310,31 @@ async fn range(
     if let Some(head) = head_only(&req) {
         return Ok(head);
     }
+    if let Some(open) = live_of(&state, &file) {
+        check_live(&open, p.version)?;
+        let from = check_range(start, end, open.progress().chunks, state.config.max_range, p.last_id)?;
+        if from == end {
+            return Ok(HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-cache")).finish());
+        }
+        let view = live::View {
+            name: file.name,
+            start: from,
+            until: Some(end),
+            retry_ms: state.config.retry_ms,
+            keep_alive: state.config.keep_alive,
+        };
+        let slot = slot.ok_or(ApiError::Internal("a GET without a stream slot"))?;
+        return live::events(open, view, slot, state.streams.shutdown());
+    }
+    let last_id = p.last_id;
     let c = check(&state, p, file, slot).await?;
-    let chunks = c.index.chunks();
-    let max = state.config.max_range;
+    let from = check_range(start, end, c.index.chunks(), state.config.max_range, last_id)?;
+    start_stream(&state, &req, c, std::iter::once(from..end).collect(), None)
+}
+
+/// Step 416 of a range request: `start..end` within the `chunks` there are
+/// and at most `max` long; the chunk it starts from (after `Last-Event-ID`).
+fn check_range(start: u64, end: u64, chunks: u64, max: u64, last_id: Option<u64>) -> Result<u64, ApiError> {
     if start >= end {
         return Err(ApiError::RangeNotSatisfiable(format!("empty range {start}..{end}: start must be below end")));
     }
@@ -280,11 +344,11 @@ async fn range(
     if end - start > max {
         return Err(ApiError::RangeNotSatisfiable(format!("{} chunks asked, at most {max} per request", end - start)));
     }
-    let from = c.resume.unwrap_or(start);
+    let from = last_id.map_or(start, |id| id.saturating_add(1));
     if from < start || from > end {
         return Err(ApiError::RangeNotSatisfiable(format!("Last-Event-ID is outside {start}..{end}")));
     }
-    start_stream(&state, &req, c, std::iter::once(from..end).collect(), None)
+    Ok(from)
 }
 
 /// 204 when nothing is left (which stops a browser's EventSource), else the stream.

@@ -12,6 +12,7 @@ use super::config::Config;
 use super::error::ApiError;
 use super::slots::{ConnectionSlots, Slot, Slots};
 use super::stream::Streams;
+use crate::live::Registry;
 use crate::tree::disk::Disk;
 use crate::tree::{catalog_and_store, Catalog, IndexStore};
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub store: Arc<IndexStore>,
     pub slots: Slots,
     pub streams: Streams,
+    /// The open live publications (`--publish`); `None` without it.
+    pub live: Option<Arc<Registry>>,
 }
 
 impl AppState {
@@ -33,7 +36,20 @@ impl AppState {
         let store = Arc::new(store.with_builds(config.index_builds).with_disk(disk.clone()));
         let streams = Streams::new(store.clone(), shutdown, config.verify_reads, disk);
         let slots = Slots::new(config.max_connections);
-        Ok(AppState { config, catalog, store, slots, streams })
+        let live = match (config.publish, store.dir()) {
+            (None, _) => None,
+            (Some(settings), Some(dir)) => {
+                let registry = Registry::open(settings, catalog.clone(), store.clone(), dir.to_owned());
+                registry.start();
+                Some(registry)
+            }
+            (Some(_), None) => {
+                return Err(std::io::Error::other(
+                    "--publish keeps the layouts of live texts in the index directory, and it is not writable",
+                ))
+            }
+        };
+        Ok(AppState { config, catalog, store, slots, streams, live })
     }
 
     /// A slot for a `GET` that will hold a file (503 when none is left),

@@ -116,6 +116,11 @@ impl Streams {
         Streams { store, shutdown, verify, disk }
     }
 
+    /// The shutdown signal, for streams that are not file streams (live).
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
     /// The streaming response for a plan, holding `slot` until it ends.
     pub fn respond(&self, mut plan: Plan, slot: Slot) -> Result<HttpResponse, ApiError> {
         let source = Arc::new(Source {
@@ -172,7 +177,7 @@ pub fn head() -> actix_web::HttpResponseBuilder {
 
 /// `retry:` with per-connection jitter in `[base, 1.5 × base]`, so clients
 /// dropped together by a restart do not all come back in the same instant.
-fn jittered(base: u64) -> u64 {
+pub fn jittered(base: u64) -> u64 {
     base + fastrand::u64(0..=base / 2)
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::error::TreeError;
-use super::root::{FileId, FsRoot, Opened, Want};
+use super::root::{Create, FileId, FsRoot, Opened, Want};
 
 /// A served file or directory, as `GET /api/files?dir=` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +152,22 @@ impl Catalog {
             id: FileId::of(&opened.meta),
             file: Arc::new(opened.file),
             meta: opened.meta,
+        })
+    }
+
+    /// Opens the file a publication writes: `name` checked as
+    /// [`Catalog::resolve`] checks it, its folder opened beneath the root,
+    /// the file itself opened without following a symlink. A name taken
+    /// (for [`Create::New`]) is `Exists`; anything else that fails is
+    /// `NotFound`, as for reading.
+    pub fn writable(&self, name: &str, how: Create) -> Result<Opened, TreeError> {
+        if !is_safe_name(name) {
+            return Err(TreeError::NotFound);
+        }
+        let (parent, leaf) = name.rsplit_once('/').unwrap_or(("", name));
+        self.fs.writable_under(parent, leaf, how).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => TreeError::Exists,
+            _ => TreeError::NotFound,
         })
     }
 

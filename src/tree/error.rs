@@ -10,6 +10,10 @@ pub enum TreeError {
     #[error("no such file")]
     NotFound,
 
+    /// A publication's name is taken by a file (see `Catalog::writable`).
+    #[error("a file by that name exists")]
+    Exists,
+
     #[error("could not read the file")]
     Io(#[from] std::io::Error),
 

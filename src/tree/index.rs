@@ -47,6 +47,10 @@ pub struct FileIndex {
     pub sha256: Hash,
     #[serde(with = "serde_hex::one")]
     pub root: Hash,
+    /// The id a live publication of this file carried (its `version` while
+    /// live), still accepted as `v=` once it is finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_as: Option<String>,
 }
 
 impl FileIndex {
@@ -185,7 +189,16 @@ fn build_pass(file: &mut At<'_>, chunk_size: u32, stamp: Stamp, force_binary: bo
     let Some(sha256) = result else { return Ok(None) };
     let root = root_of(&hashes);
     let kind = if text { Kind::Text } else { Kind::Binary };
-    Ok(Some(FileIndex { stamp: Stamp { size: offset, ..stamp }, kind, chunk_size, offsets, hashes, sha256, root }))
+    Ok(Some(FileIndex {
+        stamp: Stamp { size: offset, ..stamp },
+        kind,
+        chunk_size,
+        offsets,
+        hashes,
+        sha256,
+        root,
+        published_as: None,
+    }))
 }
 
 /// Where a text chunk of at most `cut` bytes ends: at `cut`, or up to three

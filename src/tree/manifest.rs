@@ -77,6 +77,7 @@ mod tests {
             sha256: sha256(text.as_bytes()),
             root: root_of(&hashes),
             hashes,
+            published_as: None,
         }
     }
 

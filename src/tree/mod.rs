@@ -10,6 +10,8 @@
 //!   and the `root`, computed in one pass from the opened descriptor.
 //! - [`store`]: each file's index computed once per version, kept in memory
 //!   and on disk so restarts do not rehash; [`manifest`] writes its JSON once.
+//! - [`published`]: the durable layout of a live publication, which stays
+//!   the finished file's index.
 //! - [`disk`]: how files are read (the real disk, or a test's stand-in), the
 //!   identity a stream trusts its index by, how many builds run at once.
 //! - [`error`]: what all of it can fail with.
@@ -19,6 +21,7 @@ pub mod disk;
 pub mod error;
 pub mod index;
 pub mod manifest;
+pub mod published;
 pub mod root;
 pub mod store;
 

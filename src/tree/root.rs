@@ -248,6 +248,39 @@ impl FsRoot {
     }
 }
 
+/// How [`FsRoot::writable_under`] opens the file a publication appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// A new file: fails with `AlreadyExists` if the name is taken.
+    New,
+    /// A new, empty version of the file, created if absent.
+    Replace,
+    /// The existing file (a publication reopened after a restart).
+    Existing,
+}
+
+impl FsRoot {
+    /// Opens `leaf` for reading and writing in the folder `parent` (a name
+    /// under the root as [`FsRoot::open_under`] takes it; empty: the root),
+    /// never following a symlink at `leaf`. `leaf` must be one plain,
+    /// unhidden component (the catalog checks names as text first).
+    pub fn writable_under(&self, parent: &str, leaf: &str, how: Create) -> io::Result<Opened> {
+        let dir = self.open_under(parent, Want::Dir).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let c = CString::new(leaf).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let base = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+        let flags = base
+            | match how {
+                Create::New => libc::O_CREAT | libc::O_EXCL,
+                Create::Replace => libc::O_CREAT | libc::O_TRUNC,
+                Create::Existing => 0,
+            };
+        // SAFETY: live dirfd and NUL-terminated name; result checked.
+        let fd = owned(unsafe { libc::openat(dir.file.as_raw_fd(), c.as_ptr(), flags, 0o644 as libc::c_uint) })?;
+        let rel = if dir.rel.is_empty() { leaf.to_owned() } else { format!("{}/{leaf}", dir.rel) };
+        checked(File::from(fd), Want::File, rel, None).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
+    }
+}
+
 /// Read-only, never following a final symlink, never blocking on a FIFO,
 /// never becoming our controlling terminal.
 fn open_flags(want: Want) -> libc::c_int {

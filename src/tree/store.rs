@@ -35,6 +35,7 @@ use super::catalog::Resolved;
 use super::disk::{default_index_builds, Disk, RealDisk};
 use super::error::TreeError;
 use super::index::{self, FileIndex, Stamp};
+use super::published;
 use super::root::{FileId, FsRoot};
 use crate::logsafe::Esc;
 use crate::protocol::{hex, root_of, sha256};
@@ -275,6 +276,22 @@ impl IndexStore {
         cached.clone()
     }
 
+    /// Takes `index` as the index of file `id`, reached as `rel`: a live
+    /// publication that just ended, whose chunks are where it sealed them
+    /// (its layout under the index directory says so after a restart; see
+    /// [`super::published`]).
+    pub fn adopt(&self, id: FileId, rel: &str, index: FileIndex) {
+        let cached = Cached::new(index.stamp, rel);
+        let _ = cached.cell.set(Arc::new(index));
+        cached.used.store(self.ticks.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(id, cached);
+    }
+
+    /// The index directory, when indexes persist there.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// Forgets a file's index, e.g. after a chunk no longer matched it while
     /// its stamp did (content rewritten within one mtime tick).
     pub fn evict(&self, id: FileId) {
@@ -290,8 +307,16 @@ impl IndexStore {
         let disk = self.disk_path(id);
         let loaded = {
             let disk = disk.clone();
-            tokio::task::spawn_blocking(move || disk.as_deref().and_then(|d| read_persisted(d, id, stamp, chunk_size)))
-                .await?
+            // A finished live publication is cut where it was sealed, not
+            // where a pass over the file would cut it.
+            let published = self.dir.clone().zip(self.fs.as_ref().map(|fs| fs.path().to_owned()));
+            let rel = file.rel.clone();
+            tokio::task::spawn_blocking(move || {
+                published
+                    .and_then(|(dir, root)| published::finished_index(&dir, &root, &rel, id, stamp, chunk_size))
+                    .or_else(|| disk.as_deref().and_then(|d| read_persisted(d, id, stamp, chunk_size)))
+            })
+            .await?
         };
         if let Some(index) = loaded {
             tracing::debug!(file = %Esc(&file.rel), "index loaded from disk");
