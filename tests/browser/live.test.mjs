@@ -103,7 +103,7 @@ test('a live text grows in the page as it is written; Pause holds it; a reload r
 
 test('a live text without a text name is still read in the page, and an abandoned one says so', async () => {
   // Abandoned: the writer never comes back for --publish-timeout (1 s here).
-  const quick = await startLiveServer({ args: ['--publish-timeout', '1'] });
+  const quick = await startLiveServer({ args: ['--publish-timeout', '1s'] });
   try {
     const name = 'transcript';
     const full = story(6000, 'transcript');

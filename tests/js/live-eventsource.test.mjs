@@ -51,7 +51,9 @@ test('the eventsource package follows a live text through cut connections: every
     });
     await until(() => end !== null, 20000, 'the end event');
     assert.equal(meta.live, true);
-    assert.equal(end.reason, 'complete');
+    // A viewer that reconnects after the end is served the finished file,
+    // whose `end` carries no reason (docs/PROTOCOL.md).
+    assert.ok(end.reason === 'complete' || end.reason === undefined, `ended ${end.reason}`);
     assert.equal(problems, 0, 'every chunk matched its own digest and id');
     assert.ok(cuts >= 3, `${cuts} cuts`);
     assert.deepEqual(ids, [...Array(end.chunks).keys()], 'every chunk once, in order');
