@@ -63,13 +63,15 @@ export async function startLiveServer(o = {}) {
  * One part of a publication: POSTs `text` to `/api/publish` at `offset`
  * (the last answer's), the last part with `end`. Returns the answer
  * (`{file, offset, chunks, state, root}`); throws on any other status.
- * @param {string} base @param {string} name @param {string} text @param {{offset?: number, end?: boolean}} [o]
+ * `replace` starts a finished one over.
+ * @param {string} base @param {string} name @param {string} text @param {{offset?: number, end?: boolean, replace?: boolean}} [o]
  */
 export async function publish(base, name, text, o = {}) {
   const u = new URL('api/publish', base);
   u.searchParams.set('file', name);
   if (o.offset) u.searchParams.set('offset', String(o.offset));
   if (o.end) u.searchParams.set('end', '1');
+  if (o.replace) u.searchParams.set('replace', '1');
   const res = await authFetch(u.href, { method: 'POST', body: text, headers: { 'content-type': 'text/plain; charset=utf-8' } });
   const body = await res.text();
   if (res.status !== 200) throw new Error(`publish ${name} at ${o.offset ?? 0}: ${res.status} ${body}`);
