@@ -2,8 +2,9 @@
 // Screenshots of the page as a person would see it, to judge it side by side
 // with Chrome's downloads page, dufs and miniserve: desktop (1366×800) and
 // phone (390×844), light and dark, with Chinese and emoji names, folders,
-// finished, running and queued downloads, a row's details and a text being
-// read. Writes test-output/screenshots/*.png (not committed).
+// finished, running and queued downloads, a row's details, a text being
+// read, and a live text (`serve --publish`) while it is written and while its
+// writer is away. Writes test-output/screenshots/*.png (not committed).
 //
 //   cargo build --bin chunkcast && node scripts/screenshots.mjs
 //
@@ -14,6 +15,7 @@ import path from 'node:path';
 
 import { launch } from '../tests/browser/chromium.mjs';
 import { REPO, makeRoot, pseudoRandom, startServer } from '../tests/js/helpers.mjs';
+import { PASSWORD, USER, publish, split, story as liveStory } from '../tests/js/publish.mjs';
 
 const OUT = path.join(REPO, 'test-output', 'screenshots');
 mkdirSync(OUT, { recursive: true });
@@ -32,7 +34,12 @@ for (const [dir, files] of Object.entries({ 'Photos 照片': { 'IMG_0001.jpg': 3
   mkdirSync(path.join(root, dir), { recursive: true });
   for (const [n, size] of Object.entries(files)) writeFileSync(path.join(root, dir, n), pseudoRandom(size, 7));
 }
-const srv = await startServer({ root, chunkSize: '64K' });
+// --publish (which needs --auth and an index directory) for the live text.
+const indexDir = path.join(root, '..', `${path.basename(root)}-index`);
+mkdirSync(indexDir, { recursive: true });
+const srv = await startServer({ root, indexDir, chunkSize: '64K', args: ['--publish', '--auth', `${USER}:${PASSWORD}`] });
+const answer = split(liveStory(9000, 'The answer, sentence'), 8);
+let passes = 0;
 const sizes = { desktop: { width: 1366, height: 800 }, phone: { width: 390, height: 844 } };
 try {
   for (const [label, viewport] of Object.entries(sizes)) {
@@ -40,7 +47,7 @@ try {
       // A fresh profile each time: the dark pass must not find the light
       // pass's downloads in storage (they would finish at once, their
       // bandwidth menu disabled).
-      const browser = await launch({ viewport });
+      const browser = await launch({ viewport, httpCredentials: { username: USER, password: PASSWORD } });
       try {
         const page = await browser.context.newPage();
         await page.emulateMedia({ colorScheme: scheme });
@@ -51,11 +58,12 @@ try {
           await page.click(`button[data-file="${n}"]`);
           await page.waitForSelector(`.download[data-name="${n}"][data-state="done"]`, { timeout: 60000 });
         }
-        // A running download, slowed down in its own details.
+        // A running download, slowed down from its first chunk (the pace a
+        // person keeps for new downloads): chosen after the click, a 40 MiB
+        // download over loopback may already be done.
+        await page.evaluate(() => localStorage.setItem('chunkcast.rate', String(1 << 20)));
         await page.click('button[data-file="big-archive.tar"]');
-        await page.click('.download[data-name="big-archive.tar"] .more');
-        await page.selectOption('.download[data-name="big-archive.tar"] select.rate', String(1 << 20));
-        await page.click('.download[data-name="big-archive.tar"] .more');
+        await page.evaluate(() => localStorage.removeItem('chunkcast.rate'));
         await page.click('a[data-open="notes.txt"]');
         await page.waitForTimeout(4000);
         await page.evaluate(() => window.scrollTo(0, 0));
@@ -71,6 +79,28 @@ try {
         await page.click('details[data-menu="Photos 照片/海边 🌊.jpg"] > summary');
         await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-5-menu.png`), fullPage: true });
         await page.close();
+        // A live text: written while it is read, then its writer away.
+        const reader = await browser.context.newPage();
+        await reader.emulateMedia({ colorScheme: scheme });
+        let at = (await publish(srv.url, 'live answer.txt', answer[0], { replace: passes++ > 0 })).offset;
+        await reader.goto(srv.url);
+        await reader.click('a[data-open="live answer.txt"]');
+        await reader.waitForSelector('.download[data-live="live"]');
+        await reader.click('.download .chip[data-pace="1000"]');
+        for (const part of answer.slice(1, 6)) {
+          await reader.waitForTimeout(300);
+          at = (await publish(srv.url, 'live answer.txt', part, { offset: at })).offset;
+        }
+        await reader.waitForTimeout(700);
+        await reader.screenshot({ path: path.join(OUT, `${label}-${scheme}-6-live.png`) });
+        await reader.waitForSelector('.download[data-live="interrupted"]', { timeout: 10000 });
+        await reader.screenshot({ path: path.join(OUT, `${label}-${scheme}-7-interrupted.png`) });
+        await publish(srv.url, 'live answer.txt', answer.slice(6).join(''), { offset: at, end: true });
+        await reader.waitForSelector('.download[data-state="done"]', { timeout: 30000 });
+        await reader.click('.download .chip[data-pace="0"]');
+        await reader.waitForTimeout(500);
+        await reader.screenshot({ path: path.join(OUT, `${label}-${scheme}-8-live-finished.png`) });
+        await reader.close();
       } finally {
         await browser.close();
       }
@@ -79,5 +109,6 @@ try {
 } finally {
   await srv.stop();
   rmSync(root, { recursive: true, force: true });
+  rmSync(indexDir, { recursive: true, force: true });
 }
 console.log(`screenshots in ${path.relative(REPO, OUT)}/`);

@@ -13,7 +13,7 @@
 // to a file that is gone, says so on load.
 
 import { fileHandleSupported, hasWebCrypto } from './chunkcast.js';
-import { DownloadList, HTTP1_STREAMS } from './page/downloads.js';
+import { DownloadList, HTTP1_STREAMS, knownDownloads } from './page/downloads.js';
 import { FileBrowser, isTextName } from './page/files.js';
 import { formatDate } from './page/format.js';
 import { offerResume, showStorage } from './page/offers.js';
@@ -151,13 +151,18 @@ document.documentElement.dataset.sha256 = hasWebCrypto ? 'webcrypto' : 'wasm';
 
 if (link) checkLink(link);
 files.fromUrl().then(() => {
-  // A shared address of a text opens it to read.
+  // A shared address of a text opens it to read; so does a reload while a
+  // live text was followed (it resumes from what this browser stored).
   const file = link ? null : params.get('file');
-  if (file && isTextName(file) && files.entries.some((f) => f.name === file)) downloads.start(file, { read: true });
+  if (file && (isTextName(file) || knownDownloads()[file]?.live) && files.entries.some((f) => f.name === file)) {
+    dropOffer(file);
+    downloads.start(file, { read: true });
+  }
 });
 offerResume({
   section: $('resume-offer'), list: $('resume-text'),
   all: /** @type {HTMLButtonElement} */ ($('resume-offer-yes')), none: /** @type {HTMLButtonElement} */ ($('resume-offer-no')),
   resume: (name, handle) => downloads.start(name, { handle }), told: status, changed: storage,
+  skip: (name) => downloads.rows.has(name),
 }).catch(() => { /* nothing stored, or no storage here */ });
 storage();

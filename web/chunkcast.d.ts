@@ -26,7 +26,19 @@ export interface Manifest {
   max_range?: number;
   /** longest `need=` list the server accepts; MAX_NEED when absent */
   max_need?: number;
+  /** a live text still being written (`serve --publish`): the chunks sealed so far, more to follow */
+  live?: boolean;
+  /** a live text's state: 'live' or 'interrupted' */
+  state?: string;
 }
+
+/**
+ * Where a live text's publication is: its producer writing (`live`), gone
+ * and expected back (`interrupted`), or ended: `complete`, `abandoned` (its
+ * producer never came back; the file is what was sealed), `ended` (the
+ * download did not see how).
+ */
+export type LiveState = 'live' | 'interrupted' | 'complete' | 'abandoned' | 'ended';
 
 export type ErrorCode =
   | 'not_found' | 'changed' | 'server_down' | 'http' | 'protocol' | 'corrupt'
@@ -78,6 +90,8 @@ export interface Progress {
   elapsed: number;
   /** bytes verified from the network / elapsed */
   averageBytesPerSecond: number;
+  /** a live text's state (`size` and `chunks` are what was sealed so far until it ends); null for a file */
+  live: LiveState | null;
 }
 
 /** Where a download keeps verified chunks. */
@@ -141,6 +155,8 @@ export interface DownloadOptions {
   onchunk?: (i: number, status: 'received' | 'verified' | 'failed' | 'refetched' | 'missing') => void;
   onstate?: (state: State, message: string) => void;
   onchanged?: (info: { why: string; oldVersion: string; newVersion: string | null }) => void;
+  /** a live text's publication changed state (its first state is the manifest's `state`) */
+  onlive?: (state: LiveState) => void;
   onerror?: (e: ChunkcastError) => void;
   ondone?: (r: { blob: Blob; manifest: Manifest }) => void;
   log?: (msg: string) => void;
@@ -157,6 +173,8 @@ export declare class Download {
   readonly transportKind: 'worker' | 'eventsource';
   manifest: Manifest | null;
   store: ChunkStore | null;
+  /** a live text's publication, while the download follows one; null for a file */
+  live: { readonly state: LiveState; readonly growing: boolean } | null;
   done: Promise<{ blob: Blob; manifest: Manifest }>;
   blob: Blob | undefined;
   fetchManifest(): Promise<{ m: Manifest; expected: Uint8Array }>;

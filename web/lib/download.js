@@ -39,6 +39,7 @@
 
 import { ChunkcastError, asError, asStorageError } from './errors.js';
 import { ChunkLedger } from './ledger.js';
+import { LiveTail, liveState } from './live.js';
 import { settings } from './options.js';
 import { fetchManifest, span } from './protocol.js';
 import { baseName, saveBlob } from './save.js';
@@ -81,6 +82,8 @@ export class Download {
     this.store = null;
     /** @type {Transport|null} what carries this run's chunks (transport/index.js) */
     this.transport = null;
+    /** @type {LiveTail|null} a live text's publication (live.js): its state, growth and end; null for a file */
+    this.live = null;
     /** @type {import('./state.js').State} the one state; see state.js for the transitions */
     this.state = 'idle';
     this.gen = 0; // bumped on changed/close: work of an older generation is dropped
@@ -167,11 +170,12 @@ export class Download {
     const gen = this.gen;
     this._newRun(m, expected);
     this.manifest = m;
+    this.live = m.live ? new LiveTail(this, liveState(m.state)) : null;
     // The last run's transport served the last open of the store; its news is not this run's.
     this.transport?.close();
     this.transport = null;
     this._setState('opening', 'opening storage');
-    this.store ??= chooseStore(m.name, m.size, this.opts);
+    this.store ??= chooseStore(m.name, m.size, this.opts, !!m.live);
     const store = await openStore(m, this.store, this.opts, (s) => this._log(s));
     this.store = store.store;
     if (gen !== this.gen) return;
@@ -202,7 +206,8 @@ export class Download {
     let t = null;
     t = openTransport(want, {
       manifest: m,
-      expected: ledger.expected,
+      get expected() { return ledger.expected; }, // a live text's grows
+      extend: (ev) => this.live?.extend(ev) ?? false,
       store: /** @type {ChunkStore} */ (this.store),
       isVerified: (i) => ledger.isVerified(i),
       notice: (n) => { if (t === this.transport) this._notice(n); },
@@ -262,7 +267,7 @@ export class Download {
 
   /** @returns {Progress} */
   progress() {
-    return this.ledger.progress(this.name, this.state);
+    return this.ledger.progress(this.name, this.state, this.live?.state ?? null);
   }
 
   /** Every chunk is verified: prove the whole, then hand out the result. */

@@ -36,6 +36,8 @@ import { nowMs } from './stats.js';
  * @property {number} percent
  * @property {number} elapsed  seconds since the download (re)started
  * @property {number} averageBytesPerSecond  bytes verified from the network / elapsed
+ * @property {import('./live.js').LiveState|null} live  a live text's state (live.js): `size` and
+ *   `chunks` are what was sealed so far while it is `live` or `interrupted`; null for a file
  */
 
 /** How far back the speed looks, in ms. */
@@ -54,6 +56,11 @@ export class ChunkLedger {
   /** @type {{t: number, b: number}[]} recent (time, bytes verified) samples for the speed; at most a window's worth */ samples = [];
   /** when the network part started (see startClock) */ startedAt = nowMs();
   /** @type {number|null} when the download was done */ finishedAt = null;
+  /** @type {{expected: Uint8Array, status: Uint8Array, digests: Uint8Array, failures: Uint8Array}} the buffers, `room` chunks each */ bufs;
+  /** @type {Uint8Array} the manifest's digests (for a live chunk, its event's), 32 bytes per chunk */ expected;
+  /** @type {Uint8Array} a {@link CHUNK} state per chunk */ status;
+  /** @type {Uint8Array} the digests we computed, 32 bytes per chunk: they must hash to the manifest's root */ digests;
+  /** @type {Uint8Array} failed verifications per chunk (at most 255) */ failures;
 
   /**
    * @param {Manifest|null} m  null before the manifest is known (everything is zero)
@@ -63,14 +70,77 @@ export class ChunkLedger {
   constructor(m, expected, o) {
     this.m = m;
     this.chunks = m?.chunks ?? 0;
-    this.expected = expected;
     this.o = o;
-    /** a {@link CHUNK} state per chunk */
-    this.status = new Uint8Array(this.chunks);
-    /** the digests we computed, 32 bytes per chunk: they must hash to the manifest's root */
-    this.digests = new Uint8Array(this.chunks * 32);
-    /** failed verifications per chunk (at most 255) */
-    this.failures = new Uint8Array(this.chunks);
+    /**
+     * More chunks may come (a live text, see live.js): the download is not
+     * complete when every chunk known is verified, and the arrays grow.
+     */
+    this.growing = !!m?.live;
+    // The arrays below are views of buffers with room to grow (a live text
+    // adds a chunk at a time; copying them each time would cost O(n²)).
+    this.room = this.chunks;
+    this._buffers(expected, new Uint8Array(this.chunks), new Uint8Array(this.chunks * 32), new Uint8Array(this.chunks));
+  }
+
+  /**
+   * Sets the buffers (`room` chunks each) and the views of their first `chunks`.
+   * @param {Uint8Array} expected @param {Uint8Array} status @param {Uint8Array} digests @param {Uint8Array} failures
+   */
+  _buffers(expected, status, digests, failures) {
+    this.bufs = { expected, status, digests, failures };
+    const n = this.chunks;
+    this.expected = expected.subarray(0, n * 32);
+    this.status = status.subarray(0, n);
+    this.digests = digests.subarray(0, n * 32);
+    this.failures = failures.subarray(0, n);
+  }
+
+  /** Room for `n` chunks, then `n` chunks. @param {number} n */
+  _resize(n) {
+    const b = this.bufs;
+    if (n > this.room) {
+      this.room = Math.max(n, 2 * this.room, 64);
+      const copy = (/** @type {Uint8Array} */ a, /** @type {number} */ per) => { const x = new Uint8Array(this.room * per); x.set(a); return x; };
+      this.chunks = n;
+      this._buffers(copy(b.expected, 32), copy(b.status, 1), copy(b.digests, 32), copy(b.failures, 1));
+    } else {
+      this.chunks = n;
+      this._buffers(b.expected, b.status, b.digests, b.failures);
+    }
+  }
+
+  /**
+   * One more chunk, sealed after those known (a live text): missing, its
+   * digest `digest`. The manifest has grown already (live.js).
+   * @param {Uint8Array} digest
+   */
+  grow(digest) {
+    const i = this.chunks;
+    this._resize(i + 1);
+    this.expected.set(digest, i * 32);
+  }
+
+  /**
+   * The finished file's digests replace the live ones (live.js): chunks
+   * past those known are missing; a verified chunk whose digest differs is
+   * missing again (the stream's digest was the only one it was checked
+   * against). No more chunks come. Returns how many were verified and differ.
+   * @param {Uint8Array} expected  32 bytes per chunk, at least as many as known
+   */
+  adopt(expected) {
+    this._resize(expected.length / 32);
+    this.expected.set(expected);
+    this.growing = false;
+    let differ = 0;
+    for (let i = 0; i < this.chunks; i++) {
+      if (this.status[i] !== CHUNK.VERIFIED || equal32(this.digests.subarray(i * 32, i * 32 + 32), expected, i)) continue;
+      this.status[i] = CHUNK.MISSING;
+      this.verified--;
+      this.bytesVerified -= this.span(i).len;
+      this.o.onchunk?.(i, 'missing');
+      differ++;
+    }
+    return differ;
   }
 
   /** @param {number} i */
@@ -83,9 +153,9 @@ export class ChunkLedger {
     return this.status[i] === CHUNK.VERIFIED;
   }
 
-  /** Every chunk is verified. */
+  /** Every chunk is verified, and no more will come. */
   complete() {
-    return this.verified === this.chunks;
+    return !this.growing && this.verified === this.chunks;
   }
 
   /**
@@ -189,10 +259,10 @@ export class ChunkLedger {
   }
 
   /**
-   * @param {string} name @param {string} state
+   * @param {string} name @param {string} state @param {import('./live.js').LiveState|null} [live]
    * @returns {Progress}
    */
-  progress(name, state) {
+  progress(name, state, live = null) {
     const m = this.m;
     const now = nowMs();
     const net = this.bytesVerified;
@@ -219,10 +289,11 @@ export class ChunkLedger {
       bytesReceived: this.bytesReceived,
       reconnects: this.reconnects,
       bytesPerSecond: speed,
-      eta: left <= 0 ? 0 : speed > 0 ? left / speed : null,
+      eta: this.growing ? null : left <= 0 ? 0 : speed > 0 ? left / speed : null,
       percent: size ? (100 * this.bytesVerified) / size : m ? 100 : 0,
       elapsed,
       averageBytesPerSecond: elapsed > 0 ? fresh / elapsed : 0,
+      live,
     };
   }
 }

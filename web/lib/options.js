@@ -35,6 +35,9 @@
  * @property {(i: number, status: 'received'|'verified'|'failed'|'refetched'|'missing') => void} [onchunk]
  * @property {(state: string, message: string) => void} [onstate]
  * @property {(info: {why: string, oldVersion: string, newVersion: string|null}) => void} [onchanged]
+ * @property {(state: import('./live.js').LiveState) => void} [onlive]  a live text's publication changed
+ *   state: `interrupted` (its producer went away), `live` (back), and at its end `complete`,
+ *   `abandoned` or `ended` (see live.js); the manifest's first state is in `manifest.state`
  * @property {(e: ChunkcastError) => void} [onerror]
  * @property {(r: {blob: Blob, manifest: Manifest}) => void} [ondone]
  * @property {(msg: string) => void} [log]

@@ -42,6 +42,9 @@ export function runs(n, pick) {
  * @property {number} [maxRange]   the manifest's `max_range`: caps `batch` (protocol.js's MAX_RANGE when absent)
  * @property {number} [maxNeed]    the manifest's `max_need`: caps a `need` list (protocol.js's MAX_NEED when absent)
  * @property {boolean} busy       received chunks are still waiting to be verified
+ * @property {boolean} [tail]     more chunks will follow the last one (a live text, see
+ *   live.js): the stream stays open, from the first missing chunk or past the last, and
+ *   failed chunks are refilled while it runs
  */
 
 /**
@@ -69,7 +72,7 @@ export function plan(status, now) {
   const n = status.length;
   /** @type {[number, number][]} */
   const ranges = [];
-  if (!now.streaming) {
+  if (!now.streaming || now.tail) {
     const room = Math.max(0, now.parallel - now.ranges);
     const batch = Math.max(1, Math.min(now.batch, now.maxRange ?? MAX_RANGE));
     for (let i = 0; i < n && ranges.length < room; i++) {
@@ -81,6 +84,13 @@ export function plan(status, now) {
     }
   }
   if (now.streaming || now.busy) return { ranges, stream: null, stuck: false };
+  if (now.tail) {
+    // A live stream serves no `need=`: it runs from the first missing chunk
+    // (copies of verified ones after it are dropped), or waits past the last.
+    let first = status.indexOf(CHUNK.MISSING);
+    if (first < 0) first = n;
+    return { ranges, stream: first > 0 ? { first, from: first } : { first }, stuck: false };
+  }
   const gaps = runs(n, (i) => status[i] === CHUNK.MISSING);
   if (gaps.length === 0) {
     const inFlight = now.ranges > 0 || ranges.length > 0;

@@ -45,6 +45,9 @@ export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
  * @property {number[]} [offsets]
  * @property {number} [max_range]  most chunks per range request (the server's --max-range); {@link MAX_RANGE} when absent
  * @property {number} [max_need]   longest `need=` list the server accepts; {@link MAX_NEED} when absent
+ * @property {boolean} [live]  a live text still being written (docs/PROTOCOL.md "Live text"): the
+ *   chunks sealed so far; more follow on the stream (see live.js)
+ * @property {string} [state]  a live text's state: `live` or `interrupted`
  */
 
 /**

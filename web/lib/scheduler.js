@@ -7,6 +7,7 @@
 
 import { ChunkcastError, asError } from './errors.js';
 import { CHUNK, plan } from './plan.js';
+import { LIVE_STALL_MS, liveState } from './live.js';
 import { maxLineFor } from './sse.js';
 import { LIVE } from './state.js';
 
@@ -28,7 +29,8 @@ import { LIVE } from './state.js';
  * @property {(state: import('./state.js').State, message?: string) => void} _setState
  * @property {(path: string, q: Record<string, string|number|undefined>) => string} _url
  * @property {(msg: string) => void} _log
- * @property {() => Promise<{m: Manifest}>} fetchManifest
+ * @property {() => Promise<{m: Manifest, expected: Uint8Array}>} fetchManifest
+ * @property {import('./live.js').LiveTail|null} live  a live text's publication (live.js), else null
  * @property {(err: ChunkcastError) => void} _fatal
  * @property {(why: string, fresh: Manifest|null) => Promise<void>} _changed
  * @property {() => Promise<void>} _finish  every chunk is verified
@@ -91,7 +93,7 @@ export class Scheduler {
     if (this.retryTimer) return;
     const next = plan(this.dl.ledger.status, {
       streaming: !!this.es, ranges: this.ranges.size, parallel: this.dl.set.parallel, batch: this.batch,
-      maxRange: m.max_range, maxNeed: m.max_need, busy,
+      maxRange: m.max_range, maxNeed: m.max_need, busy, tail: !!this.dl.live?.growing,
     });
     for (const [a, b] of next.ranges) this._range(a, b);
     // Nothing missing, nothing in flight, yet not all verified: cannot happen; re-plan.
@@ -131,14 +133,31 @@ export class Scheduler {
         this.armStall();
         this.esFailures = 0;
         return;
-      case 'meta':
+      case 'meta': {
         this.armStall();
+        const live = this.dl.live;
+        if (live?.growing && ev.version !== null) {
+          // The server answers: waiting on a quiet producer is no failure.
+          this.attempt = 0;
+          this.esFailures = 0;
+          // A publication that ended meanwhile is served as the finished file.
+          if (ev.version !== m.version && !ev.live) { live.ended(null, null); return; }
+          const st = liveState(ev.state);
+          if (st) live.set(st);
+        }
         if (ev.version !== null && ev.version !== m.version) this.dl._changed('the stream announced another version', null);
         return;
+      }
+      case 'live': {
+        const st = liveState(ev.state);
+        if (st) this.dl.live?.set(st);
+        return;
+      }
       case 'end':
         this.closeStream();
         this.dl._log('stream ended');
-        this.pump();
+        if (this.dl.live?.growing) this.dl.live.ended(ev.end ?? null, null);
+        else this.pump();
         return;
       case 'changed':
         this.closeStream();
@@ -182,7 +201,7 @@ export class Scheduler {
     // A paced stream may legitimately be silent for a whole chunk's time
     // (keep-alive comments are invisible to EventSource).
     const paced = this.rate && m ? (2 * m.chunk_size * 1000) / this.rate + 1000 : 0;
-    const ms = Math.max(this.dl.set.stallTimeout, paced);
+    const ms = Math.max(this.dl.set.stallTimeout, paced, this.dl.live?.growing ? LIVE_STALL_MS : 0);
     this.stallTimer = setTimeout(() => {
       if (!this.es) return;
       this.dl._log(`no event for ${ms} ms: reopening`);
@@ -205,8 +224,11 @@ export class Scheduler {
     // Paused, closed or failed meanwhile: the answer no longer matters.
     const stale = () => gen !== this.dl.gen || !LIVE.has(this.dl.state);
     try {
-      const { m } = await this.dl.fetchManifest();
+      const fresh = await this.dl.fetchManifest();
+      const { m } = fresh;
       if (stale()) return;
+      // A live text that ended: the stream had nothing more (204).
+      if (this.dl.live?.growing && !m.live) return this.dl.live.ended(null, fresh);
       if (m.version !== this.dl.manifest?.version) return this.dl._changed('the manifest has a new version', m);
       this._retryAfterCheck(why);
     } catch (e) {
@@ -273,7 +295,9 @@ export class Scheduler {
     // Let the chunks already received be verified before judging what is missing.
     await this.dl.transport?.idle();
     if (gen !== this.dl.gen) return;
-    for (let i = a; i < b; i++) if (status[i] === CHUNK.INFLIGHT) status[i] = CHUNK.QUEUED;
+    // Read again: a live text's ledger may have grown into new arrays meanwhile.
+    const now = this.dl.ledger.status;
+    for (let i = a; i < b; i++) if (now[i] === CHUNK.INFLIGHT) now[i] = CHUNK.QUEUED;
     if (broken) return this.dl._fatal(broken);
     if (failure === 'changed') return this.dl._changed('the range endpoint refused the version (412)', null);
     if (failure === 'gone') return this.dl._fatal(new ChunkcastError('not_found', `${this.dl.name} is no longer on the server`, { status: 404 }));

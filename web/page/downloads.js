@@ -32,12 +32,15 @@ export function keepRate(rate) {
   if (rate > 0) localStorage.setItem(RATE_KEY, String(rate)); else localStorage.removeItem(RATE_KEY);
 }
 
-/** What the page knows of downloads that may be unfinished in storage: chunk sizes, for percentages. */
+/**
+ * What the page knows of downloads that may be unfinished in storage: chunk
+ * sizes, for percentages, and whether it is a live text (resumed on reload).
+ */
 export function knownDownloads() {
-  try { return /** @type {Record<string, {chunkSize: number}>} */ (JSON.parse(localStorage.getItem(KNOWN_KEY) || '{}')); } catch { return {}; }
+  try { return /** @type {Record<string, {chunkSize: number, live?: boolean}>} */ (JSON.parse(localStorage.getItem(KNOWN_KEY) || '{}')); } catch { return {}; }
 }
 
-/** @param {string} name @param {{chunkSize: number}|null} info */
+/** @param {string} name @param {{chunkSize: number, live?: boolean}|null} info */
 export function remember(name, info) {
   const all = knownDownloads();
   if (info) all[name] = info; else delete all[name];

@@ -47,6 +47,25 @@ export function retryDeadline(message) {
   return m ? performance.now() + Number(m[1]) * 1000 : null;
 }
 
+/** A live text's badge: a word or two. @type {Record<string, string>} */
+const LIVE_BADGE = { live: 'Live', interrupted: 'Interrupted — waiting for the writer', complete: 'Finished', abandoned: 'Abandoned', ended: 'Ended' };
+
+/** A live text's state as its badge says it. @param {string} live */
+export function liveBadge(live) {
+  return LIVE_BADGE[live] ?? live;
+}
+
+/**
+ * What a live text's row says of its download while it follows the writer:
+ * nothing while it is under way (its badge says it all), else null for the
+ * download's own words (paused, reconnecting, an error...).
+ * @param {string} state  the download's @param {string} live  the publication's
+ */
+export function liveText(state, live) {
+  if (!['connecting', 'resuming', 'streaming', 'refilling'].includes(state)) return null;
+  return live === 'live' || live === 'interrupted' ? '' : null;
+}
+
 /**
  * One sentence for a state. The library's own message is shown as it is
  * (never re-capitalised: it may start with a file name).

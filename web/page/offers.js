@@ -12,12 +12,13 @@ import { plural } from './format.js';
 /**
  * Fills `#resume-offer` with one line per stored download.
  * @param {{section: HTMLElement, list: HTMLElement, all: HTMLButtonElement, none: HTMLButtonElement,
- *   resume: (name: string, handle?: FileSystemFileHandle) => void, told: (text: string) => void, changed: () => void}} o
+ *   resume: (name: string, handle?: FileSystemFileHandle) => void, told: (text: string) => void, changed: () => void,
+ *   skip?: (name: string) => boolean}} o  `skip`: already resumed (a live text the page reopened)
  */
 export async function offerResume(o) {
   const known = knownDownloads();
   /** @type {{name: string, chunks: number, size: number, into?: string}[]} */
-  const stored = await listStored();
+  const stored = (await listStored()).filter((s) => !o.skip?.(s.name));
   // Downloads into a picked file: the file holds the chunks, IndexedDB the handle.
   for (const h of await listHandles()) {
     if (!stored.some((s) => s.name === h.name)) stored.push({ name: h.name, chunks: h.written.length, size: h.size, into: h.handle.name });
@@ -49,7 +50,8 @@ export async function offerResume(o) {
     li.dataset.name = s.name;
     li.dataset.chunks = String(s.chunks);
     const text = document.createElement('span');
-    const complete = !s.into && chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
+    // A live text's stored size is what was written when it was opened: never "finished" by it.
+    const complete = !s.into && !known[s.name]?.live && chunkSize > 0 && s.chunks >= Math.ceil(s.size / chunkSize);
     li.dataset.complete = String(complete);
     text.textContent = complete
       ? `“${s.name}”: finished (${formatBytes(s.size)}), not saved yet: Save checks it and hands it to your downloads. `
@@ -82,7 +84,7 @@ export async function offerResume(o) {
   o.section.hidden = !stored.length;
   // One download: its own Resume and Discard say it all.
   if (o.all.parentElement) o.all.parentElement.hidden = stored.length < 2;
-  const allDone = stored.every((s) => s.into === undefined && (known[s.name]?.chunkSize || 0) > 0 && s.chunks >= Math.ceil(s.size / known[s.name].chunkSize));
+  const allDone = stored.every((s) => s.into === undefined && !known[s.name]?.live && (known[s.name]?.chunkSize || 0) > 0 && s.chunks >= Math.ceil(s.size / known[s.name].chunkSize));
   o.all.textContent = stored.length > 1 ? `Resume all ${stored.length}` : allDone ? 'Save it' : 'Resume download';
   o.all.onclick = () => {
     o.section.hidden = true;

@@ -13,6 +13,7 @@ import { clearStored, Download, FileHandleStore, formatBytes, RUNNING, sha256, T
 import { ChunkMap } from './chunk-map.js';
 import { defaultRate, keepRate, RELEASE_AFTER_SAVE_MS, remember } from './downloads.js';
 import { formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
+import { isGrowing, liveLine, liveStats, markLive } from './live.js';
 import { Meter } from './meter.js';
 import { PACES, TextView } from './text-view.js';
 
@@ -39,6 +40,8 @@ export class Row {
     this.outcome = null;
     /** @type {number|null} */
     this.retryAt = null;
+    /** @type {string|null} a live text's state (live.js), null for a file */
+    this.live = null;
     this.released = false;
     this.saved = false;
     this.toldReconnecting = -Infinity;
@@ -189,6 +192,7 @@ export class Row {
       onstate: (state, message) => this.onState(state, message),
       onprogress: (p) => this.showProgress(p),
       onchunk: (i, s) => this.map.set(i, s),
+      onlive: (s) => this.showLive(s),
       ontext: (piece) => this.text.push(piece),
       onerror: (e) => this.onError(e),
     });
@@ -205,7 +209,7 @@ export class Row {
     this.state = /** @type {import('../chunkcast.js').State} */ (state);
     this.el.dataset.state = this.outcome ?? state;
     this.retryAt = WAITING.has(state) ? retryDeadline(message) : null;
-    this.say(stateText(state, message, this.retryAt));
+    this.say(liveLine(state, this.live) ?? stateText(state, message, this.retryAt));
     if (state === 'connecting' || state === 'resuming') this.meter.reset(performance.now(), d.progress().bytesVerified);
     this.setButtons();
     // Out of the live states, the last speed and ETA no longer hold.
@@ -214,9 +218,11 @@ export class Row {
       this.map.reset(d.manifest.chunks);
       this.el.dataset.kind = d.manifest.kind;
       this.q('.read').hidden = d.manifest.kind !== 'text' || this.reading;
+      // A live text is followed to be read, as it is written.
+      if (d.manifest.live) { this.openReader(); this.showLive(d.manifest.state ?? 'live'); }
     }
     if (state === 'streaming' && d.store?.persistent) {
-      remember(this.name, { chunkSize: d.manifest?.chunk_size ?? 0 });
+      remember(this.name, { chunkSize: d.manifest?.chunk_size ?? 0, live: !!this.live });
       this.list.o.onStorageChange();
     }
     if (RUNNING.has(/** @type {any} */ (was)) && !RUNNING.has(this.state)) this.list.next();
@@ -227,6 +233,14 @@ export class Row {
       if (state === 'reconnecting') this.toldReconnecting = performance.now();
       this.list.o.announce(`${this.name}: ${stateText(state, '', null)}`);
     }
+  }
+
+  /** A live text's publication changed state (or was first read). @param {string} live */
+  showLive(live) {
+    this.live = live;
+    markLive(this.el, live);
+    const line = liveLine(this.state, live);
+    if (line) this.say(line);
   }
 
   /** Called every second: the speed falls during a stall, the countdown counts. */
@@ -247,6 +261,8 @@ export class Row {
     let parts;
     if (this.state === 'done') {
       parts = [formatBytes(p.size), 'verified'];
+    } else if (isGrowing(this.live)) {
+      parts = [liveStats(p, live && speed !== null ? formatSpeed(speed) : null)];
     } else {
       parts = [formatPercent(p.percent), `${formatBytes(p.bytesVerified)} of ${formatBytes(p.size)}`];
       if (live) parts.push(speed === null ? '— B/s' : formatSpeed(speed), `ETA ${formatEta(eta)}`);
@@ -316,7 +332,7 @@ export class Row {
       // One click to disk: the verified file goes to the browser's downloads.
       await this.save();
     } else {
-      this.say('Save puts a copy in your downloads.');
+      this.say(`${this.live === 'abandoned' ? 'Its writer stopped: this is what was written. ' : ''}Save puts a copy in your downloads.`);
     }
     this.setButtons();
     this.list.o.onStorageChange();

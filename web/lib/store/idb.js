@@ -27,6 +27,8 @@ export class IdbStore {
     /** @type {Promise<void>} the chain of write transactions */
     this.writing = Promise.resolve();
     this.writingBytes = 0; // handed to a transaction, not yet committed
+    /** @type {any} the pending chunks' write, due in LINGER_MS */
+    this.timer = null;
     /** @type {unknown} the first failed write: every later put or flush reports it */
     this.failed = null;
   }
@@ -47,11 +49,14 @@ export class IdbStore {
     const info = await idbDone(tx.objectStore('files').get(this.key));
     const range = idbRange(this.key);
     const out = new Map();
-    this.staleVersion = info && info.version !== m.version ? info.version : null;
-    if (!info || info.version !== m.version) {
-      tx.objectStore('chunks').delete(range);
-      tx.objectStore('files').put({ version: m.version, size: m.size, name: m.name }, this.key);
-    } else {
+    // A live text's chunks stay when it has finished meanwhile (its version
+    // changes at the end): the ledger keeps those whose digests the finished
+    // manifest lists, as always.
+    const same = info && (info.version === m.version || (info.live && m.kind === 'text'));
+    this.staleVersion = info && !same ? info.version : null;
+    if (!same) tx.objectStore('chunks').delete(range);
+    if (!same || info.version !== m.version) tx.objectStore('files').put({ version: m.version, size: m.size, name: m.name, live: !!m.live }, this.key);
+    if (same) {
       /** @type {{i: number, digest: Uint8Array}[]} */
       const recs = await idbDone(tx.objectStore('chunks').getAll(range));
       for (const r of recs) out.set(r.i, r.digest);
@@ -71,11 +76,16 @@ export class IdbStore {
     if (this.failed) throw asStorageError(this.failed, 'writing to IndexedDB');
     for (const it of items) { this.pending.push(it); this.pendingBytes += it.bytes.length; }
     if (this.pendingBytes >= IdbStore.BATCH) this._write();
+    // A slow stream (a live text, a paced one) still reaches the disk
+    // promptly, so a reload finds it.
+    else if (!this.timer) this.timer = setTimeout(() => { this.timer = null; this._write(); }, IdbStore.LINGER_MS);
     if (this.writingBytes > IdbStore.HIGH_WATER) return this.writing;
   }
 
   /** Hands the pending chunks to a transaction, after the ones before it. */
   _write() {
+    clearTimeout(this.timer);
+    this.timer = null;
     const batch = this.pending;
     const bytes = this.pendingBytes;
     this.pending = [];
@@ -120,6 +130,7 @@ export class IdbStore {
   }
 
   async discard() {
+    clearTimeout(this.timer);
     this.pending = [];
     this.pendingBytes = 0;
     await this.writing;
@@ -135,5 +146,7 @@ export class IdbStore {
 }
 /** Bytes of chunks written per IndexedDB transaction. */
 IdbStore.BATCH = 8 << 20;
+/** Longest a verified chunk waits for its batch before it is written, in ms. */
+IdbStore.LINGER_MS = 250;
 /** Bytes handed to transactions and not yet committed before `put` makes the caller wait. */
 IdbStore.HIGH_WATER = 32 << 20;

@@ -35,14 +35,19 @@ import { OpfsStore } from './opfs.js';
 
 /**
  * The store for a file of `size` bytes: memory up to `memoryLimit`, else OPFS,
- * else IndexedDB, else memory.
+ * else IndexedDB, else memory. A live text (`live`, see live.js) has no size
+ * yet and is followed to be read: IndexedDB, which keeps each chunk as its
+ * own record and so grows a chunk at a time (the OPFS store's record is
+ * sized by the manifest when it opens), so a reload resumes it; else memory.
  * @param {string} name @param {number} size
  * @param {{store?: string|ChunkStore, memoryLimit?: number}} opts
+ * @param {boolean} [live]
  * @returns {ChunkStore}
  */
-export function chooseStore(name, size, opts) {
+export function chooseStore(name, size, opts, live = false) {
   const want = opts.store ?? 'auto';
   if (typeof want === 'object') return want;
+  if (live) return want !== 'memory' && IdbStore.supported() ? new IdbStore(name) : new MemoryStore();
   const limit = opts.memoryLimit ?? 32 << 20;
   if (want === 'memory' || (want === 'auto' && size <= limit)) return new MemoryStore();
   if ((want === 'auto' || want === 'opfs') && OpfsStore.supported()) return new OpfsStore(name);

@@ -66,7 +66,7 @@ export class EventSourceTransport {
     let open = true;
     const on = (/** @type {import('./interface.js').StreamEvent|null} */ ev) => { if (open && ev) o.on(ev); };
     es.onopen = () => on({ type: 'open' });
-    for (const type of ['meta', 'end']) es.addEventListener(type, (/** @type {MessageEvent} */ e) => on(serverEvent(type, e.data)));
+    for (const type of ['meta', 'end', 'state']) es.addEventListener(type, (/** @type {MessageEvent} */ e) => on(serverEvent(type, e.data)));
     es.addEventListener('chunk', (/** @type {MessageEvent} */ e) => {
       if (!open) return;
       if (this.stats) {
@@ -220,6 +220,8 @@ export class EventSourceTransport {
       return null;
     }
     const i = ev.i;
+    // Past the chunks known: a live text's next sealed chunk grows the manifest (live.js).
+    if (Number.isInteger(i) && i >= m.chunks) this.host.extend?.(ev);
     if (!Number.isInteger(i) || i < 0 || i >= m.chunks) {
       this.host.log(`chunk number ${i} is out of range`);
       return null;

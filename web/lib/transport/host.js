@@ -64,7 +64,7 @@ export class TransportHost {
         if (ev.type === 'chunk') { sink?.chunk(ev.data); return; }
         const event = serverEvent(ev.type, ev.data);
         if (!event) return;
-        if (event.type === 'meta') { say(event); return; }
+        if (event.type === 'meta' || event.type === 'live') { say(event); return; }
         src.close(); // the response ends here (`end`, `error`); no reconnect
         last(event);
       },

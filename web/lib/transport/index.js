@@ -23,7 +23,10 @@ export function openTransport(want = 'auto', host, o) {
   // EventSource (145 against 121 MB/s, 256 MiB, scripts/bench-browser.mjs on
   // 2 cores) and leaves the page's main thread nearly idle; EventSource is
   // the reference, always selectable.
-  const worker = want === 'worker' || (want === 'auto' && !o.own) ? WorkerTransport.on(host) : null;
-  if (!worker && want === 'worker') host.log(`the worker transport needs the OPFS store (a secure context with OPFS), not ${host.store.kind}; using EventSource`);
+  // A live text's manifest grows as chunks are sealed (live.js); the worker's
+  // sink verifies against the digests it was given when it opened.
+  const worker = !host.manifest.live && (want === 'worker' || (want === 'auto' && !o.own)) ? WorkerTransport.on(host) : null;
+  if (!worker && want === 'worker') host.log(host.manifest.live ? 'a live text grows as it is read, which the worker transport cannot follow; using EventSource'
+    : `the worker transport needs the OPFS store (a secure context with OPFS), not ${host.store.kind}; using EventSource`);
   return worker ?? new EventSourceTransport(host, o);
 }

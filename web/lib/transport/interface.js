@@ -23,15 +23,19 @@ import { isChangeCode, parseServerError } from '../protocol.js';
  * What happened to an event stream, in order:
  * - `open`: the stream is open (again, after a drop);
  * - `data`: a chunk event arrived (the stream is alive); its chunk comes as a notice;
- * - `meta`: the version the stream announces (null when unreadable);
- * - `end`: every chunk asked for was sent, or none was left (204);
+ * - `meta`: the version the stream announces (null when unreadable), and for a
+ *   live text (live.js) `live` and its `state`;
+ * - `live`: a live text's producer went away or came back (`event: state`);
+ * - `end`: every chunk asked for was sent, or none was left (204); `end` is
+ *   the event's data when it came with one (a live text's says why it ended);
  * - `changed`: the server's `event: error` with code `changed` or `corrupt`;
  * - `error`: the server's `event: error` with any other code;
  * - `drop`: the connection dropped; the transport reconnects with Last-Event-ID;
  * - `closed`: closed for good, by a status other than 200 or 204 (0 when unknown);
  * - `broken`: the server broke the protocol (an unbounded line): no retry helps.
  * After `end`, `changed`, `error`, `closed` and `broken` nothing more comes from it.
- * @typedef {{type: 'open'} | {type: 'data'} | {type: 'meta', version: string|null} | {type: 'end'}
+ * @typedef {{type: 'open'} | {type: 'data'} | {type: 'meta', version: string|null, live?: boolean, state?: string}
+ *   | {type: 'live', state: string} | {type: 'end', end?: {chunks: number, root: string, reason?: string}|null}
  *   | {type: 'changed', message: string} | {type: 'error', code: string, message: string}
  *   | {type: 'drop', message: string} | {type: 'closed', status: number, message: string}
  *   | {type: 'broken', message: string}} StreamEvent
@@ -101,8 +105,11 @@ import { isChangeCode, parseServerError } from '../protocol.js';
  * What a transport needs of the download, given when it is made.
  * @typedef {Object} TransportHost
  * @property {Manifest} manifest
- * @property {Uint8Array} expected  the manifest's digests, 32 bytes per chunk
+ * @property {Uint8Array} expected  the manifest's digests, 32 bytes per chunk (read it each time: a live
+ *   text's grows)
  * @property {ChunkStore} store  open for this manifest
+ * @property {(ev: {i: number, off: number, len: number, sha256: string}) => boolean} [extend]  a chunk event
+ *   past the manifest's chunks: whether it is a live text's next sealed chunk, now in the manifest (live.js)
  * @property {(i: number) => boolean} isVerified  chunk `i` is verified already (a copy is dropped)
  * @property {(n: Notice) => void} notice
  * @property {(e: ChunkcastError) => void} fail  storing failed: the download cannot go on
@@ -117,14 +124,20 @@ import { isChangeCode, parseServerError } from '../protocol.js';
  * @returns {StreamEvent|null}  null for a type the protocol does not name
  */
 export function serverEvent(type, data) {
-  if (type === 'end') return { type: 'end' };
+  if (type === 'end') {
+    const end = readJson(data);
+    const ok = end && Number.isSafeInteger(end.chunks) && typeof end.root === 'string';
+    return { type: 'end', end: ok ? { chunks: end.chunks, root: end.root, reason: typeof end.reason === 'string' ? end.reason : undefined } : null };
+  }
   if (type === 'meta') {
-    try {
-      const meta = JSON.parse(data);
-      return { type: 'meta', version: typeof meta?.version === 'string' ? meta.version : '' };
-    } catch {
-      return { type: 'meta', version: null }; // a meta we cannot read changes nothing
-    }
+    const meta = readJson(data);
+    if (!meta) return { type: 'meta', version: null }; // a meta we cannot read changes nothing
+    return { type: 'meta', version: typeof meta.version === 'string' ? meta.version : '', live: meta.live === true,
+      state: typeof meta.state === 'string' ? meta.state : undefined };
+  }
+  if (type === 'state') {
+    const st = readJson(data);
+    return typeof st?.state === 'string' ? { type: 'live', state: st.state } : null;
   }
   if (type === 'error') {
     const { code, error } = parseServerError(data);
@@ -133,12 +146,22 @@ export function serverEvent(type, data) {
   return null;
 }
 
+/** An event's JSON object, or null. @param {string} data @returns {any} */
+function readJson(data) {
+  try {
+    const v = JSON.parse(data);
+    return v && typeof v === 'object' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Whether nothing more comes from a stream after `ev`.
  * @param {StreamEvent} ev
  */
 export function isLastWord(ev) {
-  return ev.type !== 'open' && ev.type !== 'data' && ev.type !== 'meta' && ev.type !== 'drop';
+  return ev.type !== 'open' && ev.type !== 'data' && ev.type !== 'meta' && ev.type !== 'live' && ev.type !== 'drop';
 }
 
 /**
