@@ -452,8 +452,7 @@ impl Intake {
                 }
                 held = self.changed.wait_timeout(held, due - now).unwrap_or_else(|p| p.into_inner()).0;
             } else {
-                let (next, waited) =
-                    self.changed.wait_timeout(held, HEARTBEAT).unwrap_or_else(|p| p.into_inner());
+                let (next, waited) = self.changed.wait_timeout(held, HEARTBEAT).unwrap_or_else(|p| p.into_inner());
                 held = next;
                 if waited.timed_out() && sendable(&held.bytes) == 0 && !held.eof {
                     // Nothing to send for a while: an empty part tells the

@@ -483,6 +483,7 @@ impl Live {
             hashes,
             sha256,
             published_as: Some(self.id.clone()),
+            published_end: Some(reason),
         })
     }
 

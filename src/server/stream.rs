@@ -291,7 +291,7 @@ impl Stream for ChunkStream {
                 Phase::End => {
                     this.ending = Ending::Finished;
                     let index = &this.plan.index;
-                    let end = End { chunks: index.chunks(), root: hex(&index.root), reason: None };
+                    let end = End { chunks: index.chunks(), root: hex(&index.root), reason: index.published_end };
                     let end = serde_json::to_string(&end).unwrap_or_default();
                     return ready(sse::named("end", &end));
                 }

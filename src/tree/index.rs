@@ -51,6 +51,10 @@ pub struct FileIndex {
     /// live), still accepted as `v=` once it is finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_as: Option<String>,
+    /// How that publication ended (`complete` or `abandoned`), kept in the
+    /// finished file's manifest and `end` event for a viewer that missed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_end: Option<crate::protocol::LiveState>,
 }
 
 impl FileIndex {
@@ -198,6 +202,7 @@ fn build_pass(file: &mut At<'_>, chunk_size: u32, stamp: Stamp, force_binary: bo
         sha256,
         root,
         published_as: None,
+        published_end: None,
     }))
 }
 

@@ -30,7 +30,8 @@ pub fn manifest_of<'a>(name: Option<&'a str>, index: &'a FileIndex, full: bool) 
         hashes: full.then_some(&index.hashes[..]),
         offsets: (full && index.kind == Kind::Text).then_some(&index.offsets[..]),
         live: None,
-        state: None,
+        // A finished publication says how it ended.
+        state: index.published_end,
     }
 }
 
@@ -78,6 +79,7 @@ mod tests {
             root: root_of(&hashes),
             hashes,
             published_as: None,
+            published_end: None,
         }
     }
 

@@ -221,6 +221,7 @@ impl Loaded {
             hashes,
             sha256: ended.sha256,
             published_as: Some(self.header.id.clone()),
+            published_end: Some(ended.end),
         }
     }
 }

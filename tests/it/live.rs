@@ -119,6 +119,7 @@ fn a_viewer_is_sent_each_piece_while_the_producer_is_still_writing() {
     // The finished file: an ordinary manifest with the chunks the viewer saw.
     let finished = s.get_with("/api/manifest?file=answer.txt", &[AUTH]).json();
     assert!(finished.get("live").is_none(), "{finished}");
+    assert_eq!(finished["state"], "complete", "how it ended stays in the manifest");
     assert_eq!(finished["root"], end["root"]);
     assert_eq!(finished["chunks"].as_u64(), Some(hashes.len() as u64));
     assert_eq!(std::fs::read_to_string(root.path().join("answer.txt")).unwrap(), format!("{whole}The end."));
@@ -154,6 +155,8 @@ fn a_viewer_resumes_by_last_event_id_and_a_finished_file_answers_the_live_versio
     assert_eq!(resumed.status, 200);
     let texts: Vec<String> = resumed.events().iter().filter(|e| e.event == "chunk").map(|e| chunk(e).1).collect();
     assert_eq!(texts, ["line three\n"]);
+    let end = resumed.events().into_iter().find(|e| e.event == "end").unwrap();
+    assert!(end.data.contains(r#""reason":"complete""#), "a late viewer still learns how it ended: {}", end.data);
     let range = s.get_with(&format!("/events/chunk/0/2?file=log.txt&v={version}"), &[AUTH]);
     assert_eq!(range.events().iter().filter(|e| e.event == "chunk").count(), 2);
 }
