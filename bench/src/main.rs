@@ -9,6 +9,7 @@
 
 mod data;
 mod http;
+mod live;
 mod load;
 mod measure;
 mod nginx;
@@ -47,7 +48,7 @@ struct Args {
     /// Keep the temporary directory (data, indexes, server logs).
     #[arg(long)]
     keep: bool,
-    /// Run only these sections (comma-separated numbers 1-7; 1 always runs,
+    /// Run only these sections (comma-separated numbers 1-8; 1 always runs,
     /// since every ratio needs openssl's figure).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
@@ -62,6 +63,10 @@ struct Plan {
     slow: usize,
     hold: Duration,
     probes: usize,
+    /// Viewers of one live text, pieces it gets, bytes published at full speed.
+    viewers: usize,
+    pieces: usize,
+    publish: u64,
 }
 
 impl Plan {
@@ -75,6 +80,9 @@ impl Plan {
                 slow: 500,
                 hold: Duration::from_secs(3),
                 probes: 100,
+                viewers: 100,
+                pieces: 10,
+                publish: 16 * MIB,
             }
         } else {
             Plan {
@@ -85,6 +93,9 @@ impl Plan {
                 slow: 10_000,
                 hold: Duration::from_secs(30),
                 probes: 1000,
+                viewers: 1000,
+                pieces: 50,
+                publish: 256 * MIB,
             }
         }
     }
@@ -515,6 +526,41 @@ fn run() -> Result<()> {
     if on(7) {
         step("7. HTTPS against plain HTTP");
         tls::rows(&mut rep, &env, big_name, plan.big)?;
+    }
+
+    if on(8) {
+        step("8. live text: seal-to-viewer latency, RSS per viewer, publishing");
+        let s = env.server_with(
+            "index-live",
+            "256K",
+            "server-live.log",
+            &["--publish", "--auth", "u:p", "--seal-ms", "1"],
+        )?;
+        for (n, name) in [(1, "live-one.txt"), (plan.viewers, "live-many.txt")] {
+            let l = live::latency(s.addr, name, n, plan.pieces, || s.rss_kib())?;
+            rep.push(Row::new(
+                "8 live",
+                format!("seal → viewer, {n} viewer(s), {} pieces 100 ms apart (`--seal-ms 1`)", plan.pieces),
+                format!(
+                    "median {:.1} ms, p99 {:.1} ms ({} samples; {} viewers failed; server RSS {:.1} KiB per viewer)",
+                    l.median.as_secs_f64() * 1e3,
+                    l.p99.as_secs_f64() * 1e3,
+                    l.samples,
+                    l.failed,
+                    l.rss_per_viewer_kib
+                ),
+            ));
+        }
+        let (wall, cpu) = live::throughput(s.addr, "live-fast.txt", plan.publish, || s.cpu())?;
+        let gib = plan.publish as f64 / GIB;
+        rep.push(Row::new(
+            "8 live",
+            format!(
+                "publishing {} of text over one connection (256 KiB chunks, each flushed twice)",
+                size(plan.publish)
+            ),
+            format!("{} (server {:.2} CPU s/GiB)", mbs(plan.publish, wall), cpu / gib),
+        ));
     }
 
     rep.load_end = measure::loadavg();

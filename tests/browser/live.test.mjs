@@ -62,7 +62,7 @@ test('a live text grows in the page as it is written; Pause holds it; a reload r
   await page.click(inCard('.chip[data-pace="20"]', name));
   at = (await publish(live.url, name, parts[5], { offset: at })).offset;
   await page.click(inCard('.typing', name));
-  assert.equal(await page.textContent(inCard('.typing', name)), 'Continue');
+  assert.equal(await page.textContent(inCard('.typing', name)), 'Continue typing');
   const held = (await shown(page, name)).length;
   await page.waitForTimeout(700);
   assert.equal((await shown(page, name)).length, held, 'nothing typed while paused');

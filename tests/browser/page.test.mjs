@@ -111,7 +111,7 @@ test('a text opens to read from its name: typed at the reader\'s pace, paused an
   await page.click(inCard('.chip[data-pace="200"]'));
   await page.waitForFunction(() => document.querySelector('.download .text').textContent.length > 0, null, { timeout: 10000 });
   await page.click(inCard('.typing'));
-  assert.equal(await page.textContent(inCard('.typing')), 'Continue');
+  assert.equal(await page.textContent(inCard('.typing')), 'Continue typing');
   const paused = (await page.textContent(inCard('.text'))).length;
   assert.ok(paused < story.length, 'the text arrives in pieces');
   await page.screenshot({ path: path.join(OUT, 'text-paused.png'), fullPage: true });

@@ -123,7 +123,7 @@ export class Row {
   toggleTyping() {
     this.text.hold(!this.text.held);
     const b = this.q('.typing');
-    b.textContent = this.text.held ? 'Continue' : 'Pause';
+    b.textContent = this.text.held ? 'Continue typing' : 'Pause typing';
     b.setAttribute('aria-pressed', String(this.text.held));
   }
 
