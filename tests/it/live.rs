@@ -304,3 +304,36 @@ fn a_restart_reopens_an_unfinished_publication_and_keeps_a_finished_ones_chunks(
     let finished = get("/api/manifest?file=done.txt");
     assert_eq!(finished["size"].as_u64(), Some(12));
 }
+
+#[test]
+fn a_viewer_that_stops_reading_slows_neither_the_producer_nor_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    let s = server(root.path(), &[]);
+    let (status, _) = publish(s.addr, "file=flood.txt", b"start ");
+    assert_eq!(status, 200);
+    // A viewer that asks and then never reads: its socket buffers fill.
+    let mut stuck = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(stuck, "GET /events?file=flood.txt HTTP/1.1\r\nHost: localhost\r\nAuthorization: {BASIC}\r\n\r\n").unwrap();
+    let mut reader = Viewer::open(&s, "/events?file=flood.txt", &[]);
+    // Far more than any socket buffer holds, in 4 KiB chunks.
+    let line = "all work and no play makes a dull stream\n".repeat(100);
+    let total = 16 << 20;
+    let mut producer = Producer::start(s.addr, "file=flood.txt&offset=6&end=1");
+    let mut sent = 0;
+    while sent < total {
+        producer.send(line.as_bytes());
+        sent += line.len();
+    }
+    let (status, ack) = producer.end();
+    assert_eq!((status, ack["offset"].as_u64()), (200, Some(6 + sent as u64)), "the producer finished");
+    let mut received = 0;
+    loop {
+        let e = reader.next_data();
+        if e.event == "end" {
+            break;
+        }
+        received += chunk(&e).1.len();
+    }
+    assert_eq!(received, 6 + sent, "the reading viewer got everything while the other read nothing");
+    drop(stuck);
+}
