@@ -70,3 +70,33 @@ pub fn text_file(path: &Path, size: u64, seed: u64) -> Result<()> {
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(())
 }
+
+/// About `size` bytes (never more) of text that is mostly escapes for JSON:
+/// what source code, logs and JSON files are made of. Lines of ~40 bytes
+/// (a `\n` each), tab indents, quoted strings, backslashes in paths and
+/// regexes, some non-ASCII.
+pub fn escaped_text_file(path: &Path, size: u64, seed: u64) -> Result<()> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let lines: [&str; 8] = [
+        "\tlet path = \"C:\\\\data\\\\logs\";\n",
+        "\t\tif (s == \"\\\\\") { return \"\\\"\"; }\n",
+        "{\"level\":\"info\",\"msg\":\"café ok\"}\n",
+        "\tre = r\"^\\s*(\\w+)\\t\\\"(.*)\\\"$\";\n",
+        "2026-12-06T06:00:00Z\tWARN\t\"disk\" 数据\n",
+        "\t// \"quoted\" and \\escaped\\ text\n",
+        "\t\"key\": \"value\\twith\\ttabs\",\n",
+        "}\n",
+    ];
+    let mut out = BufWriter::with_capacity(BLOCK, File::create(path)?);
+    let mut written = 0u64;
+    loop {
+        let line = lines[rng.usize(..lines.len())];
+        if written + line.len() as u64 > size {
+            break;
+        }
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}

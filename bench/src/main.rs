@@ -190,10 +190,18 @@ fn run() -> Result<()> {
     let big = env.root.join("big.bin");
     let text = env.root.join("text.txt");
     let t = Instant::now();
-    step(&format!("generating {} of random bytes and {} of UTF-8 text", size(plan.big), size(plan.text)));
+    step(&format!(
+        "generating {} of random bytes, {} of UTF-8 text and {} of escape-heavy text",
+        size(plan.big),
+        size(plan.text),
+        size(plan.text)
+    ));
     data::random_file(&big, plan.big, 5)?;
     data::text_file(&text, plan.text, 6)?;
+    let code = env.root.join("code.txt");
+    data::escaped_text_file(&code, plan.text, 7)?;
     let text_size = std::fs::metadata(&text)?.len();
+    let code_size = std::fs::metadata(&code)?.len();
     step(&format!("generated in {:.1} s", t.elapsed().as_secs_f64()));
 
     let on = |s: u8| args.only.is_empty() || args.only.contains(&s);
@@ -349,6 +357,23 @@ fn run() -> Result<()> {
                     format!("{tcpu:.2} s/GiB = {vs_bin:.2}× binary's; payload {}", mbs(text_size, pt.wall)),
                 )
                 .target("≤ 1.3× binary", vs_bin <= 1.3),
+            );
+            step("3. plain SSE reader of the escape-heavy text");
+            http::get(s.addr, "/api/manifest?file=code.txt")?;
+            let cpu0 = s.cpu();
+            let pc = load::plain_stream(s.addr, "/events?file=code.txt")?;
+            let ccpu = (s.cpu() - cpu0) / (code_size as f64 / GIB);
+            let vs_bin = ccpu / (scpu / gib);
+            rep.push(
+                Row::new(
+                    "3 stream",
+                    format!(
+                        "plain SSE reader of {} escape-heavy text (code, logs, JSON: a `\\n` every ~40 bytes, tabs, quotes, backslashes): server CPU",
+                        size(code_size)
+                    ),
+                    format!("{ccpu:.2} s/GiB = {vs_bin:.2}× binary's; payload {}", mbs(code_size, pc.wall)),
+                )
+                .target("≤ 1.3× binary (issue 22)", vs_bin <= 1.3),
             );
             step("3. chunkcast get of the text file");
             let g = get(&env, &s, "text.txt", "get-text")?;
