@@ -144,10 +144,10 @@ mod tests {
     fn text_chunks_match_only_at_the_same_offset_and_length() {
         let old = b"aaaa".repeat(2048); // 8 KiB of text
         let m_old = manifest(&old, Some(vec![0, 4096]));
-        // The same bytes, cut elsewhere: nothing matches although the
-        // second chunk's bytes would hash alike at another offset.
-        let m_new = manifest(&old, Some(vec![0, 4000]));
-        assert_eq!(carry(&m_old, &[true, true], &m_new), [false, false]);
+        // The same bytes, cut elsewhere: nothing matches, although every
+        // chunk is a run of the same letter.
+        let m_new = manifest(&old, Some(vec![0, 4000, 8000]));
+        assert_eq!(carry(&m_old, &[true, true], &m_new), [false, false, false]);
         assert_eq!(carry(&m_old, &[true, true], &manifest(&old, Some(vec![0, 4096]))), [true, true]);
     }
 
