@@ -1,5 +1,7 @@
 //! One download: the manifest, then streams and refills until every chunk
-//! is verified, with retries (see the steps in [`super`]).
+//! is verified, with retries (see the steps in [`super`]); a file that
+//! changes on the server meanwhile is followed to its new version, keeping
+//! the verified chunks it repeats ([`super::delta`]).
 
 use std::io::BufReader;
 use std::ops::Range;
@@ -131,6 +133,7 @@ fn open_part(dl: &Download, path: &std::path::Path, manifest: &Manifest) -> Resu
     let (part, resumed) = PartFile::open(path, manifest)?;
     let have = match resumed {
         Resumed::Found { have } => have,
+        Resumed::Carried { have, old_version } if old_version == manifest.version => have,
         Resumed::Carried { have, old_version } => {
             let kept = have.iter().filter(|&&h| h).count();
             dl.reporter.notice(&format!(
