@@ -14,18 +14,29 @@ use crate::client::{target, ClientError, Connect, GetConfig, Output};
 #[command(after_help = "\
 Output rules:
   Without -o, the file is saved in the current directory under NAME's last component.
-  An existing file is never replaced without --force, unless it already is this version of
-  the file (then nothing is downloaded). A regular file is written as PATH.part (with
+  An existing file is never replaced without --force or --update, unless it already is this
+  version of the file (then nothing is downloaded). A regular file is written as PATH.part (with
   PATH.part.json) and renamed once every chunk is verified; if interrupted, running the same
   command again resumes from the verified chunks on disk.
   -o - streams the verified bytes to standard output, in order; -o /dev/null, another device
   or a named pipe is written straight through, in order. Neither keeps a part file: an
   interrupted download starts over.
 
+Updating:
+  A new version repeats most chunks of the old one when the file grew or changed in place.
+  --update reads the existing output at the new version's chunk offsets, keeps every chunk
+  whose SHA-256 matches, fetches only the others into PATH.part and renames it over PATH once
+  verified (until then the old file is untouched; a kill leaves it, and a rerun resumes).
+  Run it again and again on a log another process appends to: each run transfers what was
+  appended since the last (and the last partial chunk again). A part file of an older version,
+  or a download whose file changes on the server meanwhile, keeps the same way every verified
+  chunk the new version repeats.
+
 Examples:
   chunkcast get http://host:8080 docs/report.pdf
   chunkcast get http://host:8080/files/docs/report.pdf -o ~/Downloads/
-  chunkcast get 'http://host:8080/?file=big.iso' -o - | sha256sum")]
+  chunkcast get 'http://host:8080/?file=big.iso' -o - | sha256sum
+  chunkcast get http://host:8080 logs/app.log --update")]
 pub struct GetArgs {
     /// The server: its address (http://HOST:8080) followed by NAME, a file's
     /// /files/NAME URL, or the page's URL opened on a file (?file=NAME).
@@ -40,6 +51,11 @@ pub struct GetArgs {
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
+    /// Bring an existing output file to the server's current version: its
+    /// chunks that match the new version at the same offsets are reused,
+    /// only the others are fetched (see "Updating" below).
+    #[arg(long)]
+    pub update: bool,
     /// Ask the server to pace the stream to this many payload bytes per second.
     #[arg(long, value_parser = parse_size)]
     pub rate: Option<u64>,
@@ -80,10 +96,17 @@ impl TryFrom<&GetArgs> for GetConfig {
     fn try_from(args: &GetArgs) -> Result<GetConfig, ClientError> {
         let target = target::parse(&args.url, args.name.as_deref())?;
         let output = Output::resolve(args.output.as_deref(), &target.name)?;
+        if args.update && output.ordered() {
+            return Err(ClientError::Usage(format!(
+                "--update needs a regular output file to read, not {}",
+                output.display()
+            )));
+        }
         Ok(GetConfig {
             target,
             output,
             force: args.force,
+            update: args.update,
             rate: args.rate,
             stall_timeout: Duration::from_secs(args.stall_timeout),
             retries: args.retries,

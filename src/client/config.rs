@@ -25,6 +25,9 @@ pub struct GetConfig {
     pub output: Output,
     /// Replace an existing regular file.
     pub force: bool,
+    /// `--update`: bring an existing output file to the server's version,
+    /// reusing its chunks that match the new manifest at the same offsets.
+    pub update: bool,
     pub rate: Option<u64>,
     pub stall_timeout: Duration,
     pub retries: u32,

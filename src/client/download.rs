@@ -1,5 +1,7 @@
 //! One download: the manifest, then streams and refills until every chunk
-//! is verified, with retries (see the steps in [`super`]).
+//! is verified, with retries (see the steps in [`super`]); a file that
+//! changes on the server meanwhile is followed to its new version, keeping
+//! the verified chunks it repeats ([`super::delta`]).
 
 use std::io::BufReader;
 use std::ops::Range;
@@ -9,6 +11,7 @@ use std::time::Instant;
 
 use super::agent;
 use super::config::GetConfig;
+use super::delta;
 use super::error::ClientError;
 use super::manifest::Manifest;
 use super::output::Output;
@@ -22,51 +25,40 @@ use crate::protocol::params::format_need;
 use crate::protocol::sse::Parser;
 use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 
+/// How many times one run follows the file to a new version (keeping the
+/// chunks each repeats) before it gives up with `Changed`: a file rewritten
+/// faster than it downloads would otherwise keep `get` busy forever. The
+/// part file keeps what was verified for the next run.
+const MAX_NEW_VERSIONS: u64 = 10;
+
 /// Downloads `config.target` into `config.output`, telling `reporter` how
 /// it goes; see the module docs for the steps.
 pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
     let remote = Remote::new(&config.target, &config.connect, config.stall_timeout, config.location)?;
     let mut dl = Download { remote, config, retry_ms: None, reporter };
-    let manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
+    let mut manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
     if manifest.live {
         // Still being published: followed to its end (`super::follow`).
         return dl.follow(manifest, started);
     }
+    let mut reused = None;
     let (store, have) = match &config.output {
-        Output::File { path, exists: true } if !config.force => {
-            return if part::is_this_version(path, &manifest)? {
-                // A run killed between the rename and this cleanup left it.
-                part::forget_state(path);
-                let sha256 = if config.verify_sha256 { Some(part::checked_sha256(path, &manifest)?) } else { None };
-                Ok(Summary {
-                    path: path.clone(),
-                    bytes: manifest.size,
-                    root: hex(&root_of(&manifest.digests)),
-                    sha256,
-                    already_there: true,
-                    seconds: started.elapsed().as_secs_f64(),
-                    ..Summary::default()
-                })
-            } else {
-                Err(ClientError::Exists(path.clone()))
-            };
+        Output::File { path, exists: true } if !config.force || config.update => {
+            if part::is_this_version(path, &manifest)? {
+                return already_there(config, path, &manifest, started);
+            }
+            if !config.update {
+                return Err(ClientError::Exists(path.clone()));
+            }
+            // `--update`: what the part file lacks is looked for in the
+            // existing file, at the new version's offsets.
+            let (part, mut have) = open_part(&dl, path, &manifest)?;
+            reused = Some(delta::reuse(path, &part, &manifest, &mut have)?);
+            (Store::Part(part), have)
         }
         Output::File { path, .. } => {
-            let (part, resumed) = PartFile::open(path, &manifest)?;
-            let have = match resumed {
-                Resumed::Found { have } => have,
-                Resumed::Discarded { old_version } => {
-                    reporter.notice(&format!(
-                        "{}: the server has a new version ({} -> {}); starting over",
-                        Esc(&config.target.name),
-                        Esc(&old_version),
-                        Esc(&manifest.version)
-                    ));
-                    vec![false; manifest.chunks as usize]
-                }
-                Resumed::Fresh => vec![false; manifest.chunks as usize],
-            };
+            let (part, have) = open_part(&dl, path, &manifest)?;
             (Store::Part(part), have)
         }
         ordered => {
@@ -76,10 +68,24 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
         }
     };
     let mut sink = Sink::new(&manifest, store, have, reporter);
-    let resumed_chunks = sink.have_count;
-    let resumed_bytes = sink.bytes_verified();
-    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: resumed_bytes, live: false });
-    if let Err(e) = dl.fill(&manifest, &mut sink) {
+    let reused = reused.unwrap_or_default();
+    let resumed_chunks = sink.have_count - reused.chunks;
+    reporter.start(&Start { name: &config.target.name, size: manifest.size, have: sink.bytes_verified(), live: false });
+    let (mut new_versions, mut kept_chunks) = (0, 0);
+    loop {
+        let e = match dl.fill(&manifest, &mut sink) {
+            Ok(()) => break,
+            Err(ClientError::Changed(_)) if new_versions < MAX_NEW_VERSIONS => {
+                match dl.next_version(&manifest, &mut sink) {
+                    Ok((next, kept)) => {
+                        (manifest, new_versions, kept_chunks) = (next, new_versions + 1, kept_chunks + kept);
+                        continue;
+                    }
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
         drop(sink); // closes the part file before it may be removed
         return Err(part_left(&config.output, dl.changed_or_gone(e)));
     }
@@ -89,9 +95,60 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     };
     let mut summary = sink.finish(&manifest, out, config.verify_sha256)?;
     summary.resumed_chunks = resumed_chunks;
-    summary.bytes_this_run = manifest.size - resumed_bytes;
+    summary.updated = matches!(config.output, Output::File { exists: true, .. }) && config.update;
+    summary.reused_chunks = reused.chunks;
+    summary.reused_bytes = reused.bytes;
+    summary.new_versions = new_versions;
+    summary.kept_chunks = kept_chunks;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The output already is the server's version (an earlier run of the same
+/// download, or `--update` with nothing new): nothing is transferred.
+fn already_there(
+    config: &GetConfig,
+    path: &std::path::Path,
+    manifest: &Manifest,
+    started: Instant,
+) -> Result<Summary, ClientError> {
+    // A run killed between the rename and this cleanup left it.
+    part::forget_state(path);
+    let sha256 = if config.verify_sha256 { Some(part::checked_sha256(path, manifest)?) } else { None };
+    Ok(Summary {
+        path: path.to_owned(),
+        bytes: manifest.size,
+        chunks: manifest.chunks,
+        root: hex(&root_of(&manifest.digests)),
+        sha256,
+        already_there: true,
+        seconds: started.elapsed().as_secs_f64(),
+        ..Summary::default()
+    })
+}
+
+/// Opens `OUT.part`: the chunks found intact in it (of this version, or of
+/// an older one that this version repeats) count as verified.
+fn open_part(dl: &Download, path: &std::path::Path, manifest: &Manifest) -> Result<(PartFile, Vec<bool>), ClientError> {
+    let (part, resumed) = PartFile::open(path, manifest)?;
+    let have = match resumed {
+        Resumed::Found { have } => have,
+        Resumed::Carried { have, old_version } if old_version == manifest.version => have,
+        Resumed::Carried { have, old_version } => {
+            let kept = have.iter().filter(|&&h| h).count();
+            dl.reporter.notice(&format!(
+                "{}: the server has a new version ({} -> {}); kept {kept} of its {} chunks from {}, fetching the rest",
+                Esc(&dl.config.target.name),
+                Esc(&old_version),
+                Esc(&manifest.version),
+                manifest.chunks,
+                part.part_path.display()
+            ));
+            have
+        }
+        Resumed::Fresh => vec![false; manifest.chunks as usize],
+    };
+    Ok((part, have))
 }
 
 /// A file gone from the server can never complete: its part file (from
@@ -187,6 +244,32 @@ impl Download<'_> {
             },
             other => other,
         }
+    }
+
+    /// The file changed on the server mid-download: fetches its manifest
+    /// again and keeps, in `sink`, the verified chunks the new version
+    /// repeats at the same index, offset, length and digest; the rest is
+    /// fetched as usual. A file gone answers `NotFound` (reported as gone);
+    /// one that became a live publication, or an ordered output whose
+    /// written chunks the new version does not all repeat, stays `Changed`.
+    fn next_version(&mut self, old: &Manifest, sink: &mut Sink) -> Result<(Manifest, u64), ClientError> {
+        let changed = || ClientError::Changed(old.name.clone());
+        let new = self.with_retries(|dl| dl.manifest())?;
+        if new.live {
+            return Err(changed());
+        }
+        let kept = sink.retarget(old, &new)?.ok_or_else(changed)?;
+        if new.version != old.version {
+            self.reporter.notice(&format!(
+                "{}: changed on the server ({} -> {}); kept {kept} verified chunks the new version repeats, of its {}",
+                Esc(self.name()),
+                Esc(&old.version),
+                Esc(&new.version),
+                new.chunks
+            ));
+        }
+        self.reporter.start(&Start { name: self.name(), size: new.size, have: sink.bytes_verified(), live: false });
+        Ok((new, kept))
     }
 
     /// Retries transient failures (server unreachable or 5xx) with backoff,

@@ -87,7 +87,7 @@ pub enum ClientError {
     Output(PathBuf, String),
     #[error("refused the redirect from {} to {}: {why}", Esc(.from), Esc(.to))]
     Redirect { from: String, to: String, why: &'static str },
-    #[error("{} already exists and is not this file; pass --force to replace it", .0.display())]
+    #[error("{} already exists and is not this file; pass --update to bring it to this version (only the chunks that differ are fetched), or --force to replace it", .0.display())]
     Exists(PathBuf),
     #[error("{}: the file needs {} more, and its filesystem has {} free", .path.display(), indicatif::BinaryBytes(*.needed), indicatif::BinaryBytes(*.free))]
     NoSpace { path: PathBuf, needed: u64, free: u64 },

@@ -101,7 +101,11 @@ impl Download<'_> {
             return Err(ClientError::Live { name: config.target.name.clone(), chunks: first.chunks });
         }
         let (store, have) = match &config.output {
-            Output::File { path, exists: true } if !config.force => return Err(ClientError::Exists(path.clone())),
+            // `--update` replaces the file at the end, as `--force` does: a
+            // live text's chunks are not known in advance to reuse any.
+            Output::File { path, exists: true } if !config.force && !config.update => {
+                return Err(ClientError::Exists(path.clone()))
+            }
             Output::File { path, .. } => {
                 let (part, resumable) = PartFile::open_live(path, &first)?;
                 let have = if resumable { verified_prefix(&part, &first)? } else { 0 };

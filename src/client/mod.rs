@@ -15,6 +15,12 @@
 //!    size must match (`--verify-sha256` also re-reads the whole file); only
 //!    then is `OUT.part` renamed to `OUT`.
 //!
+//! Chunks already on this side are never fetched again: those intact in
+//! `OUT.part` (of this version, or of an older one the new manifest repeats
+//! at the same offsets), those of an existing `OUT` that match (`--update`),
+//! and, when the file changes on the server mid-download (412 or `event:
+//! error` `changed`), the verified ones the new version repeats.
+//!
 //! A live text (`"live": true` in the manifest) is refused without
 //! `--follow`; with it, [`follow`] streams it in order, checks each chunk
 //! against the manifest's digest or, for chunks sealed later, its event's,
@@ -24,7 +30,8 @@
 //! [`download`] runs those steps; [`target`] reads the URL forms, [`output`]
 //! decides where the file goes, [`manifest`] adds the client's limits to the
 //! protocol's manifest, [`sink`] verifies and stores chunks, [`part`] keeps
-//! the part file resumable, [`follow`] follows a live text; [`publish`]
+//! the part file resumable, [`delta`] finds the chunks of a new version
+//! already on this side, [`follow`] follows a live text; [`publish`]
 //! sends one in acknowledged parts and resumes after drops and restarts;
 //! [`remote`] is the server both commands talk to (credentials, URLs,
 //! backoff), [`agent`] sets up HTTP and tells retryable failures from fatal
@@ -34,6 +41,7 @@
 
 mod agent;
 pub mod config;
+mod delta;
 pub mod download;
 pub mod error;
 mod follow;

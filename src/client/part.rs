@@ -3,7 +3,10 @@
 //! belongs to). Which chunks are already verified is not trusted to the state
 //! file: on resume every chunk in `OUT.part` is hashed against the manifest,
 //! so a kill at any instant, or a damaged part file, never yields a wrong
-//! result and never re-downloads a chunk that is intact on disk.
+//! result and never re-downloads a chunk that is intact on disk. For the
+//! same reason a part file of an older version is not thrown away: the
+//! chunks the new manifest repeats at the same offsets hash right and are
+//! kept, the others are fetched again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -63,8 +66,10 @@ pub enum Resumed {
     Found {
         have: Vec<bool>,
     },
-    /// A part file of another version was discarded.
-    Discarded {
+    /// A part file of another version: `have` marks its chunks that the
+    /// new manifest repeats (intact, at the same offset), kept.
+    Carried {
+        have: Vec<bool>,
         old_version: String,
     },
 }
@@ -80,7 +85,10 @@ impl PartFile {
         let version = PartVersion::of(manifest);
         let previous: Option<PartVersion> =
             std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let resumable = previous.as_ref() == Some(&version) && part_path.exists();
+        // Any part file whose state file is ours is worth scanning: every
+        // chunk is checked against this manifest, whatever version wrote it.
+        // Without a state file, `OUT.part` is not ours to read.
+        let resumable = previous.is_some() && part_path.exists();
         check_space(&part_path, resumable, manifest.size)?;
         let file = OpenOptions::new()
             .read(true)
@@ -92,15 +100,36 @@ impl PartFile {
         file.set_len(manifest.size).map_err(on(&part_path))?;
         let part = PartFile { file, part_path, state_path };
         let resumed = match previous {
-            _ if resumable => Resumed::Found { have: scan(&part.file, manifest).map_err(on(&part.part_path))? },
-            Some(old) => Resumed::Discarded { old_version: old.version },
-            None => Resumed::Fresh,
+            Some(old) if resumable => {
+                let have = scan(&part.file, manifest).map_err(on(&part.part_path))?;
+                if old == version {
+                    Resumed::Found { have }
+                } else {
+                    Resumed::Carried { have, old_version: old.version }
+                }
+            }
+            _ => Resumed::Fresh,
         };
-        let json = serde_json::to_vec(&version).map_err(io::Error::from).map_err(on(&part.state_path))?;
-        // Whole or not at all: a kill mid-write must not leave a state file
-        // that no longer parses, which would throw the verified chunks away.
-        crate::safefile::replace(&part.state_path, &json, 0o644).map_err(on(&part.state_path))?;
+        part.write_state(&version)?;
         Ok((part, resumed))
+    }
+
+    /// The file changed on the server during the download: the part file
+    /// takes the new version's size and state. Chunks the new version
+    /// repeats stay where they are (`super::delta::carry` says which); a kill
+    /// at any moment is safe, as a rerun scans whatever is on disk.
+    pub fn retarget(&self, manifest: &Manifest) -> Result<(), ClientError> {
+        check_space(&self.part_path, true, manifest.size)?;
+        self.file.set_len(manifest.size).map_err(|e| ClientError::file(self.part_path.clone(), e))?;
+        self.write_state(&PartVersion::of(manifest))
+    }
+
+    /// Whole or not at all: a kill mid-write must not leave a state file
+    /// that no longer parses, which would throw the verified chunks away.
+    fn write_state(&self, version: &PartVersion) -> Result<(), ClientError> {
+        let on = |e| ClientError::file(self.state_path.clone(), e);
+        let json = serde_json::to_vec(version).map_err(io::Error::from).map_err(on)?;
+        crate::safefile::replace(&self.state_path, &json, 0o644).map_err(on)
     }
 
     /// `OUT.part` of a live publication, which grows as chunks come: kept
@@ -163,7 +192,15 @@ pub fn is_this_version(path: &Path, m: &Manifest) -> Result<bool, ClientError> {
     if file.metadata().map_err(on)?.len() != m.size {
         return Ok(false);
     }
-    Ok(scan(&file, m).map_err(on)?.iter().all(|&ok| ok))
+    // Stops at the first chunk that differs: `get --update` of a file
+    // changed in place reads the rest once, when it reuses what matches.
+    let mut buf = Vec::new();
+    for i in 0..m.chunks {
+        if !chunk_matches(&file, m, i, &mut buf).map_err(on)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Refuses to start a download its filesystem cannot hold, before the part
@@ -221,14 +258,15 @@ fn file_sha256(file: &File, size: u64) -> io::Result<String> {
 /// Hashes every chunk of `file`; intact ones count as verified.
 fn scan(file: &File, m: &Manifest) -> io::Result<Vec<bool>> {
     let mut buf = Vec::new();
-    (0..m.chunks)
-        .map(|i| {
-            let (off, len) = m.span(i);
-            buf.resize(len, 0);
-            file.read_exact_at(&mut buf, off)?;
-            Ok(sha256(&buf) == m.hash(i))
-        })
-        .collect()
+    (0..m.chunks).map(|i| chunk_matches(file, m, i, &mut buf)).collect()
+}
+
+/// Whether chunk `i` of `file` hashes to the manifest's digest.
+fn chunk_matches(file: &File, m: &Manifest, i: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let (off, len) = m.span(i);
+    buf.resize(len, 0);
+    file.read_exact_at(buf, off)?;
+    Ok(sha256(buf) == m.hash(i))
 }
 
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -48,8 +48,9 @@ pub trait Reporter: Sync {
     /// A live publication's producer went (`Interrupted`) or came back
     /// (`Live`).
     fn live_state(&self, _state: LiveState) {}
-    /// Something the user should know that is not an error (a part file of
-    /// an older version discarded, a file already downloaded).
+    /// Something the user should know that is not an error (a new version
+    /// on the server and the chunks kept of the old one, a file already
+    /// downloaded).
     fn notice(&self, _message: &str) {}
 }
 
@@ -69,9 +70,25 @@ pub struct Summary {
     /// The whole file's SHA-256, computed by `get` over the bytes it wrote
     /// (with `--verify-sha256`); never the manifest's claim.
     pub sha256: Option<String>,
+    /// The file's chunks (of the version downloaded).
+    pub chunks: u64,
     /// Chunks found intact in a part file and not downloaded again.
     pub resumed_chunks: u64,
-    /// Bytes verified in this run (not resumed from disk).
+    /// `get --update` ran on an existing output file: `reused_chunks`
+    /// (`reused_bytes`) of it matched the new version and were copied.
+    pub updated: bool,
+    pub reused_chunks: u64,
+    pub reused_bytes: u64,
+    /// The file changed on the server during the download this many times;
+    /// `kept_chunks` verified chunks (over all the changes) were kept
+    /// because the new version repeated them.
+    pub new_versions: u64,
+    pub kept_chunks: u64,
+    /// Chunks (and bytes) verified from the network in this run, across
+    /// every version the download went through.
+    pub fetched_chunks: u64,
+    pub fetched_bytes: u64,
+    /// Bytes verified in this run (fetched, not resumed or reused from disk).
     pub bytes_this_run: u64,
     pub reconnects: u64,
     pub corrupt_chunks: u64,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::delta;
 use super::error::ClientError;
 use super::manifest::Manifest;
 use super::part::PartFile;
@@ -114,6 +115,10 @@ pub(super) struct Sink<'r> {
     resent: u64,
     /// `/events` rounds started; later rounds may refill by range instead.
     pub(super) stream_rounds: u64,
+    /// Chunks (and their bytes) verified from the network in this run, for
+    /// every version the download went through.
+    fetched_chunks: u64,
+    fetched_bytes: u64,
     manifest_chunks: u64,
     reporter: &'r dyn Reporter,
 }
@@ -132,6 +137,8 @@ impl<'r> Sink<'r> {
             refilled: 0,
             resent: 0,
             stream_rounds: 0,
+            fetched_chunks: 0,
+            fetched_bytes: 0,
             manifest_chunks: m.chunks,
             reporter,
         }
@@ -139,6 +146,27 @@ impl<'r> Sink<'r> {
 
     pub(super) fn bytes_verified(&self) -> u64 {
         self.bytes_verified
+    }
+
+    /// The file changed on the server: `new` replaces `old`. The chunks
+    /// verified so far that `new` repeats ([`delta::carry`]) are kept and
+    /// the rest forgotten; the part file takes the new size and state. An
+    /// ordered output goes on only when `new` repeats every chunk it wrote
+    /// (they cannot be taken back): `None` otherwise. Returns the chunks
+    /// kept.
+    pub(super) fn retarget(&mut self, old: &Manifest, new: &Manifest) -> Result<Option<u64>, ClientError> {
+        let have = delta::carry(old, &self.have, new);
+        let kept = have.iter().filter(|&&h| h).count() as u64;
+        match &self.store {
+            Store::Part(part) => part.retarget(new)?,
+            Store::Ordered { next, .. } if kept != *next => return Ok(None),
+            Store::Ordered { .. } => {}
+        }
+        self.have = have;
+        self.have_count = kept;
+        self.bytes_verified = (0..new.chunks).filter(|&i| self.have[i as usize]).map(|i| new.span(i).1 as u64).sum();
+        self.manifest_chunks = new.chunks;
+        Ok(Some(kept))
     }
 
     /// Whether chunks must arrive in order (no part file to fill gaps in).
@@ -193,6 +221,8 @@ impl<'r> Sink<'r> {
         self.have[i as usize] = true;
         self.have_count += 1;
         self.bytes_verified += bytes.len() as u64;
+        self.fetched_chunks += 1;
+        self.fetched_bytes += bytes.len() as u64;
         self.reporter.progress(self.bytes_verified, bytes.len() as u64);
         Ok(Outcome::New)
     }
@@ -243,6 +273,10 @@ impl<'r> Sink<'r> {
             corrupt_chunks: self.corrupt,
             refilled_chunks: self.refilled,
             bytes_resent: self.resent,
+            chunks: m.chunks,
+            fetched_chunks: self.fetched_chunks,
+            fetched_bytes: self.fetched_bytes,
+            bytes_this_run: self.fetched_bytes,
             ..Summary::default()
         })
     }

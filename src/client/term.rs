@@ -147,18 +147,24 @@ impl Term {
             Ok(s) if s.already_there => {
                 self.line(&format!("{} already is this version ({}); nothing to download", s.path.display(), proof(s)));
             }
-            Ok(s) => self.line(&format!(
-                "{}: {} verified ({}) in {}, {}; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
-                s.path.display(),
-                size(s.bytes),
-                proof(s),
-                secs(Duration::from_secs_f64(s.seconds)),
-                per_second(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
-                s.reconnects,
-                s.corrupt_chunks,
-                s.refilled_chunks,
-                s.resumed_chunks
-            )),
+            Ok(s) => {
+                self.line(&format!(
+                    "{}: {} verified ({}) in {}, {}; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
+                    s.path.display(),
+                    size(s.bytes),
+                    proof(s),
+                    secs(Duration::from_secs_f64(s.seconds)),
+                    per_second(s.bytes_this_run as f64 / s.seconds.max(1e-9)),
+                    s.reconnects,
+                    s.corrupt_chunks,
+                    s.refilled_chunks,
+                    s.resumed_chunks
+                ));
+                // Lines of their own: scripts read the line above as it is.
+                if let Some(delta) = delta_line(s) {
+                    self.line(&delta);
+                }
+            }
             Err(ClientError::GaveUp(..) | ClientError::Unreachable { .. }) => {
                 if let Some(hint) = self.resume_hint() {
                     self.line(&hint);
@@ -369,6 +375,33 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// What `get` reused rather than fetched, when there was something to
+/// reuse: `reused 3998 of 4000 chunks (15.6 MiB) from the existing file;
+/// fetched 2 (300.0 KiB)` after `--update`, and how many verified chunks a
+/// change on the server left standing.
+fn delta_line(s: &Summary) -> Option<String> {
+    let mut parts = Vec::new();
+    if s.updated {
+        parts.push(format!(
+            "reused {} of {} chunks ({}) from the existing file",
+            s.reused_chunks,
+            s.chunks,
+            size(s.reused_bytes)
+        ));
+    }
+    if s.new_versions > 0 {
+        let times = if s.new_versions == 1 { "once".to_owned() } else { format!("{} times", s.new_versions) };
+        parts.push(format!(
+            "the file changed on the server {times} during the download; kept {} verified chunks it repeated",
+            s.kept_chunks
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("{}; fetched {} ({})", parts.join("; "), s.fetched_chunks, size(s.fetched_bytes)))
+}
+
 /// What `get` proved, in the words of the summary: the whole file's SHA-256
 /// when it computed one (`--verify-sha256`), else the root its chunk
 /// digests hash to. Never a digest it only read from the server.
@@ -433,6 +466,24 @@ mod tests {
             Some(("cannot connect to h:1: connection refused (attempt 2 of 11)".into(), now + Duration::from_secs(7)));
         let status = m.status(now + Duration::from_secs(5));
         assert_eq!(status, "reconnecting in 2 s: cannot connect to h:1: connection refused (attempt 2 of 11)");
+    }
+
+    #[test]
+    fn the_delta_line_says_what_was_reused_and_fetched() {
+        let mut s = Summary { chunks: 4000, ..Summary::default() };
+        assert_eq!(delta_line(&s), None, "a plain download has none");
+        s.updated = true;
+        (s.reused_chunks, s.reused_bytes, s.fetched_chunks, s.fetched_bytes) = (3998, 3998 << 12, 2, 300 << 10);
+        assert_eq!(
+            delta_line(&s).unwrap(),
+            "reused 3998 of 4000 chunks (15.6 MiB) from the existing file; fetched 2 (300.0 KiB)"
+        );
+        s.updated = false;
+        (s.new_versions, s.kept_chunks) = (1, 12);
+        assert_eq!(
+            delta_line(&s).unwrap(),
+            "the file changed on the server once during the download; kept 12 verified chunks it repeated; fetched 2 (300.0 KiB)"
+        );
     }
 
     #[test]

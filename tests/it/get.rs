@@ -75,7 +75,7 @@ fn a_killed_download_resumes_from_the_chunks_on_disk() {
 }
 
 #[test]
-fn a_file_changing_during_the_download_is_an_error_not_a_mixed_file() {
+fn a_file_replaced_during_the_download_ends_as_the_new_version_never_a_mix() {
     let root = tempfile::tempdir().unwrap();
     let path = root.path().join("big.bin");
     random_file(&path, 2 << 20);
@@ -88,12 +88,39 @@ fn a_file_changing_during_the_download_is_an_error_not_a_mixed_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    random_file(&path, (2 << 20) + 1);
+    // Replaced whole (a new file renamed over it): no chunk of it repeats.
+    let tmp = root.path().join(".big.new");
+    let new = random_file(&tmp, (2 << 20) + 1);
+    std::fs::rename(&tmp, &path).unwrap();
+    let res = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("changed on the server") && stderr.contains("kept 0 verified chunks"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), new, "the new version, whole");
+}
+
+#[test]
+fn a_stream_output_whose_file_changes_is_an_error_not_a_mixed_file() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("big.bin");
+    random_file(&path, 2 << 20);
+    let server = TestServer::start(root.path(), &[]);
+    // Standard output cannot take back the chunks it wrote, which the new
+    // version does not repeat.
+    let child = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), "big.bin", "-o", "-", "--rate", "512K"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let tmp = root.path().join(".big.new");
+    random_file(&tmp, (2 << 20) + 1);
+    std::fs::rename(&tmp, &path).unwrap();
     let res = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
-    assert!(stderr.contains("changed on the server"), "{stderr}");
-    assert!(!out.exists(), "no output file from a mixed download");
+    assert!(stderr.contains("changed on the server during the download"), "{stderr}");
 }
 
 #[test]

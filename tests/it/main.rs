@@ -29,6 +29,7 @@ mod get_hostile;
 mod get_limits;
 mod get_output;
 mod get_special;
+mod get_update;
 mod h2_limits;
 mod head;
 mod host;

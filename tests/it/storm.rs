@@ -32,6 +32,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 verify_sha256: false,
                 quiet: true,
                 force: false,
+                update: false,
                 location: false,
                 follow: false,
                 connect: Default::default(),
