@@ -95,7 +95,7 @@ export interface Progress {
 }
 
 /** What `onchanged` is told: the download moved from `oldVersion` to `newVersion`, keeping `kept` of its `total` chunks. */
-export interface ChangeInfo {
+export interface Change {
   /** why the change was noticed (412, the stream's `changed` event, the stored chunks' version) */
   why: string;
   oldVersion: string;
@@ -179,7 +179,7 @@ export interface DownloadOptions {
    * they are stored, and fetches the rest. For a text, `textFrom` is the chunk `ontext` goes on from:
    * where it was when every chunk it delivered was kept, else 0 (the text is told again from its start).
    */
-  onchanged?: (info: ChangeInfo) => void;
+  onchanged?: (info: Change) => void;
   /** a live text's publication changed state (its first state is the manifest's `state`) */
   onlive?: (state: LiveState) => void;
   onerror?: (e: ChunkcastError) => void;
