@@ -285,7 +285,7 @@ export class Row {
     }
     this.q('.dl-stats').textContent = parts.join(' · ');
     const more = [];
-    if (p.chunksResumed) more.push(`${p.chunksResumed} resumed from disk`);
+    if (p.chunksResumed) more.push(`${p.chunksResumed} ${this.change && !this.change.stored ? 'kept from the older version' : 'resumed from disk'}`);
     if (p.chunksRefetched) more.push(`${p.chunksRefetched} refetched`);
     if (p.reconnects) more.push(plural(p.reconnects, 'reconnect'));
     more.push(`${formatSpeed(p.averageBytesPerSecond)} on average`);
