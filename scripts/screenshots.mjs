@@ -10,7 +10,7 @@
 //
 // Chinese and emoji names need fonts-noto-cjk and fonts-noto-color-emoji
 // (scripts/test-web installs them, as root, with Chromium).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { launch } from '../tests/browser/chromium.mjs';
@@ -29,6 +29,7 @@ const root = makeRoot({
   'notes.txt': story,
   'big-archive.tar': pseudoRandom(40 << 20, 3),
   'photo 📷 beach.jpg': pseudoRandom(2 << 20, 4),
+  'server-日志.log': pseudoRandom(8 << 20, 5),
 });
 for (const [dir, files] of Object.entries({ 'Photos 照片': { 'IMG_0001.jpg': 300000, '海边 🌊.jpg': 420000 }, 'docs': { 'manual.md': 5000 } })) {
   mkdirSync(path.join(root, dir), { recursive: true });
@@ -79,6 +80,25 @@ try {
         await page.click('details[data-menu="Photos 照片/海边 🌊.jpg"] > summary');
         await page.screenshot({ path: path.join(OUT, `${label}-${scheme}-5-menu.png`), fullPage: true });
         await page.close();
+        // A file that grows on the server while it downloads: the row says
+        // how many chunks it kept.
+        const growing = await browser.context.newPage();
+        await growing.emulateMedia({ colorScheme: scheme });
+        await growing.goto(srv.url);
+        await growing.evaluate(() => localStorage.setItem('chunkcast.rate', String(1 << 20)));
+        await growing.click('button[data-file="server-日志.log"]');
+        await growing.evaluate(() => localStorage.removeItem('chunkcast.rate'));
+        await growing.waitForSelector('.download[data-name="server-日志.log"][data-percent^="2"]', { timeout: 30000 });
+        appendFileSync(path.join(root, 'server-日志.log'), pseudoRandom(300 << 10, passes + 10));
+        await growing.waitForSelector('.download[data-name="server-日志.log"] .dl-note:not([hidden])', { timeout: 30000 });
+        await growing.waitForTimeout(1500);
+        await growing.evaluate(() => window.scrollTo(0, 0));
+        await growing.screenshot({ path: path.join(OUT, `${label}-${scheme}-9-changed.png`) });
+        await growing.click('.download[data-name="server-日志.log"] .more');
+        await growing.selectOption('.download[data-name="server-日志.log"] select.rate', '0');
+        await growing.waitForSelector('.download[data-name="server-日志.log"][data-state="done"]', { timeout: 60000 });
+        await growing.locator('.download[data-name="server-日志.log"]').screenshot({ path: path.join(OUT, `${label}-${scheme}-9-changed-done.png`) });
+        await growing.close();
         // A live text: written while it is read, then its writer away.
         const reader = await browser.context.newPage();
         await reader.emulateMedia({ colorScheme: scheme });

@@ -94,6 +94,22 @@ export interface Progress {
   live: LiveState | null;
 }
 
+/** What `onchanged` is told: the download moved from `oldVersion` to `newVersion`, keeping `kept` of its `total` chunks. */
+export interface Change {
+  /** why the change was noticed (412, the stream's `changed` event, the stored chunks' version) */
+  why: string;
+  oldVersion: string;
+  newVersion: string;
+  /** verified chunks of the old version that the new one repeats (same index, offset, length and SHA-256), kept where they are stored */
+  kept: number;
+  /** the new version's chunks */
+  total: number;
+  /** true when the older version's chunks were found in storage (a resumed download), false when the file changed while downloading */
+  stored: boolean;
+  /** a text's: the chunk `ontext` goes on from (0: it starts over, what was told is no longer the file's) */
+  textFrom?: number;
+}
+
 /** Where a download keeps verified chunks. */
 export interface ChunkStore {
   kind: string;
@@ -107,6 +123,7 @@ export interface ChunkStore {
   blob(type?: string): Promise<Blob>;
   discard(): Promise<void>;
   close(): Promise<void>;
+  /** set by open() to the version it held when that was another one (it kept the chunks the new one repeats) */
   staleVersion?: string | null;
   timing?: Record<string, number>;
 }
@@ -139,6 +156,7 @@ export interface DownloadOptions {
   rate?: number;
   /** Query parameters sent with every request (manifest, stream and its reconnects, ranges): a signed link's `exp` and `sig`. */
   params?: Record<string, string>;
+  /** @deprecated no longer needed: a download whose file changes on the server always goes on with the new version (see `onchanged`) */
   restartOnChange?: boolean;
   backoffBase?: number;
   backoffMax?: number;
@@ -154,7 +172,14 @@ export interface DownloadOptions {
   ontext?: (text: string, info: { i: number; offset: number }) => void;
   onchunk?: (i: number, status: 'received' | 'verified' | 'failed' | 'refetched' | 'missing') => void;
   onstate?: (state: State, message: string) => void;
-  onchanged?: (info: { why: string; oldVersion: string; newVersion: string | null }) => void;
+  /**
+   * The file changed on the server while downloading (`stored` false), or the chunks stored were of an
+   * older version (`stored` true, on resume). The download goes on with `newVersion`: it keeps the `kept`
+   * of its `total` chunks that the new manifest repeats (same index, offset, length and SHA-256), where
+   * they are stored, and fetches the rest. For a text, `textFrom` is the chunk `ontext` goes on from:
+   * where it was when every chunk it delivered was kept, else 0 (the text is told again from its start).
+   */
+  onchanged?: (info: Change) => void;
   /** a live text's publication changed state (its first state is the manifest's `state`) */
   onlive?: (state: LiveState) => void;
   onerror?: (e: ChunkcastError) => void;

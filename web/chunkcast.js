@@ -32,6 +32,8 @@
  *                   chunk's span, `need=`, the server's errors, the file list
  *   lib/plan.js     from the chunks' states, what to stream and what to
  *                   refill (pure)
+ *   lib/delta.js    a file that grew or changed: which verified chunks the
+ *                   new version repeats, kept instead of fetched (pure)
  *   lib/sse.js      the SSE parser (bounded); chunk event data
  *   lib/bytes.js    base64 and hex
  *   lib/sha256.js   SHA-256: WebCrypto, or the vendored WebAssembly build where
@@ -71,6 +73,7 @@ export { saveBlob } from './lib/save.js';
 /** @typedef {import('./lib/protocol.js').Manifest} Manifest */
 /** @typedef {import('./lib/ledger.js').Progress} Progress */
 /** @typedef {import('./lib/options.js').DownloadOptions} DownloadOptions */
+/** @typedef {import('./lib/download.js').Change} Change */
 /** @typedef {import('./lib/store/index.js').ChunkStore} ChunkStore */
 /** @typedef {import('./lib/errors.js').ErrorCode} ErrorCode */
 /** @typedef {import('./lib/state.js').State} State */

@@ -1,5 +1,6 @@
 // A file that changes on the server: `event: error` code `changed` mid-stream,
-// 412 on a resume, and stored chunks of an older version.
+// 412 on a resume, and stored chunks of an older version (delta.test.mjs has
+// the chunks a new version repeats, kept).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,33 +44,31 @@ function start(name, opts) {
 
 const bytesOf = async (dl) => Buffer.from(await (await dl.done).blob.arrayBuffer());
 
-test('a change mid-stream is reported, stale chunks are dropped, and nothing restarts unless asked', async () => {
+test('a change mid-stream is reported, the download goes on with the new version, and nothing of a rewritten file is kept', async () => {
   writeVersion('a.bin');
   const store = new MemoryStore();
   const { dl, changes, errors, verified } = start('a.bin', { rate: 800_000, store });
   await until(() => verified() >= 20, 10000, '20 chunks');
   await sleep(20);
   const v2 = writeVersion('a.bin', 4096 * CHUNKS + 5);
-  await assert.rejects(dl.done, (e) => e.code === 'changed' && /Restart/.test(e.message));
+  await until(() => changes.length === 1, 10000, 'the change');
+  dl.setRate(0);
+  assert.equal(sha256hex(await bytesOf(dl)), sha256hex(v2));
   assert.equal(changes.length, 1);
   assert.notEqual(changes[0].oldVersion, changes[0].newVersion);
-  assert.ok(changes[0].newVersion, 'the new version is fetched for the caller');
-  assert.equal(errors.length, 1);
-  assert.equal(store.chunks.size, 0, 'stale chunks discarded');
-  assert.equal(dl.state, 'changed');
-  const n = verified();
-  await sleep(400);
-  assert.equal(verified(), n, 'no restart by itself');
-  // Asked to, it starts over on the new version.
-  dl.restart();
-  assert.equal(sha256hex(await bytesOf(dl)), sha256hex(v2));
+  assert.equal(changes[0].newVersion, dl.manifest.version, 'the new version is fetched for the caller');
+  assert.equal(changes[0].kept, 0, 'new random bytes repeat no chunk');
+  assert.equal(changes[0].total, CHUNKS + 1);
+  assert.equal(errors.length, 0);
+  assert.equal(store.chunks.size, CHUNKS + 1, 'the store holds the new version only');
+  assert.equal(dl.state, 'done');
 });
 
-test('a resume refused with 412 is detected as a change and restarts when asked to', async () => {
+test('a resume refused with 412 is detected as a change, and the download goes on with the new version', async () => {
   writeVersion('b.bin');
   const px = await startProxy(srv.url);
   try {
-    const { dl, changes, verified } = start('b.bin', { base: px.url, rate: 800_000, restartOnChange: true });
+    const { dl, changes, verified } = start('b.bin', { base: px.url, rate: 800_000 });
     await until(() => verified() >= 20, 10000, '20 chunks');
     dl.pause();
     await sleep(50);
@@ -78,6 +77,7 @@ test('a resume refused with 412 is detected as a change and restarts when asked 
     assert.equal(sha256hex(await bytesOf(dl)), sha256hex(v2));
     assert.equal(changes.length, 1);
     assert.match(changes[0].why, /new version/);
+    assert.equal(changes[0].stored, false);
     // The resumed request carried the old version and was refused.
     const old = changes[0].oldVersion;
     const refused = px.eventRequests().filter((r) => r.line.includes(`v=${old}`));
@@ -87,7 +87,7 @@ test('a resume refused with 412 is detected as a change and restarts when asked 
   }
 });
 
-test('stored chunks of an older version are discarded and the caller told', async () => {
+test('stored chunks of another version that repeat nothing are dropped, and the caller told', async () => {
   const v1 = writeVersion('c.bin', 4096 * 20);
   const store = new MemoryStore();
   const first = start('c.bin', { store });
@@ -99,6 +99,7 @@ test('stored chunks of an older version are discarded and the caller told', asyn
   assert.equal(dl.progress().chunksResumed, 0);
   assert.equal(changes.length, 1);
   assert.match(changes[0].why, /older version/);
+  assert.deepEqual([changes[0].kept, changes[0].total, changes[0].stored], [0, 20, true]);
 });
 
 test('a file removed mid-download fails with not_found', async () => {

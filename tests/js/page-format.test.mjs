@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from '../../web/page/format.js';
+import { changedText, formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from '../../web/page/format.js';
 
 test('plurals', () => {
   assert.equal(plural(1, 'reconnect'), '1 reconnect');
@@ -34,4 +34,11 @@ test('a retry delay becomes a countdown in whole seconds', () => {
   assert.equal(stateText('reconnecting', 'connection lost; reconnecting', null), 'Connection lost: reconnecting…');
   // The library's message is shown as it is: a name stays as spelled.
   assert.equal(stateText('weird', 'x.bin did something', null), 'x.bin did something');
+});
+
+test('a change of version says how many chunks were kept, and whether the rest is still being fetched', () => {
+  assert.equal(changedText({ kept: 3998, total: 4000, stored: false }, false), 'The file changed on the server: kept 3998 of 4000 chunks, fetching the rest.');
+  assert.equal(changedText({ kept: 3998, total: 4000, stored: false }, true), 'The file changed on the server: kept 3998 of 4000 chunks, fetched the rest.');
+  assert.equal(changedText({ kept: 0, total: 1, stored: true }, false), 'The copy stored here was of an older version: nothing received could be kept, downloading the new version.');
+  assert.equal(changedText({ kept: 7, total: 7, stored: false }, true), 'The file changed on the server: kept all 7 chunks of the new version.');
 });

@@ -11,6 +11,7 @@ test('a live download may move between live states, pause, verify, fail, change 
 });
 
 test('nothing leaves an ended state except by restart (idle), resume after an error, or close', () => {
+  assert.deepEqual([...TERMINAL].sort(), ['closed', 'done', 'error']);
   for (const from of TERMINAL) {
     for (const to of [...LIVE, 'paused', 'verifying', 'manifest']) {
       const allowed = from === 'error' && to === 'resuming';
@@ -22,8 +23,9 @@ test('nothing leaves an ended state except by restart (idle), resume after an er
   assert.equal(canMove('closed', 'closed'), false);
 });
 
-test('paused only resumes, fails, changes or closes; verifying only ends', () => {
+test('paused only resumes, fails or closes (a change waits for resume); verifying only ends', () => {
   assert.deepEqual([...LIVE].filter((s) => canMove('paused', s)), ['resuming']);
+  assert.equal(canMove('paused', 'changed'), false);
   assert.equal(canMove('paused', 'verifying'), false);
   assert.deepEqual(['done', 'error', 'closed', 'streaming', 'paused'].map((s) => canMove('verifying', s)), [true, true, true, false, false]);
 });
@@ -33,8 +35,12 @@ test('an illegal transition throws an internal error naming both states', () => 
   assert.doesNotThrow(() => checkMove('streaming', 'stalled'));
 });
 
-test('running is the live states plus fetching the manifest and proving the whole file: never idle, paused or ended', () => {
-  assert.deepEqual([...RUNNING].filter((s) => !LIVE.has(s)).sort(), ['manifest', 'verifying']);
+test('changed (moving to a new version) opens storage again, or fails, or closes', () => {
+  assert.deepEqual(['opening', 'error', 'closed', 'streaming', 'paused', 'done'].map((s) => canMove('changed', s)), [true, true, true, false, false, false]);
+});
+
+test('running is the live states plus fetching the manifest, moving to a new version and proving the whole file: never idle, paused or ended', () => {
+  assert.deepEqual([...RUNNING].filter((s) => !LIVE.has(s)).sort(), ['changed', 'manifest', 'verifying']);
   for (const s of LIVE) assert.ok(RUNNING.has(s), s);
   for (const s of ['idle', 'paused', ...TERMINAL]) assert.equal(RUNNING.has(s), false, s);
   // A running download may always be closed.

@@ -31,9 +31,11 @@
 //   - silence: no event for `stallTimeout` ms -> reopen from the first missing;
 //   - a chunk that fails verification: refetched through the range endpoint
 //     `/events/chunk/<start>/<end>` in batches, `parallel` requests at most;
-//   - a changed file (412, `event: error` code `changed`, a manifest whose
-//     version differs): stale chunks are discarded and the caller told; the
-//     download starts over only if asked (`restartOnChange` or `restart()`);
+//   - a changed file (412, `event: error` code `changed`, another version):
+//     the download moves to the new manifest, keeping every verified chunk
+//     it repeats (delta.js) and fetching the rest (`onchanged` says how many
+//     were kept), as on resuming stored chunks of an older version; a file
+//     that is gone (the manifest answers 404) ends with `not_found`;
 //   - a transport that fails (the worker transport's script did not load,
 //     say): the download goes on through EventSource (`broken`).
 
@@ -56,6 +58,19 @@ import { openTransport } from './transport/index.js';
 /** @typedef {import('./ledger.js').Progress} Progress */
 /** @typedef {import('./transport/interface.js').Transport} Transport */
 /** @typedef {import('./transport/interface.js').Notice} Notice */
+
+/**
+ * Changes in a row, without a chunk fetched in between, before the download
+ * gives up with `changed`: a file rewritten faster than one chunk arrives
+ * would otherwise keep it moving from version to version for ever.
+ */
+const MAX_CHANGES = 8;
+
+/**
+ * What `onchanged` is told: the download moved from `oldVersion` to
+ * `newVersion`, keeping `kept` of the new version's `total` chunks.
+ * @typedef {{why: string, oldVersion: string, newVersion: string, kept: number, total: number, stored: boolean, textFrom?: number}} Change
+ */
 
 /**
  * One file's download. `start()` runs it; `done` settles with the result.
@@ -87,6 +102,7 @@ export class Download {
     /** @type {import('./state.js').State} the one state; see state.js for the transitions */
     this.state = 'idle';
     this.gen = 0; // bumped on changed/close: work of an older generation is dropped
+    this.changes = 0; // changes in a row without a chunk fetched (see MAX_CHANGES)
     /** what to fetch next, and the connections that fetch it */
     this.scheduler = new Scheduler(this);
     this._newDone();
@@ -165,10 +181,21 @@ export class Download {
     }
   }
 
-  /** @param {Manifest} m @param {Uint8Array} expected */
-  async _begin(m, expected) {
+  /**
+   * A run on `m`: storage opened (verified chunks already there count), then
+   * the network. `from` is the version a change found while downloading
+   * moves from (see _changed).
+   * @param {Manifest} m @param {Uint8Array} expected
+   * @param {{why: string, oldVersion: string}|null} [from]
+   */
+  async _begin(m, expected, from = null) {
     const gen = this.gen;
+    const was = { ledger: this.ledger, told: this.text?.next ?? 0 };
     this._newRun(m, expected);
+    if (from) { // the network's counters go on across the change
+      this.ledger.bytesReceived = was.ledger.bytesReceived;
+      this.ledger.reconnects = was.ledger.reconnects;
+    }
     this.manifest = m;
     this.live = m.live ? new LiveTail(this, liveState(m.state)) : null;
     // The last run's transport served the last open of the store; its news is not this run's.
@@ -180,11 +207,17 @@ export class Download {
     this.store = store.store;
     if (gen !== this.gen) return;
     this.ledger.resume(store.have);
-    const stale = /** @type {any} */ (this.store).staleVersion;
-    if (stale) {
-      this.opts.onchanged?.({ why: 'the stored chunks were of an older version and were discarded', oldVersion: stale, newVersion: m.version });
-    }
     this.text = new TextAssembler(this.ledger, store.store, this.opts.ontext);
+    if (from) this.text.carryOver(was.told);
+    const stale = /** @type {any} */ (this.store).staleVersion;
+    const change = from ?? (stale ? { why: 'the stored chunks were of an older version', oldVersion: stale } : null);
+    if (change && change.oldVersion !== m.version) {
+      /** @type {Change} */
+      const info = { ...change, newVersion: m.version, kept: this.ledger.chunksResumed, total: m.chunks, stored: !from };
+      if (m.kind === 'text') info.textFrom = this.text.next;
+      this._log(`${this.name} changed (${change.why}): kept ${info.kept} of ${info.total} chunks`);
+      this.opts.onchanged?.(info);
+    }
     this._useTransport(this.opts.transport); // after the stored chunks are known: the worker transport skips them
     if (this.ledger.chunksResumed) this._log(`resumed ${this.ledger.chunksResumed} verified chunks from ${store.store.kind}`);
     if (m.kind === 'text') await this.text.emit(() => gen === this.gen);
@@ -245,7 +278,7 @@ export class Download {
     const gen = this.gen;
     const { fresh, fatal } = this.ledger.take(n);
     for (const [i, text] of n.texts) this.text?.add(i, text);
-    if (fresh) this.scheduler.progressed();
+    if (fresh) { this.scheduler.progressed(); this.changes = 0; }
     if (this.scheduler.es && n.verified.length) this.scheduler.armStall();
     if (this.stats) addStat(this.stats, 'notices', 1);
     if (fatal) this._fatal(fatal);
@@ -303,51 +336,29 @@ export class Download {
   }
 
   /**
-   * The file changed on the server: drop what we have, tell the caller, and
-   * start over only if asked.
-   * @param {string} why @param {Manifest|null} fresh
+   * The file changed on the server: `fresh` is its new manifest (the
+   * scheduler asked for it, and so told a change from a file that is gone).
+   * The download moves to the new version (_begin), the store keeping each
+   * verified chunk the new manifest repeats (delta.js), and fetches the rest.
+   * @param {string} why @param {{m: Manifest, expected: Uint8Array}} fresh
    */
   async _changed(why, fresh) {
-    if (!LIVE.has(this.state) && this.state !== 'paused') return;
-    // A deleted file also stops the stream as "changed": only the manifest
-    // tells gone (404) from changed (another version), so ask it first.
-    if (!fresh && (await this._gone())) return;
-    const old = this.manifest?.version ?? '';
-    this._nextGen();
-    this.scheduler.stop();
-    this._detach();
-    this._setState('changed', `${this.name} changed on the server (${why})`);
-    try { await this.store?.discard(); } catch (e) { this._log(`discard failed: ${asError(e).message}`); }
-    let newVersion = fresh?.version ?? null;
-    if (!fresh) {
-      try { newVersion = (await this.fetchManifest()).m.version; } catch { /* reported below if we restart */ }
-    }
-    if (this.state !== 'changed') return; // closed meanwhile
-    this.opts.onchanged?.({ why, oldVersion: old, newVersion });
-    if (this.opts.restartOnChange) {
-      this._restartNow();
-    } else {
-      const err = new ChunkcastError('changed', `${this.name} changed on the server while downloading; the stale chunks were discarded. Restart to download the new version.`);
-      this.opts.onerror?.(err);
-      this._reject?.(err);
-    }
-  }
-
-  /**
-   * Whether the file is gone from the server (its manifest answers 404); if
-   * so the download ends with `not_found`, its chunks kept for the caller to
-   * clear. Network stops while asking, so nothing more arrives meanwhile.
-   */
-  async _gone() {
+    if (!LIVE.has(this.state)) return; // paused meanwhile: resume() meets the change again
+    const old = /** @type {Manifest} */ (this.manifest);
     const gen = this._nextGen();
     this.scheduler.stop();
-    if (this.state !== 'paused') this._setState('checking', 'the server stopped the stream; asking whether the file changed or is gone');
-    let err = null;
-    try { await this.fetchManifest(); } catch (e) { err = asError(e); }
-    if (gen !== this.gen) return true; // closed meanwhile
-    if (err?.code !== 'not_found') return false;
-    this._fatal(err);
-    return true;
+    if (++this.changes > MAX_CHANGES) {
+      return this._fatal(new ChunkcastError('changed', `${this.name} changed on the server ${MAX_CHANGES} times in a row before another chunk could be fetched. Try again once it stops changing.`));
+    }
+    this._setState('changed', `${this.name} changed on the server (${why}); keeping the chunks the new version repeats`);
+    // What was verified is on disk before the store moves to the new version.
+    try { await this.store?.flush(); } catch (e) { this._log(`flush failed: ${asError(e).message}`); }
+    if (gen !== this.gen) return;
+    try {
+      await this._begin(fresh.m, fresh.expected, { why, oldVersion: old.version });
+    } catch (e) {
+      if (gen === this.gen) this._fatal(asError(e));
+    }
   }
 
   /** A new generation: what is under way for the old one is dropped. */
@@ -358,6 +369,7 @@ export class Download {
 
   _restartNow() {
     this._nextGen();
+    this.changes = 0;
     this.scheduler.stop();
     checkMove(this.state, 'idle');
     this.state = 'idle'; // silently: start() announces 'manifest' at once
@@ -373,7 +385,7 @@ export class Download {
 
   /** @param {ChunkcastError} err */
   _fatal(err) {
-    // Already ended (done, changed, closed, error): a late failure changes nothing.
+    // Already ended (done, closed, error): a late failure changes nothing.
     if (!canMove(this.state, 'error')) return;
     this.scheduler.stop();
     this._detach();
@@ -382,7 +394,6 @@ export class Download {
     this.opts.onerror?.(err);
     this._reject?.(err);
   }
-
 
   /** Follows the browser's online/offline events while the download is live. */
   _attach() {
@@ -393,9 +404,9 @@ export class Download {
   }
 
   /**
-   * Stops following them: on EVERY terminal state (done, error, changed,
-   * closed). A listener left behind after a failure once turned an
-   * `offline` -> `online` pair into a restart against a discarded store.
+   * Stops following them: on EVERY terminal state (done, error, closed).
+   * A listener left behind after a failure once turned an `offline` ->
+   * `online` pair into a restart against a discarded store.
    */
   _detach() {
     if (typeof globalThis.removeEventListener === 'function') {

@@ -23,7 +23,8 @@
  * @property {number} [rate]  ask the server to pace to this many bytes/s
  * @property {Record<string, string>} [params]  query parameters sent with every request (manifest,
  *   stream and its reconnects, ranges): a signed link's `exp` and `sig`
- * @property {boolean} [restartOnChange]
+ * @property {boolean} [restartOnChange]  no longer needed: a download whose file changes on the server
+ *   always goes on with the new version, keeping the chunks it repeats (see `onchanged`)
  * @property {number} [backoffBase]  ms
  * @property {number} [backoffMax]  ms
  * @property {number} [retries]  failed reconnects in a row before giving up
@@ -34,7 +35,11 @@
  * @property {(text: string, info: {i: number, offset: number}) => void} [ontext]
  * @property {(i: number, status: 'received'|'verified'|'failed'|'refetched'|'missing') => void} [onchunk]
  * @property {(state: string, message: string) => void} [onstate]
- * @property {(info: {why: string, oldVersion: string, newVersion: string|null}) => void} [onchanged]
+ * @property {(info: import('./download.js').Change) => void} [onchanged]  the file changed on the server while
+ *   downloading (`stored` false), or the chunks stored were of an older version (`stored` true, on resume):
+ *   the download goes on with `newVersion`, keeping the `kept` of its `total` chunks it repeats (same index,
+ *   offset, length and SHA-256) and fetching the rest. For a text, `textFrom` is the chunk `ontext` goes on
+ *   from: where it was when every chunk it delivered was kept, else 0 (it starts over)
  * @property {(state: import('./live.js').LiveState) => void} [onlive]  a live text's publication changed
  *   state: `interrupted` (its producer went away), `live` (back), and at its end `complete`,
  *   `abandoned` or `ended` (see live.js); the manifest's first state is in `manifest.state`

@@ -32,7 +32,7 @@ import { LIVE } from './state.js';
  * @property {() => Promise<{m: Manifest, expected: Uint8Array}>} fetchManifest
  * @property {import('./live.js').LiveTail|null} live  a live text's publication (live.js), else null
  * @property {(err: ChunkcastError) => void} _fatal
- * @property {(why: string, fresh: Manifest|null) => Promise<void>} _changed
+ * @property {(why: string, fresh: {m: Manifest, expected: Uint8Array}) => Promise<void>} _changed  another version: move to it
  * @property {() => Promise<void>} _finish  every chunk is verified
  */
 
@@ -145,7 +145,10 @@ export class Scheduler {
           const st = liveState(ev.state);
           if (st) live.set(st);
         }
-        if (ev.version !== null && ev.version !== m.version) this.dl._changed('the stream announced another version', null);
+        if (ev.version !== null && ev.version !== m.version) {
+          this.closeStream();
+          this.check('the stream announced another version');
+        }
         return;
       }
       case 'live': {
@@ -159,9 +162,9 @@ export class Scheduler {
         if (this.dl.live?.growing) this.dl.live.ended(ev.end ?? null, null);
         else this.pump();
         return;
-      case 'changed':
+      case 'changed': // or gone: the manifest tells
         this.closeStream();
-        this.dl._changed(ev.message, null);
+        this.check(ev.message);
         return;
       case 'error':
         this.closeStream();
@@ -213,12 +216,15 @@ export class Scheduler {
   }
 
   /**
-   * After the stream stopped for good, the manifest tells why: gone (404),
-   * changed (another version), or the server is down (network error).
+   * After the stream stopped for good, or the server said the file changed
+   * (412, `event: error` code `changed`, another version announced), the
+   * manifest tells why: gone (404: the download ends `not_found`), changed
+   * (another version: the download moves to it), or the server is down
+   * (network error: retried later).
    * @param {string} why
    */
   async check(why) {
-    if (this.dl.state === 'checking') return;
+    if (this.dl.state === 'checking' || !LIVE.has(this.dl.state)) return; // asking already, or paused: resume() meets it again
     this.dl._setState('checking', `${why}; asking the server why`);
     const gen = this.dl.gen;
     // Paused, closed or failed meanwhile: the answer no longer matters.
@@ -229,7 +235,7 @@ export class Scheduler {
       if (stale()) return;
       // A live text that ended: the stream had nothing more (204).
       if (this.dl.live?.growing && !m.live) return this.dl.live.ended(null, fresh);
-      if (m.version !== this.dl.manifest?.version) return this.dl._changed('the manifest has a new version', m);
+      if (m.version !== this.dl.manifest?.version) return this.dl._changed(`${why}; the manifest has a new version`, fresh);
       this._retryAfterCheck(why);
     } catch (e) {
       if (stale()) return;
@@ -299,7 +305,7 @@ export class Scheduler {
     const now = this.dl.ledger.status;
     for (let i = a; i < b; i++) if (now[i] === CHUNK.INFLIGHT) now[i] = CHUNK.QUEUED;
     if (broken) return this.dl._fatal(broken);
-    if (failure === 'changed') return this.dl._changed('the range endpoint refused the version (412)', null);
+    if (failure === 'changed') return this.check('the range endpoint refused the version (412)');
     if (failure === 'gone') return this.dl._fatal(new ChunkcastError('not_found', `${this.dl.name} is no longer on the server`, { status: 404 }));
     if (failure && this.dl.state !== 'paused') {
       this.dl._log(failure);

@@ -21,12 +21,14 @@ export const LIVE = new Set(['opening', 'connecting', 'resuming', 'streaming', '
  * The states in which a download is running, from fetching the manifest to
  * proving the whole file: its numbers move (a page shows its speed and ETA,
  * and ticks). `idle` (not started), `paused` and the terminal states are not.
+ * `changed` (the file changed on the server: the download moves to the new
+ * version, keeping the chunks it repeats) runs too, though nothing is fetched.
  * @type {ReadonlySet<State>}
  */
-export const RUNNING = new Set(['manifest', ...LIVE, 'verifying']);
+export const RUNNING = new Set(['manifest', ...LIVE, 'changed', 'verifying']);
 
 /** States after which nothing runs until `restart()` (or `resume()` after an error). @type {ReadonlySet<State>} */
-export const TERMINAL = new Set(['done', 'error', 'changed', 'closed']);
+export const TERMINAL = new Set(['done', 'error', 'closed']);
 
 /** @type {State[]} */
 const FROM_LIVE = [...LIVE, 'paused', 'verifying', 'error', 'changed', 'closed'];
@@ -48,11 +50,12 @@ const NEXT = {
   refilling: FROM_LIVE,
   offline: FROM_LIVE,
   checking: FROM_LIVE,
-  paused: ['resuming', 'error', 'changed', 'closed'],
+  // A change found while paused waits: resume() finds it again.
+  paused: ['resuming', 'error', 'closed'],
   verifying: ['done', 'error', 'closed'],
   done: ['closed'],
   error: ['resuming', 'closed'],
-  changed: ['closed'],
+  changed: ['opening', 'error', 'closed'],
   closed: [],
 };
 

@@ -28,6 +28,18 @@ export class TextAssembler {
     this.pending = new Map();
   }
 
+  /**
+   * After the file changed (download.js): delivery goes on after the `told`
+   * chunks already delivered when the new version kept every one of them,
+   * else starts over from the first chunk.
+   * @param {number} told
+   */
+  carryOver(told) {
+    let i = 0;
+    while (i < told && this.ledger.isVerified(i)) i++;
+    this.next = i === told ? told : 0;
+  }
+
   /** A verified chunk's text. @param {number} i @param {string} text */
   add(i, text) {
     if (i >= this.next) this.pending.set(i, text);

@@ -86,7 +86,7 @@ export function stateText(state, message, retryAt) {
     case 'checking': return 'The connection stopped; asking the server why…';
     // The reason is told once, in the card's alert, not here as well.
     case 'error': return 'Stopped.';
-    case 'changed': return 'Changed on the server.';
+    case 'changed': return 'Changed on the server: keeping the chunks the new version repeats…';
     case 'stalled':
     case 'reconnecting': {
       if (retryAt === null) return 'Connection lost: reconnecting…';
@@ -95,4 +95,17 @@ export function stateText(state, message, retryAt) {
     }
     default: return message || state;
   }
+}
+
+/**
+ * What a row says when the file changed on the server while downloading,
+ * or the copy stored here was of an older version (`stored`): how many of
+ * the new version's chunks were kept, as the library's `onchanged` tells.
+ * @param {{kept: number, total: number, stored: boolean}} c @param {boolean} done  the download has finished
+ */
+export function changedText(c, done) {
+  const what = c.stored ? 'The copy stored here was of an older version' : 'The file changed on the server';
+  if (c.kept === 0) return `${what}: nothing received could be kept, ${done ? 'downloaded' : 'downloading'} the new version.`;
+  if (c.kept >= c.total) return `${what}: kept all ${plural(c.total, 'chunk')} of the new version.`;
+  return `${what}: kept ${c.kept} of ${plural(c.total, 'chunk')}, ${done ? 'fetched' : 'fetching'} the rest.`;
 }

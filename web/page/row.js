@@ -12,7 +12,7 @@
 import { clearStored, Download, FileHandleStore, formatBytes, RUNNING, sha256, TERMINAL, toHex } from '../chunkcast.js';
 import { ChunkMap } from './chunk-map.js';
 import { defaultRate, keepRate, RELEASE_AFTER_SAVE_MS, remember } from './downloads.js';
-import { formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
+import { changedText, formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
 import { isGrowing, liveLine, liveStats, markLive } from './live.js';
 import { Meter } from './meter.js';
 import { PACES, TextView } from './text-view.js';
@@ -194,9 +194,12 @@ export class Row {
       onchunk: (i, s) => this.map.set(i, s),
       onlive: (s) => this.showLive(s),
       ontext: (piece) => this.text.push(piece),
+      onchanged: (c) => this.onChanged(c),
       onerror: (e) => this.onError(e),
     });
     this.d = d;
+    /** @type {import('../chunkcast.js').Change|null} the last change of version, told in the row's note */
+    this.change = null;
     this.state = 'idle';
     d.start();
     d.done.then((r) => this.finished(r.blob, r.manifest.sha256), () => { /* told through onerror */ });
@@ -235,6 +238,18 @@ export class Row {
     }
   }
 
+  /**
+   * The file changed on the server (or the stored copy was of an older
+   * version): the download goes on with the new one, and the note says how
+   * much was kept. @param {import('../chunkcast.js').Change} c
+   */
+  onChanged(c) {
+    this.change = c;
+    if (c.textFrom === 0) this.text.clear(); // told again from its start
+    Object.assign(this.q('.dl-note'), { hidden: false, textContent: changedText(c, false) });
+    this.el.dataset.kept = String(c.kept);
+  }
+
   /** A live text's publication changed state (or was first read). @param {string} live */
   showLive(live) {
     this.live = live;
@@ -270,7 +285,7 @@ export class Row {
     }
     this.q('.dl-stats').textContent = parts.join(' · ');
     const more = [];
-    if (p.chunksResumed) more.push(`${p.chunksResumed} resumed from disk`);
+    if (p.chunksResumed) more.push(`${p.chunksResumed} ${this.change && !this.change.stored ? 'kept from the older version' : 'resumed from disk'}`);
     if (p.chunksRefetched) more.push(`${p.chunksRefetched} refetched`);
     if (p.reconnects) more.push(plural(p.reconnects, 'reconnect'));
     more.push(`${formatSpeed(p.averageBytesPerSecond)} on average`);
@@ -321,6 +336,7 @@ export class Row {
 
   /** @param {Blob} blob @param {string} sha */
   async finished(blob, sha) {
+    if (this.change) this.q('.dl-note').textContent = changedText(this.change, true);
     this.map.complete();
     this.map.draw();
     this.q('.sha256').textContent = sha;
@@ -361,10 +377,8 @@ export class Row {
     const name = this.name;
     const again = () => this.list.start(name, { handle: this.picked?.handle, read: this.reading });
     if (e.code === 'closed') return;
-    if (e.code === 'changed') {
-      this.discarded();
-      this.alert(`“${name}” changed on the server while it was downloading. The chunks received so far were discarded.`,
-        { label: 'Download the new version', run: again });
+    if (e.code === 'changed') { // changed again and again, faster than a chunk arrives
+      this.alert(`“${name}” kept changing on the server while it was downloading.`, { label: 'Try again', run: again });
     } else if (e.code === 'not_found') {
       // Gone is not changed: there is no new version to fetch. What was
       // verified belongs to a file that no longer exists, so it is dropped.

@@ -133,6 +133,13 @@ export class TextView {
     if (this.follow) this.box.scrollTop = this.box.scrollHeight;
   }
 
+  /** Empties the view (the text is told again from its start: the file changed). */
+  clear() {
+    this.stop();
+    this.node.data = '';
+    this.box.dataset.caughtUp = 'true';
+  }
+
   /** Stops typing (the download was dropped). */
   stop() {
     cancelAnimationFrame(this.frame);

@@ -105,6 +105,8 @@ function fatal(e) {
 /** @param {any} m  the manifest's fields the store needs */
 async function open(m) {
   const d = await directory();
+  // Reopened (the file changed while downloading): what was written is recorded first.
+  if (data && dirty) saveState();
   closeHandles();
   try {
     data = await (await d.getFileHandle(`${key}.part`, { create: true })).createSyncAccessHandle();
@@ -131,7 +133,12 @@ async function open(m) {
   nextSlot = found.next;
   const chunks = [];
   const digests = [];
-  if (st && st.version === m.version && st.chunks === m.chunks) {
+  if (st) {
+    // The recorded chunks are read back and hashed: the bytes decide. For
+    // another version (the file grew or changed on the server), a chunk is
+    // kept when the bytes at the NEW chunk's place hash to the NEW
+    // manifest's digest, that is, when the new version repeats it there
+    // (lib/delta.js); its bytes are not rewritten, and the rest is fetched.
     let old;
     try { old = decodeBase64(st.bitmap); } catch { old = new Uint8Array(0); }
     const fileSize = data.getSize();
@@ -151,8 +158,8 @@ async function open(m) {
     data.truncate(0);
   }
   // The file at its full size at once: one quota request instead of one
-  // each time a write grows the file.
-  try { if (data.getSize() < m.size) data.truncate(m.size); } catch { /* grows as written */ }
+  // each time a write grows the file (and a shorter new version cut to size).
+  try { if (data.getSize() !== m.size) data.truncate(m.size); } catch { /* grows as written */ }
   const stale = st && st.version !== m.version ? st.version : null;
   saveState();
   const all = new Uint8Array(digests.length * 32);

@@ -16,6 +16,7 @@
  * `keepExistingData`, so commits are spaced rather than made per chunk.
  */
 
+import { toHex } from '../bytes.js';
 import { ChunkcastError } from '../errors.js';
 import { digestAll } from '../hasher.js';
 import { span } from '../protocol.js';
@@ -131,7 +132,10 @@ export class FileHandleStore {
 
   /**
    * The chunks of this version already in the file, each hashed again from
-   * the file's bytes (the record says where to look; the bytes decide).
+   * the file's bytes (the record says where to look; the bytes decide). For
+   * another version (the file grew or changed on the server), a recorded
+   * chunk is kept when the bytes at the new chunk's place hash to the new
+   * manifest's digest (lib/delta.js): they are not rewritten.
    * @param {Manifest} m
    */
   async open(m) {
@@ -139,20 +143,21 @@ export class FileHandleStore {
     const rec = await findHandle(this.name);
     /** @type {Map<number, Uint8Array>} */
     const have = new Map();
-    if (rec && rec.version === m.version && rec.size === m.size) {
+    this.written.clear();
+    this.staleVersion = rec && rec.version !== m.version ? rec.version : null;
+    if (rec) {
       const file = await this.handle.getFile();
       const ids = rec.written.filter((i) => i < m.chunks);
       for (let k = 0; k < ids.length; k += 64) {
-        const batch = await Promise.all(ids.slice(k, k + 64).map(async (i) => {
+        const batch = (await Promise.all(ids.slice(k, k + 64).map(async (i) => {
           const { off, len } = span(m, i);
           return { i, bytes: new Uint8Array(await file.slice(off, off + len).arrayBuffer()) };
-        }));
-        const digests = await digestAll(batch.filter((b) => b.bytes.length === span(m, b.i).len));
-        batch.filter((b) => b.bytes.length === span(m, b.i).len).forEach((b, j) => { have.set(b.i, digests[j]); this.written.add(b.i); });
+        }))).filter((b) => b.bytes.length === span(m, b.i).len);
+        const digests = await digestAll(batch);
+        batch.forEach((b, j) => { if (toHex(digests[j]) === m.hashes[b.i]) { have.set(b.i, digests[j]); this.written.add(b.i); } });
       }
     } else {
-      this.staleVersion = rec && rec.version !== m.version ? rec.version : null;
-      // Another version, or nothing yet: the file starts empty.
+      // Nothing yet: the file starts empty.
       const w = await this.handle.createWritable({ keepExistingData: false });
       await w.close();
     }

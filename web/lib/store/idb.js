@@ -1,6 +1,7 @@
 // @ts-check
 /** @file Chunks in IndexedDB: where OPFS is missing (insecure contexts, older browsers). */
 
+import { repeats } from '../delta.js';
 import { ChunkcastError, asStorageError } from '../errors.js';
 import { clearStored, idbDone, idbOpen, idbRange, idbSupported, storageKey } from './common.js';
 
@@ -21,7 +22,7 @@ export class IdbStore {
     this.key = storageKey(name);
     /** @type {IDBDatabase|null} */
     this.db = null;
-    /** @type {{i: number, bytes: Uint8Array, digest: Uint8Array}[]} */
+    /** @type {{i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]} */
     this.pending = [];
     this.pendingBytes = 0;
     /** @type {Promise<void>} the chain of write transactions */
@@ -42,24 +43,34 @@ export class IdbStore {
     return `${this.key}/${String(i).padStart(10, '0')}`;
   }
 
-  /** @param {Manifest} m */
+  /**
+   * The chunks stored for `m`. Another version's stay where `m` repeats
+   * them (same index, offset, length and SHA-256, see delta.js): records
+   * are keyed by chunk number, not version, so a kept chunk's bytes are
+   * not rewritten, only the file's record moves to `m`'s version; the
+   * others are deleted in the same transaction.
+   * @param {Manifest} m
+   */
   async open(m) {
+    this.db?.close();
     this.db = await idbOpen();
     const tx = this.db.transaction(['files', 'chunks'], 'readwrite');
-    const info = await idbDone(tx.objectStore('files').get(this.key));
-    const range = idbRange(this.key);
+    const files = tx.objectStore('files');
+    const chunks = tx.objectStore('chunks');
+    const info = await idbDone(files.get(this.key));
     const out = new Map();
-    // A live text's chunks stay when it has finished meanwhile (its version
-    // changes at the end): the ledger keeps those whose digests the finished
-    // manifest lists, as always.
-    const same = info && (info.version === m.version || (info.live && m.kind === 'text'));
-    this.staleVersion = info && !same ? info.version : null;
-    if (!same) tx.objectStore('chunks').delete(range);
-    if (!same || info.version !== m.version) tx.objectStore('files').put({ version: m.version, size: m.size, name: m.name, live: !!m.live }, this.key);
-    if (same) {
-      /** @type {{i: number, digest: Uint8Array}[]} */
-      const recs = await idbDone(tx.objectStore('chunks').getAll(range));
-      for (const r of recs) out.set(r.i, r.digest);
+    const moved = !!info && info.version !== m.version;
+    // A live text that finished meanwhile has its finished version now
+    // (live.js): the same text, not a change.
+    this.staleVersion = moved && !(info.live && m.kind === 'text') ? info.version : null;
+    if (!info || moved) files.put({ version: m.version, size: m.size, name: m.name, live: !!m.live }, this.key);
+    if (info) {
+      /** @type {{i: number, off?: number, digest: Uint8Array, blob: Blob}[]} */
+      const recs = await idbDone(chunks.getAll(idbRange(this.key)));
+      for (const r of recs) {
+        if (!moved || repeats(m, r.i, r.off, r.blob.size, r.digest)) out.set(r.i, r.digest);
+        else chunks.delete(this._k(r.i));
+      }
     }
     await idbDone(tx);
     return out;
@@ -97,7 +108,7 @@ export class IdbStore {
       if (this.failed) return;
       const tx = db.transaction('chunks', 'readwrite');
       const os = tx.objectStore('chunks');
-      for (const { i, bytes: b, digest } of batch) os.put({ i, digest, blob: new Blob([/** @type {BlobPart} */ (b)]) }, this._k(i));
+      for (const { i, off, bytes: b, digest } of batch) os.put({ i, off, digest, blob: new Blob([/** @type {BlobPart} */ (b)]) }, this._k(i));
       await idbDone(tx);
     }).catch((e) => {
       this.failed ??= e;

@@ -15,7 +15,11 @@ import { OpfsStore } from './opfs.js';
  * @property {boolean} persistent  survives a page reload
  * @property {(m: Manifest) => Promise<Map<number, Uint8Array>>} open
  *   Chunks of this version already stored and verified, with their computed
- *   digests. Chunks of another version are discarded.
+ *   digests. Holding another version (the file grew or changed on the
+ *   server), the store moves to `m`'s: it keeps each chunk `m` repeats (same
+ *   index, offset, length and SHA-256, see delta.js) without rewriting its
+ *   bytes, and drops the rest. Called again on an open store (a change found
+ *   while downloading), after `flush()`.
  * @property {(items: {i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]) => (Promise<void>|void)} put
  *   Stores verified chunks; may return a promise to ask the caller to wait.
  * @property {(len: number) => (Uint8Array|null)} [reserve]  optional: room for
@@ -29,7 +33,7 @@ import { OpfsStore } from './opfs.js';
  * @property {(type?: string) => Promise<Blob>} blob  the whole file, once complete
  * @property {() => Promise<void>} discard  drops every stored chunk
  * @property {() => Promise<void>} close
- * @property {string|null} [staleVersion]  set by open() when it discarded another version
+ * @property {string|null} [staleVersion]  set by open() to the version it held when that was another one
  * @property {Record<string, number>} [timing]  the store's own timings, if it keeps any
  */
 

@@ -1,6 +1,7 @@
 // @ts-check
 /** @file Chunks in memory: for small files, and for Node. */
 
+import { repeats } from '../delta.js';
 import { ChunkcastError } from '../errors.js';
 
 /** @typedef {import('../protocol.js').Manifest} Manifest */
@@ -10,24 +11,29 @@ export class MemoryStore {
   constructor() {
     this.kind = 'memory';
     this.persistent = false;
-    /** @type {Map<number, {bytes: Uint8Array, digest: Uint8Array}>} */
+    /** @type {Map<number, {off: number, bytes: Uint8Array, digest: Uint8Array}>} */
     this.chunks = new Map();
     this.version = '';
     /** @type {string|null} */
     this.staleVersion = null;
   }
 
-  /** @param {Manifest} m */
+  /**
+   * Another version's chunks stay where `m` repeats them (delta.js); the rest are dropped.
+   * @param {Manifest} m
+   */
   async open(m) {
     this.staleVersion = this.version && this.version !== m.version ? this.version : null;
-    if (this.version !== m.version) this.chunks.clear();
+    if (this.version !== m.version) {
+      for (const [i, c] of this.chunks) if (!repeats(m, i, c.off, c.bytes.length, c.digest)) this.chunks.delete(i);
+    }
     this.version = m.version;
     return new Map([...this.chunks].map(([i, c]) => [i, c.digest]));
   }
 
   /** @param {{i: number, off: number, bytes: Uint8Array, digest: Uint8Array}[]} items */
   put(items) {
-    for (const { i, bytes, digest } of items) this.chunks.set(i, { bytes, digest });
+    for (const { i, off, bytes, digest } of items) this.chunks.set(i, { off, bytes, digest });
   }
 
   async flush() {}
