@@ -121,12 +121,12 @@ impl Report {
         let cmd = if quick { "scripts/bench --quick --write" } else { "scripts/bench --write" };
         format!(
             "# Benchmarks\n\n\
-             Written by `{cmd}` (`bench/`); the targets are those of issues 5 and 13.\n\n\
+             Written by `{cmd}` (`bench/`); the targets are those of issues 5, 13 and 22.\n\n\
              - Date: {date}\n\
              - CPU: {cpu}; memory {mem}\n\
              - Commit: {commit}\n\
              - Load average (1, 5, 15 min) before the run: {l0}; after: {l1}\n\
-             - Data: {big} of random bytes and a UTF-8 text file (1- to 4-byte characters), generated per run.\n\n\
+             - Data: {big} of random bytes, a UTF-8 text file (1- to 4-byte characters) and an escape-heavy text (13% of its bytes need a JSON escape), generated per run.\n\n\
              {table}\n\
              ## How each figure is measured\n\n\
              - MB/s are decimal megabytes of **payload** (file bytes) per second of wall time; the SSE wire carries about 4/3 of that.\n\
@@ -137,7 +137,8 @@ impl Report {
              - Concurrent downloads: in-process threads, each parsing the SSE stream, decoding base64 and checking every chunk's SHA-256\n  against the manifest, i.e. the verifying work of `chunkcast get` without writing 100 GiB to disk. Runs are cut after the\n  time limit shown, and the aggregate counts verified bytes only. Peak RSS is the server's `VmHWM` since its start.\n\
              - Slow streams: `GET /events?...&rate=64` on one tokio thread; the server sends the first chunk at once and then paces, so\n  each connection is idle after its first event (keep-alive comments only). RSS per connection is (VmRSS at the end of the\n  hold − VmRSS before opening) / connections. The open-file limit is raised for the benchmark and its children only.\n\
              - Resume: a new connection for each probe; time from connect to the first bytes of the first `event: chunk` (and to the blank\n  line that completes it), index warm; random chunks of the {big} file.\n\
-             - Chunk size: a server restarted (and re-indexed) per size; \"plain\" is the byte-counting reader, \"get\" is `chunkcast get`.\n",
+             - Chunk size: a server restarted (and re-indexed) per size; \"plain\" is the byte-counting reader, \"get\" is `chunkcast get`.\n\
+             - Live text: a server with `--publish --seal-ms 1`; a producer writes one piece every 100 ms on one chunked `POST`, and\n  viewers (raw sockets on one tokio thread) note when each chunk event is complete: write → viewer time, which is the\n  seal-to-viewer latency plus at most 1 ms. RSS per viewer is the server's growth once every viewer has its first chunk.\n  Publishing: one `POST` sending text as fast as it can; every 256 KiB chunk is flushed (`fdatasync`) with its layout record.\n",
             date = measure::now_utc(),
             cpu = measure::cpu_model(),
             mem = measure::memory(),

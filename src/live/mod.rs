@@ -248,26 +248,19 @@ impl Registry {
                     let token = live.begin(offset)?;
                     return Ok((live, token, false));
                 }
-                // Written by another instance: taken over only if that
-                // instance let go of the layout (it is gone).
-                Some(live) if live.file_id == file.id && !live.ended() => {
-                    let path = published::path_for(&self.dir, self.catalog.root(), &file.rel);
-                    let taken = match self.reopen(&path) {
-                        Ok(Some(taken)) => taken,
-                        Ok(None) => return Err(PublishError::Exists),
-                        Err(PublishError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            return Err(PublishError::Elsewhere)
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    tracing::info!(file = %Esc(&file.rel), "took over a publication another instance let go of");
-                    open.insert(file.rel.clone(), taken.clone());
-                    drop(open);
-                    let token = taken.begin(offset)?;
-                    return Ok((taken, token, true));
-                }
-                _ if replace => Create::Replace,
-                _ => return Err(PublishError::Exists),
+                // Not written here: an unfinished layout (another instance's,
+                // or one whose writer is gone) is taken over only if its
+                // writer let go of it.
+                _ => match self.take_over(&file)? {
+                    Some(taken) => {
+                        open.insert(file.rel.clone(), taken.clone());
+                        drop(open);
+                        let token = taken.begin(offset)?;
+                        return Ok((taken, token, true));
+                    }
+                    None if replace => Create::Replace,
+                    None => return Err(PublishError::Exists),
+                },
             },
             Err(_) => Create::New,
         };
@@ -304,6 +297,25 @@ impl Registry {
         drop(open);
         tracing::info!(file = %Esc(&opened.rel), "publication started");
         Ok((live, token, true))
+    }
+
+    /// The publication `file` is, reopened here, if its layout is
+    /// unfinished and nobody writes it any more; `Elsewhere` while another
+    /// process does. Blocking.
+    fn take_over(&self, file: &Resolved) -> Result<Option<Arc<Live>>, PublishError> {
+        let path = published::path_for(&self.dir, self.catalog.root(), &file.rel);
+        if !path.exists() {
+            return Ok(None);
+        }
+        match self.reopen(&path) {
+            Ok(Some(taken)) if taken.file_id == file.id => {
+                tracing::info!(file = %Esc(&file.rel), "took over a publication its writer let go of");
+                Ok(Some(taken))
+            }
+            Ok(_) => Ok(None),
+            Err(PublishError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(PublishError::Elsewhere),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts a new publication's timer (from the runtime, after `begin`).

@@ -224,3 +224,72 @@ test('an instance killed mid-download: the browser and chunkcast get both finish
     `the survivor served the rest:\n${afterKill.join('\n')}`);
   await page.close();
 });
+
+test('a live text published through nginx is followed through nginx, and outlives the instance writing it', async () => {
+  // Two more instances with --publish, sharing their own root and index
+  // directory, behind a second nginx with the same documented configuration.
+  const liveDir = path.join(dir, 'live');
+  mkdirSync(liveDir, { recursive: true });
+  for (const f of ['cert.pem', 'key.pem']) writeFileSync(path.join(liveDir, f), readFileSync(path.join(dir, f)));
+  const liveRoot = makeRoot({});
+  const live = {};
+  const args = ['--retry-ms', '200', '--allowed-host', LAN_HOST, '--publish', '--auth', 'u:p', '--publish-timeout', '60s'];
+  for (const name of ['c', 'd']) live[name] = await startServer({ root: liveRoot, chunkSize: '4K', indexDir: path.join(liveDir, 'index'), args });
+  const front = await startNginx(liveDir, [live.c.port, live.d.port]);
+  const base = `https://127.0.0.1:${front.tlsPort}`;
+  const cacert = path.join(liveDir, 'cert.pem');
+  try {
+    // The producer writes a line every 30 ms; `chunkcast publish` sends it
+    // through nginx, `chunkcast get --follow` follows it through nginx.
+    const publisher = spawn(BINARY, ['publish', base, 'live.txt', '-', '-u', 'u:p', '--cacert', cacert, '-q'],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
+    let pubErr = '';
+    publisher.stderr.on('data', (d) => { pubErr += d; });
+    const published = new Promise((resolve) => publisher.on('exit', resolve));
+    const lines = Array.from({ length: 120 }, (_, k) => `line ${k}: café 数据 🚀 "quoted"\t\\path\n`);
+    const writing = (async () => {
+      for (const line of lines) {
+        publisher.stdin.write(line);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      publisher.stdin.end();
+    })();
+    // The instance writing it: the one nginx sent its first acknowledged
+    // part to (nginx logs a request when it ends, with its upstream).
+    const holder = async () => {
+      for (let i = 0; i < 200; i++) {
+        const upstream = front.log().find((l) => l.startsWith('/api/publish') && / 200 /.test(l))?.split(' ').at(-1);
+        const found = upstream && Object.entries(live).find(([, x]) => upstream === `127.0.0.1:${x.port}`);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return undefined;
+    };
+    const writer = await holder();
+    assert.ok(writer, `a publish request went through nginx:\n${front.log().join('\n')}`);
+    const out = path.join(liveDir, 'followed.txt');
+    const follower = spawn(BINARY, ['get', '--follow', base, 'live.txt', '-o', out, '-u', 'u:p', '--cacert', cacert, '-q'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let getErr = '';
+    follower.stderr.on('data', (d) => { getErr += d; });
+    const followed = new Promise((resolve) => follower.on('exit', resolve));
+    // A third of the way in, the instance writing it is killed: the producer's
+    // next part reaches the other one through nginx, which takes it over at
+    // the acknowledged offset; the follower reconnects there.
+    await new Promise((r) => setTimeout(r, 1200));
+    writer[1].proc.kill('SIGKILL');
+    await writing;
+    assert.equal(await published, 0, `chunkcast publish failed: ${pubErr}`);
+    assert.equal(await followed, 0, `chunkcast get --follow failed: ${getErr}`);
+    const text = lines.join('');
+    assert.equal(readFileSync(out, 'utf8'), text, 'the follower has every line once, in order');
+    assert.equal(readFileSync(path.join(liveRoot, 'live.txt'), 'utf8'), text, 'the served file too');
+    const afterKill = front.log().filter((l) => l.startsWith('/api/publish') && / 200 /.test(l));
+    const survivor = Object.values(live).find((x) => x !== writer[1]);
+    assert.ok(afterKill.some((l) => l.endsWith(`:${survivor.port}`)), `the survivor took the publication over:\n${afterKill.join('\n')}`);
+  } finally {
+    front.stop();
+    for (const s of Object.values(live)) await s.stop();
+    rmSync(liveRoot, { recursive: true, force: true });
+  }
+});

@@ -195,6 +195,8 @@ fn when_the_writing_instance_is_gone_another_takes_over_at_the_acknowledged_offs
     let b = instance(root.path(), index.path(), &[]);
     let (_, ack) = publish(a.addr, "file=relay.txt", "first leg, ".as_bytes());
     let offset = ack["offset"].as_u64().unwrap();
+    // Another publication nobody on B follows: B has never looked at it.
+    let (_, orphan) = publish(a.addr, "file=orphan.txt", "left behind, ".as_bytes());
     // A viewer on B follows from the start.
     let b_addr = b.addr;
     let viewer = std::thread::spawn(move || follow(b_addr, "/events?file=relay.txt", |_| {}));
@@ -212,5 +214,8 @@ fn when_the_writing_instance_is_gone_another_takes_over_at_the_acknowledged_offs
     assert_eq!((status, ack["state"].as_str()), (200, Some("complete")), "{ack}");
     let (text, reason) = viewer.join().unwrap();
     assert_eq!((text.as_str(), reason.as_str()), ("first leg, second leg.", "complete"));
+    let (status, ack) = publish(b.addr, &format!("file=orphan.txt&offset={}&end=1", orphan["offset"]), b"then found.");
+    assert_eq!((status, ack["state"].as_str()), (200, Some("complete")), "{ack}");
+    assert_eq!(std::fs::read_to_string(root.path().join("orphan.txt")).unwrap(), "left behind, then found.");
     assert_eq!(std::fs::read_to_string(root.path().join("relay.txt")).unwrap(), "first leg, second leg.");
 }
