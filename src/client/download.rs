@@ -16,13 +16,13 @@ use super::error::ClientError;
 use super::manifest::Manifest;
 use super::output::Output;
 use super::part::{self, PartFile, Resumed};
-use super::remote::{backoff_delay, error_message, lock, wire, Remote};
+use super::remote::{backoff_delay, error_message, lock, retrying, wire, Remote};
 use super::report::{Reporter, Retry, Start, Summary};
 use super::sink::{self, Outcome, Sink, Store};
 use crate::logsafe::Esc;
 use crate::protocol::limits::MAX_MANIFEST_BYTES;
 use crate::protocol::params::format_need;
-use crate::protocol::sse::Parser;
+use crate::protocol::sse::{Parser, RawEvent};
 use crate::protocol::{hex, root_of, End, ErrorBody, Kind, Meta};
 
 /// How many times one run follows the file to a new version (keeping the
@@ -276,21 +276,10 @@ impl Download<'_> {
     /// saying each time what failed and when the next attempt comes.
     pub(super) fn with_retries<T>(
         &mut self,
-        mut f: impl FnMut(&mut Self) -> Result<T, ClientError>,
+        f: impl FnMut(&mut Self) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        let mut attempt = 1;
-        loop {
-            match f(self) {
-                Err(e @ (ClientError::Unreachable { .. } | ClientError::Server(_))) => {
-                    if attempt > self.config.retries {
-                        return Err(ClientError::GaveUp(attempt, e.to_string()));
-                    }
-                    self.backoff(attempt, &e.to_string(), false);
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let retries = self.config.retries;
+        retrying(self, retries, f, |dl, attempt, why| dl.backoff(attempt, why, false))
     }
 
     /// Reports the retry, then sleeps ([`backoff_delay`]: full jitter).
@@ -444,21 +433,11 @@ impl Download<'_> {
         let mut id = last_id;
         let mut scratch = Vec::new();
         let ended = loop {
-            let event = match parser.next_raw(&mut reader) {
+            let event = match next_event(&mut parser, &mut reader, url) {
                 Ok(Some(event)) => event,
                 Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
-                // The parser's own refusal (the line cap), not a transport
-                // error (ureq's, or rustls's for a damaged TLS record, which
-                // ends the connection like a cut: the stream resumes).
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::InvalidData
-                        && !e
-                            .get_ref()
-                            .is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>()) =>
-                {
-                    return Err(ClientError::Protocol(e.to_string()));
-                }
-                Err(e) => break Ended::Dropped { new_chunks, why: agent::describe_read(e, url) },
+                Err(Stop::Dropped(why)) => break Ended::Dropped { new_chunks, why },
+                Err(Stop::Fatal(e)) => return Err(e),
             };
             match event.event {
                 "chunk" => {
@@ -519,6 +498,31 @@ struct Reply {
     last_id: Option<u64>,
     /// The server's `retry:`, the base of the next backoff.
     retry_ms: Option<u64>,
+}
+
+/// Why a stream's events stopped before its `end`.
+pub(super) enum Stop {
+    /// The connection dropped (a transport error, ureq's, or rustls's for a
+    /// damaged TLS record): the stream resumes from its last id.
+    Dropped(String),
+    /// The parser's own refusal (the line cap): a protocol error.
+    Fatal(ClientError),
+}
+
+/// The next event of a stream from `url`; `Ok(None)` when it ended.
+pub(super) fn next_event<'p>(
+    parser: &'p mut Parser,
+    reader: &mut impl std::io::BufRead,
+    url: &str,
+) -> Result<Option<RawEvent<'p>>, Stop> {
+    parser.next_raw(reader).map_err(|e| {
+        let transport = e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>());
+        if e.kind() == std::io::ErrorKind::InvalidData && !transport {
+            Stop::Fatal(ClientError::Protocol(e.to_string()))
+        } else {
+            Stop::Dropped(agent::describe_read(e, url))
+        }
+    })
 }
 
 /// The `need` parameter for `missing`, or `None` when a plain `from=` says

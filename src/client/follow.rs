@@ -17,8 +17,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::agent;
-use super::download::{max_event_len, open_ordered, part_left, Download};
+use super::download::{max_event_len, next_event, open_ordered, part_left, Download, Stop};
 use super::error::ClientError;
 use super::manifest::Manifest;
 use super::output::Output;
@@ -203,20 +202,11 @@ impl Download<'_> {
         let mut parser = Parser::new().with_max_line(max_event_len(&live.first));
         let mut new_chunks = 0;
         let ended = loop {
-            let event = match parser.next_raw(&mut reader) {
+            let event = match next_event(&mut parser, &mut reader, url) {
                 Ok(Some(event)) => event,
                 Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
-                // The parser's own refusal (the line cap) is fatal; a
-                // transport error (ureq's, rustls's) is a drop.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::InvalidData
-                        && !e
-                            .get_ref()
-                            .is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>()) =>
-                {
-                    return Err(ClientError::Protocol(e.to_string()));
-                }
-                Err(e) => break Ended::Dropped { new_chunks, why: agent::describe_read(e, url) },
+                Err(Stop::Dropped(why)) => break Ended::Dropped { new_chunks, why },
+                Err(Stop::Fatal(e)) => return Err(e),
             };
             match event.event {
                 "meta" => {

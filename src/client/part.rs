@@ -90,13 +90,7 @@ impl PartFile {
         // Without a state file, `OUT.part` is not ours to read.
         let resumable = previous.is_some() && part_path.exists();
         check_space(&part_path, resumable, manifest.size)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(!resumable)
-            .open(&part_path)
-            .map_err(on(&part_path))?;
+        let file = open_part(&part_path, resumable).map_err(on(&part_path))?;
         file.set_len(manifest.size).map_err(on(&part_path))?;
         let part = PartFile { file, part_path, state_path };
         let resumed = match previous {
@@ -142,13 +136,7 @@ impl PartFile {
         let previous: Option<PartVersion> =
             std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let resumable = previous.as_ref() == Some(&version) && part_path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(!resumable)
-            .open(&part_path)
-            .map_err(|e| ClientError::file(part_path.clone(), e))?;
+        let file = open_part(&part_path, resumable).map_err(|e| ClientError::file(part_path.clone(), e))?;
         let json = serde_json::to_vec(&version).map_err(io::Error::from);
         json.and_then(|json| crate::safefile::replace(&state_path, &json, 0o644))
             .map_err(|e| ClientError::file(state_path.clone(), e))?;
@@ -273,4 +261,10 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// Opens `OUT.part` to read and write: kept as it is when it is resumed,
+/// else emptied (or made).
+fn open_part(path: &Path, resumed: bool) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(!resumed).open(path)
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::config::{Input, PublishConfig};
 use super::error::ClientError;
 use super::manifest::Manifest;
-use super::remote::{backoff_delay, error_message, lock, Remote};
+use super::remote::{backoff_delay, error_message, lock, retrying, Remote};
 use super::report::{Reporter, Retry, Start};
 use crate::logsafe::Esc;
 use crate::protocol::limits::MAX_MANIFEST_BYTES;
@@ -374,20 +374,9 @@ impl Producer<'_> {
     }
 
     /// Retries what failed in transit or with a 5xx, with backoff.
-    fn with_retries<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
-        let mut attempt = 1;
-        loop {
-            match f(self) {
-                Err(e @ (ClientError::Unreachable { .. } | ClientError::Server(_))) => {
-                    if attempt > self.config.retries {
-                        return Err(ClientError::GaveUp(attempt, e.to_string()));
-                    }
-                    self.backoff(attempt, &e.to_string());
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+    fn with_retries<T>(&mut self, f: impl FnMut(&mut Self) -> Result<T, ClientError>) -> Result<T, ClientError> {
+        let retries = self.config.retries;
+        retrying(self, retries, f, |p, attempt, why| p.backoff(attempt, why))
     }
 
     fn backoff(&self, failures: u32, why: &str) {

@@ -106,3 +106,27 @@ pub fn wire<'a, T: serde::Deserialize<'a>>(what: &'static str, data: &'a [u8]) -
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Runs `f` until it answers or fails with something waiting cannot help: a
+/// failure in transit or a 5xx is tried again, up to `retries` more times,
+/// with `wait(state, attempt, why)` between tries (which says so and sleeps).
+pub fn retrying<S, T>(
+    state: &mut S,
+    retries: u32,
+    mut f: impl FnMut(&mut S) -> Result<T, ClientError>,
+    wait: impl Fn(&S, u32, &str),
+) -> Result<T, ClientError> {
+    let mut attempt = 1;
+    loop {
+        match f(state) {
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Server(_))) => {
+                if attempt > retries {
+                    return Err(ClientError::GaveUp(attempt, e.to_string()));
+                }
+                wait(state, attempt, &e.to_string());
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -116,6 +116,29 @@ mod sse2 {
         table
     };
 
+    /// The bytes of `v` that need an escape (a bit each), and which of them
+    /// are control bytes (a lane each).
+    #[inline(always)]
+    pub(super) unsafe fn special(v: __m128i) -> (u32, __m128i) {
+        let below = _mm_set1_epi8(0x1F);
+        // Unsigned `v <= 0x1F` is `max(v, 0x1F) == 0x1F`.
+        let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        (_mm_movemask_epi8(_mm_or_si128(ctrl, _mm_or_si128(quote, backslash))) as u32, ctrl)
+    }
+
+    /// Makes room for one more block's output at `len`, with `left` input
+    /// bytes to go; the output's (possibly moved) start.
+    #[inline(always)]
+    pub(super) unsafe fn room(out: &mut Vec<u8>, len: usize, left: usize) -> *mut u8 {
+        if out.capacity() - len < BLOCK_OUT {
+            out.set_len(len);
+            out.reserve(left + left / 8 + BLOCK_OUT);
+        }
+        out.as_mut_ptr()
+    }
+
     /// Escapes one 16-byte block at `src` (with `left` bytes from there to
     /// the end of the text) whose bytes needing an escape are `mask`, into
     /// `dst` from `len`; the new length.
@@ -158,20 +181,10 @@ mod sse2 {
         out.reserve(n + n / 8 + BLOCK_OUT);
         let mut len = out.len();
         let mut i = 0;
-        let below = _mm_set1_epi8(0x1F);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
         while i + 16 <= n {
-            if out.capacity() - len < BLOCK_OUT {
-                out.set_len(len);
-                out.reserve(n - i + (n - i) / 8 + BLOCK_OUT);
-            }
-            let dst = out.as_mut_ptr();
+            let dst = room(out, len, n - i);
             let v = _mm_loadu_si128(src.add(i) as *const __m128i);
-            // Unsigned `v <= 0x1F` is `max(v, 0x1F) == 0x1F`.
-            let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
-            let special = _mm_or_si128(ctrl, _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-            let mask = _mm_movemask_epi8(special) as u32;
+            let (mask, _) = special(v);
             if mask == 0 {
                 _mm_storeu_si128(dst.add(len) as *mut __m128i, v);
                 len += 16;
@@ -213,7 +226,7 @@ fn escape_byte(out: &mut Vec<u8>, b: u8) {
 mod ssse3 {
     use std::arch::x86_64::*;
 
-    use super::sse2::{block, BLOCK_OUT};
+    use super::sse2::{block, room, special, BLOCK_OUT};
 
     /// For each mask of escaped bytes among 8: the `pshufb` control taking
     /// input byte `k` (index `k`), a backslash (index 8) before each escaped
@@ -250,22 +263,14 @@ mod ssse3 {
         out.reserve(n + n / 8 + BLOCK_OUT);
         let mut len = out.len();
         let mut i = 0;
-        let below = _mm_set1_epi8(0x1F);
         let nibble = _mm_set1_epi8(0x0F);
-        let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let letters = _mm_loadu_si128(LETTERS.as_ptr() as *const __m128i);
         let zero = _mm_setzero_si128();
         while i + 16 <= n {
-            if out.capacity() - len < BLOCK_OUT {
-                out.set_len(len);
-                out.reserve(n - i + (n - i) / 8 + BLOCK_OUT);
-            }
-            let dst = out.as_mut_ptr();
+            let dst = room(out, len, n - i);
             let v = _mm_loadu_si128(src.add(i) as *const __m128i);
-            let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
-            let special = _mm_or_si128(ctrl, _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-            let mask = _mm_movemask_epi8(special) as u32;
+            let (mask, ctrl) = special(v);
             if mask == 0 {
                 _mm_storeu_si128(dst.add(len) as *mut __m128i, v);
                 len += 16;

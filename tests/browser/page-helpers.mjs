@@ -60,7 +60,11 @@ export const setPace = (page, rate) => page.evaluate((r) => localStorage.setItem
  * @param {import('playwright-core').Page} page @param {string} [name]
  */
 export async function saveAndHash(page, name) {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click(inCard('.save', name))]);
+  // This file's download: another row finishing meanwhile saves itself too
+  // (one click to disk), and its event must not be taken for this one.
+  const base = name?.split('/').pop();
+  const mine = page.waitForEvent('download', { predicate: (d) => !base || d.suggestedFilename() === base });
+  const [download] = await Promise.all([mine, page.click(inCard('.save', name))]);
   const file = await download.path();
   const hash = createHash('sha256');
   await new Promise((resolve, reject) => createReadStream(file).on('data', (d) => hash.update(d)).on('end', resolve).on('error', reject));
