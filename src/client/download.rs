@@ -434,8 +434,7 @@ impl Download<'_> {
         let mut scratch = Vec::new();
         let ended = loop {
             let event = match next_event(&mut parser, &mut reader, url) {
-                Ok(Some(event)) => event,
-                Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
+                Ok(event) => event,
                 Err(Stop::Dropped(why)) => break Ended::Dropped { new_chunks, why },
                 Err(Stop::Fatal(e)) => return Err(e),
             };
@@ -509,20 +508,25 @@ pub(super) enum Stop {
     Fatal(ClientError),
 }
 
-/// The next event of a stream from `url`; `Ok(None)` when it ended.
+/// The next event of a stream from `url`; a stream that ends before its
+/// `end` event dropped too.
 pub(super) fn next_event<'p>(
     parser: &'p mut Parser,
     reader: &mut impl std::io::BufRead,
     url: &str,
-) -> Result<Option<RawEvent<'p>>, Stop> {
-    parser.next_raw(reader).map_err(|e| {
-        let transport = e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>());
-        if e.kind() == std::io::ErrorKind::InvalidData && !transport {
-            Stop::Fatal(ClientError::Protocol(e.to_string()))
-        } else {
-            Stop::Dropped(agent::describe_read(e, url))
+) -> Result<RawEvent<'p>, Stop> {
+    match parser.next_raw(reader) {
+        Ok(Some(event)) => Ok(event),
+        Ok(None) => Err(Stop::Dropped("the stream ended before `end`".into())),
+        Err(e) => {
+            let transport = e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>() || inner.is::<rustls::Error>());
+            Err(if e.kind() == std::io::ErrorKind::InvalidData && !transport {
+                Stop::Fatal(ClientError::Protocol(e.to_string()))
+            } else {
+                Stop::Dropped(agent::describe_read(e, url))
+            })
         }
-    })
+    }
 }
 
 /// The `need` parameter for `missing`, or `None` when a plain `from=` says

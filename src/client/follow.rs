@@ -203,8 +203,7 @@ impl Download<'_> {
         let mut new_chunks = 0;
         let ended = loop {
             let event = match next_event(&mut parser, &mut reader, url) {
-                Ok(Some(event)) => event,
-                Ok(None) => break Ended::Dropped { new_chunks, why: "the stream ended before `end`".into() },
+                Ok(event) => event,
                 Err(Stop::Dropped(why)) => break Ended::Dropped { new_chunks, why },
                 Err(Stop::Fatal(e)) => return Err(e),
             };
