@@ -9,13 +9,16 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::AppState;
 use crate::live::{PublishError, Registry};
 use crate::protocol::params;
+
+/// The most body bytes handed to the blocking pool at once.
+const BATCH: usize = 256 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct PublishQuery {
@@ -97,13 +100,31 @@ pub async fn append(
     let mut refused = None;
     let mut broken = false;
     while let Some(piece) = body.next().await {
-        let Ok(bytes) = piece else {
+        let Ok(first) = piece else {
             broken = true;
             break;
         };
+        // What else has arrived already goes along, up to a batch: one hop
+        // to the blocking pool per batch, not per piece the socket gave
+        // (a fast producer's pieces are a few KiB each); a slow one's piece
+        // goes alone, at once.
+        let mut batch = first.to_vec();
+        while batch.len() < BATCH {
+            match body.next().now_or_never() {
+                Some(Some(Ok(more))) => batch.extend_from_slice(&more),
+                Some(Some(Err(_))) => {
+                    broken = true;
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
         let (r, l) = (registry.clone(), live.clone());
-        if let Err(e) = blocking(move || r.append(&l, token, &bytes)).await {
+        if let Err(e) = blocking(move || r.append(&l, token, &batch)).await {
             refused = Some(e);
+            break;
+        }
+        if broken {
             break;
         }
     }
