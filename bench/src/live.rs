@@ -33,7 +33,7 @@ impl Producer {
         write!(
             stream,
             "POST /api/publish?file={name}&end=1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: {BASIC}\r\n\
-             Transfer-Encoding: chunked\r\n\r\n"
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         )?;
         Ok(Producer { stream })
     }
@@ -45,7 +45,8 @@ impl Producer {
         Ok(())
     }
 
-    /// Ends the body; the server's status.
+    /// Ends the body; the server's status (read to the end: the request
+    /// asked the server to close the connection after answering).
     pub fn end(mut self) -> Result<u16> {
         self.stream.write_all(b"0\r\n\r\n")?;
         let mut out = Vec::new();
