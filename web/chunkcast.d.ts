@@ -28,7 +28,7 @@ export interface Manifest {
   max_need?: number;
   /** a live text still being written (`serve --publish`): the chunks sealed so far, more to follow */
   live?: boolean;
-  /** a live text's state: 'live' or 'interrupted' */
+  /** a live text's state: 'live' or 'interrupted'; a finished publication's: how it ended, 'complete' or 'abandoned' */
   state?: string;
 }
 

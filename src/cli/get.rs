@@ -62,8 +62,8 @@ pub struct GetArgs {
     /// Seconds without any byte from the server before the stream is reopened.
     #[arg(long, default_value_t = 30)]
     pub stall_timeout: u64,
-    /// Give up after this many failed attempts in a row (refused
-    /// connections, streams that dropped without a new chunk).
+    /// Retry this many times in a row, then give up (refused connections,
+    /// streams that dropped without a new chunk).
     #[arg(long, default_value_t = 10)]
     pub retries: u32,
     /// Range requests in flight when refilling missing or bad chunks.

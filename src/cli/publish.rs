@@ -36,7 +36,7 @@ pub struct PublishArgs {
     /// are read, checked against its digests and skipped.
     #[arg(long)]
     pub resume: bool,
-    /// Give up after this many failed attempts in a row.
+    /// Retry this many times in a row, then give up.
     #[arg(long, default_value_t = 10)]
     pub retries: u32,
     /// Seconds without an answer before a request is given up and retried.

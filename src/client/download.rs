@@ -94,6 +94,15 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
         Output::Stdout => PathBuf::from("-"),
     };
     let mut summary = sink.finish(&manifest, out, config.verify_sha256)?;
+    if manifest.state == Some(crate::protocol::LiveState::Abandoned) {
+        // A live text whose writer never ended it: whole as sealed, but
+        // not what its writer meant to write.
+        reporter.notice(&format!(
+            "warning: the writer of {} abandoned it; it ends with the {} bytes sealed before",
+            Esc(&manifest.name),
+            manifest.size
+        ));
+    }
     summary.resumed_chunks = resumed_chunks;
     summary.updated = matches!(config.output, Output::File { exists: true, .. }) && config.update;
     summary.reused_chunks = reused.chunks;

@@ -103,11 +103,13 @@ pub enum ClientError {
     NotPublishing { host: String, name: String },
     #[error("{} already exists on the server as a finished file; pass --replace to publish a new version of it", Esc(.0))]
     PublishExists(String),
-    #[error("{} is already being published ({offset} bytes so far, {}); to continue it with the same input, run again with --resume", Esc(.name), .state.as_str())]
+    #[error("{} is already being published ({offset} bytes so far, {}): if another producer is sending it, wait for it to end; if this command was killed, run again with --resume and the same input", Esc(.name), .state.as_str())]
     AlreadyLive { name: String, offset: u64, state: crate::protocol::LiveState },
-    #[error("another producer is publishing {} right now", Esc(.0))]
+    #[error("another producer is publishing {} right now; wait for it to end", Esc(.0))]
     ProducerActive(String),
-    #[error("the input is not UTF-8 text (the first invalid byte is at offset {offset}); publish sends text only, and the server kept the {offset} bytes before it")]
+    #[error("{} has ended ({}): there is nothing to resume; pass --replace to publish a new version of it", Esc(.name), .state.as_str())]
+    NothingToResume { name: String, state: crate::protocol::LiveState },
+    #[error("the input is not UTF-8 text (the first invalid byte is at offset {offset}); publish sends text only: the server kept the {offset} bytes before it and ended the publication (pass --replace to publish it again)")]
     NotText { offset: u64 },
     #[error("{} passed the server's --max-publish: it kept the first {offset} bytes and ended the publication", Esc(.name))]
     TooLarge { name: String, offset: u64 },

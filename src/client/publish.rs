@@ -75,8 +75,8 @@ pub fn publish(config: &PublishConfig, reporter: &dyn Reporter) -> Result<Public
         Some(s) if !s.state.ended() => {
             return Err(ClientError::AlreadyLive { name: p.name().to_owned(), offset: s.offset, state: s.state })
         }
-        Some(s) if config.resume => {
-            return Err(ClientError::PublicationEnded { name: p.name().to_owned(), state: s.state, offset: s.offset })
+        Some(s) if config.resume && !config.replace => {
+            return Err(ClientError::NothingToResume { name: p.name().to_owned(), state: s.state })
         }
         Some(_) => None,
         None => {

@@ -180,10 +180,11 @@ impl Term {
         self.bar.finish_and_clear();
         match result {
             Ok(p) => self.line(&format!(
-                "published {}: {} bytes, {} chunks, root {}",
+                "published {}: {} bytes, {} chunk{}, root {}",
                 crate::logsafe::Esc(&p.file),
                 p.offset,
                 p.chunks,
+                if p.chunks == 1 { "" } else { "s" },
                 crate::logsafe::Esc(&p.root)
             )),
             Err(ClientError::GaveUp(..) | ClientError::Unreachable { .. }) => {
@@ -199,10 +200,13 @@ impl Term {
     fn resume_hint(&self) -> Option<String> {
         let verified = lock(&self.meter).verified;
         let Some(output) = &self.output else {
-            return Some(format!(
-                "the server has {} of it; run the same command with --resume and the same input to continue",
-                indicatif::BinaryBytes(verified)
-            ));
+            // Publishing: nothing acknowledged is nothing to resume.
+            return (verified > 0).then(|| {
+                format!(
+                    "the server has {} of it; run the same command with --resume and the same input to continue",
+                    indicatif::BinaryBytes(verified)
+                )
+            });
         };
         match output {
             Output::File { path, .. } if verified > 0 => Some(format!(

@@ -219,7 +219,16 @@ fn bad_input_gets_a_clear_answer_and_keeps_what_was_good() {
     let state = s.get_with("/api/publish?file=b.txt", &[AUTH]).json();
     assert_eq!((state["state"].as_str(), state["offset"].as_u64()), (Some("abandoned"), Some(20)), "{state}");
     let m = s.get_with("/api/manifest?file=b.txt", &[AUTH]).json();
-    assert_eq!((m["size"].as_u64(), m.get("live")), (Some(20), None));
+    assert_eq!((m["size"].as_u64(), m.get("live"), m["state"].as_str()), (Some(20), None, Some("abandoned")));
+    // A download of it later still says it was abandoned.
+    let out = tempfile::tempdir().unwrap();
+    let get = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &s.url(""), "b.txt", "-u", "u:p", "-o"])
+        .arg(out.path().join("b.txt"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&get.stderr);
+    assert!(get.status.success() && said.contains("abandoned"), "{said}");
     s.get_with("/api/publish?file=nothing.txt", &[AUTH]).assert_error(404, "not_found");
     // Without --publish the endpoint does not exist.
     let plain = TestServer::start(root.path(), &["--auth", "u:p"]);

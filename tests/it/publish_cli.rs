@@ -298,6 +298,12 @@ fn a_killed_producer_resumes_with_the_same_input_and_only_with_it() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1), "{err}");
     assert!(err.contains("already exists on the server as a finished file; pass --replace"), "{err}");
+    let res = chunkcast(&["publish", &url, "gen.txt", whole.path().to_str().unwrap(), "--user", AUTH, "--resume"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("gen.txt has ended (complete): there is nothing to resume; pass --replace"), "{err}");
     let res = chunkcast(&["publish", &url, "gen.txt", other.path().to_str().unwrap(), "--user", AUTH, "--replace"])
         .output()
         .unwrap();

@@ -164,3 +164,20 @@ test('a reload follows where the stored chunks stop: started again, it fetches o
   assert.equal(p.chunksResumed, had);
   assert.equal(p.bytesReceived, Buffer.byteLength(full) - Buffer.byteLength(parts.slice(0, 3).join('')), 'only the rest came over the network');
 });
+
+test('a publication that ended abandoned says so to a download that starts after the end', async () => {
+  // Invalid UTF-8 ends a publication abandoned with the text before it.
+  const name = 'left.txt';
+  await publish(live.url, name, 'the first words ');
+  const u = new URL('api/publish', live.url);
+  u.searchParams.set('file', name);
+  u.searchParams.set('offset', String(Buffer.byteLength('the first words ')));
+  const res = await authFetch(u.href, { method: 'POST', body: Buffer.from([0x61, 0xff, 0x62]) });
+  assert.equal(res.status, 400);
+  const states = [];
+  const dl = new Download(name, { base: live.url, EventSource: AuthEventSource, fetch: authFetch, store: new MemoryStore(), onlive: (s) => states.push(s) });
+  dl.start();
+  const { blob } = await dl.done;
+  assert.equal(await blob.text(), 'the first words a');
+  assert.deepEqual(states, ['abandoned'], 'the reader learns the writer abandoned it');
+});

@@ -198,8 +198,8 @@ export class Download {
     }
     this.manifest = m;
     this.live = m.live ? new LiveTail(this, liveState(m.state)) : null;
-    // The last run's transport served the last open of the store; its news is not this run's.
-    this.transport?.close();
+    if (!m.live && m.state === 'abandoned') this.opts.onlive?.('abandoned'); // a finished publication says how it ended
+    this.transport?.close(); // the last run's transport served the last open of the store; its news is not this run's
     this.transport = null;
     this._setState('opening', 'opening storage');
     this.store ??= chooseStore(m.name, m.size, this.opts, !!m.live);
