@@ -300,8 +300,9 @@ impl Reporter for Term {
 
     fn live_state(&self, state: crate::protocol::LiveState) {
         let note = (state == crate::protocol::LiveState::Interrupted).then_some("producer interrupted");
-        lock(&self.meter).note = note;
-        if self.bar.is_hidden() {
+        // The manifest and the stream's `meta` both say it: once is news.
+        let was = std::mem::replace(&mut lock(&self.meter).note, note);
+        if self.bar.is_hidden() && was != note {
             if let Some(note) = note {
                 self.line(note);
             }
