@@ -312,6 +312,8 @@ fn run() -> Result<()> {
             step("3. chunkcast get (verifying)");
             let g = get(&env, &s, big_name, "get-big")?;
             rep.stream_rows("3 stream", &format!("`chunkcast get` of {}", size(plan.big)), plan.big, &g, true);
+            step("3. get's receive path against openssl and curl (issue 22)");
+            receive_path(&mut rep, &env, &s, big_name, plan.big)?;
             step("3. plain SSE reader");
             let cpu0 = s.cpu();
             let p = load::plain_stream(s.addr, &format!("/events?file={big_name}"))?;
@@ -638,6 +640,68 @@ fn get_with(env: &Env, s: &Server, name: &str, log: &str, extra: &[&str]) -> Res
         bail!("chunkcast get {name}: wrote {got} bytes, expected {want}");
     }
     Ok(Get { wall: u.wall, server_cpu, client_cpu: u.cpu })
+}
+
+/// Issue 22's targets for `get`'s verified receive path, the less CPU of
+/// two runs each: to `/dev/null` against `openssl dgst`, and to a new file
+/// against `curl` into a new file plus `openssl dgst` (verifying and
+/// writing should cost what hashing and writing cost). The default (raw
+/// bytes by range from `/files`) is measured beside `--transport events`.
+fn receive_path(rep: &mut Report, env: &Env, s: &Server, name: &str, bytes: u64) -> Result<()> {
+    let gib = bytes as f64 / GIB;
+    let null = Path::new("/dev/null");
+    let file = env.tmp.join("receive-path.out");
+    let least = |log: &str, cmd: &dyn Fn(&Path) -> Command, out: &Path| -> Result<f64> {
+        let mut least = f64::INFINITY;
+        for i in 0..2 {
+            let _ = std::fs::remove_file(&file);
+            least = least.min(measure::run(&mut cmd(out), &env.log(&format!("{log}{i}")))?.cpu);
+        }
+        let _ = std::fs::remove_file(&file);
+        Ok(least / gib)
+    };
+    let get = |extra: &'static [&'static str]| {
+        move |out: &Path| {
+            let mut c = Command::new(&env.bin);
+            c.arg("get").arg(&s.url).arg(name).arg("-o").arg(out).arg("-q").arg("--force").args(extra);
+            c
+        }
+    };
+    let curl = |out: &Path| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-f", "-o"]).arg(out).arg(format!("{}/files/{name}", s.url));
+        c
+    };
+    let ossl = rep.openssl_cpu_gib;
+    let to_null = least("get-null", &get(&[]), null)?;
+    let to_null_events = least("get-null-events", &get(&["--transport", "events"]), null)?;
+    let to_file = least("get-file", &get(&[]), &file)?;
+    let curl_file = least("curl-file", &curl, &file)?;
+    rep.push(
+        Row::new(
+            "3 stream",
+            format!("`chunkcast get -o /dev/null` of {}: client CPU (less of 2)", size(bytes)),
+            format!(
+                "{to_null:.2} s/GiB = {:.2}× openssl ({ossl:.2}); `--transport events`: {to_null_events:.2} s/GiB = {:.2}×",
+                to_null / ossl,
+                to_null_events / ossl
+            ),
+        )
+        .target("≤ 1.3× openssl (issue 22)", to_null / ossl <= 1.3),
+    );
+    let base = curl_file + ossl;
+    rep.push(
+        Row::new(
+            "3 stream",
+            "`chunkcast get` into a new file: client CPU (less of 2)".into(),
+            format!(
+                "{to_file:.2} s/GiB = {:.2}× (`curl` into a new file {curl_file:.2} + openssl {ossl:.2})",
+                to_file / base
+            ),
+        )
+        .target("≤ 1.15× (issue 22)", to_file / base <= 1.15),
+    );
+    Ok(())
 }
 
 /// Time to encode the whole file as chunk events, 256 KiB at a time, with

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::connect::ConnectArgs;
 use super::size::parse_size;
-use crate::client::{target, ClientError, Connect, GetConfig, Output};
+use crate::client::{target, ClientError, Connect, GetConfig, Output, Transport};
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
@@ -56,9 +56,15 @@ pub struct GetArgs {
     /// only the others are fetched (see "Updating" below).
     #[arg(long)]
     pub update: bool,
-    /// Ask the server to pace the stream to this many payload bytes per second.
+    /// Ask the server to pace the stream to this many payload bytes per second
+    /// (only the event stream is paced: implies --transport events).
     #[arg(long, value_parser = parse_size)]
     pub rate: Option<u64>,
+    /// How chunks travel: `auto` reads the file's raw bytes by range from
+    /// /files where the server allows it and streams /events otherwise;
+    /// `events` only streams /events. Every chunk is verified either way.
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
     /// Seconds without any byte from the server before the stream is reopened.
     #[arg(long, default_value_t = 30)]
     pub stall_timeout: u64,
@@ -89,6 +95,13 @@ pub struct GetArgs {
     pub connect: ConnectArgs,
 }
 
+/// The values of `--transport` (see [`Transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    Auto,
+    Events,
+}
+
 impl TryFrom<&GetArgs> for GetConfig {
     type Error = ClientError;
 
@@ -115,6 +128,10 @@ impl TryFrom<&GetArgs> for GetConfig {
             location: args.location,
             connect: Connect::try_from(&args.connect)?,
             follow: args.follow,
+            transport: match args.transport {
+                TransportArg::Auto => Transport::Auto,
+                TransportArg::Events => Transport::Events,
+            },
         })
     }
 }

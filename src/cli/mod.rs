@@ -17,7 +17,7 @@ pub mod size;
 
 use clap::{Parser, Subcommand};
 
-pub use get::GetArgs;
+pub use get::{GetArgs, TransportArg};
 pub use index::IndexArgs;
 pub use link::LinkArgs;
 pub use publish::PublishArgs;

@@ -38,6 +38,20 @@ pub struct GetConfig {
     pub connect: Connect,
     /// `--follow`: a live publication is followed to its end (else refused).
     pub follow: bool,
+    /// `--transport`: how the chunks travel.
+    pub transport: Transport,
+}
+
+/// How `get` fetches a file's chunks. Either way each is checked against
+/// the manifest's digest before it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// The file's raw bytes by `Range` from `/files` (`client::raw`), the
+    /// event stream where that is not possible or something is unexpected.
+    #[default]
+    Auto,
+    /// Only the event stream (`/events`) and its range refills.
+    Events,
 }
 
 /// Where `publish` reads its text.

@@ -10,12 +10,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::agent;
-use super::config::GetConfig;
+use super::config::{GetConfig, Transport};
 use super::delta;
 use super::error::ClientError;
 use super::manifest::Manifest;
 use super::output::Output;
 use super::part::{self, PartFile, Resumed};
+use super::raw::{self, Raw};
 use super::remote::{backoff_delay, error_message, lock, retrying, wire, Remote};
 use super::report::{Reporter, Retry, Start, Summary};
 use super::sink::{self, Outcome, Sink, Store};
@@ -36,7 +37,8 @@ const MAX_NEW_VERSIONS: u64 = 10;
 pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, ClientError> {
     let started = Instant::now();
     let remote = Remote::new(&config.target, &config.connect, config.stall_timeout, config.location)?;
-    let mut dl = Download { remote, config, retry_ms: None, reporter };
+    let raw = Raw::new(config.transport == Transport::Auto && config.rate.is_none());
+    let mut dl = Download { remote, config, retry_ms: None, reporter, raw };
     let mut manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
     if manifest.live {
         // Still being published: followed to its end (`super::follow`).
@@ -194,6 +196,8 @@ pub(super) struct Download<'a> {
     /// The server's last `retry:`, used as the backoff's base.
     pub(super) retry_ms: Option<u64>,
     pub(super) reporter: &'a dyn Reporter,
+    /// Whether the file's raw bytes are still read from `/files` ([`raw`]).
+    pub(super) raw: Raw,
 }
 
 /// How one streaming request ended.
@@ -299,7 +303,7 @@ impl Download<'_> {
         std::thread::sleep(delay);
     }
 
-    /// Streams and refills until every chunk is verified.
+    /// Reads raw ranges, streams and refills until every chunk is verified.
     fn fill(&mut self, m: &Manifest, sink: &mut Sink) -> Result<(), ClientError> {
         let mut fruitless = 0;
         let per_range = m.range_limit();
@@ -308,7 +312,11 @@ impl Download<'_> {
             // Few scattered chunks: fetch by range. Otherwise one stream.
             // An ordered output only ever streams from its next chunk.
             let few = missing_chunks(&missing) <= per_range * self.config.parallel as u64;
-            let progressed = if sink.stream_rounds > 0 && few && !sink.ordered() {
+            // The file's own bytes by range where that road is open (one
+            // run at a time, in order), for runs not too scattered.
+            let progressed = if !self.raw.off && missing.len() <= raw::MAX_RUNS {
+                self.raw_run(m, sink, missing[0].clone())?
+            } else if sink.stream_rounds > 0 && few && !sink.ordered() {
                 self.refill(m, sink, &missing)?
             } else {
                 self.stream(m, sink, &missing)?
@@ -324,6 +332,31 @@ impl Download<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Fetches the chunks of `run` (consecutive, all missing) as raw bytes
+    /// ([`raw`]), retrying drops from the next chunk still missing as a
+    /// stream does; returns whether any new chunk was verified.
+    fn raw_run(&mut self, m: &Manifest, sink: &mut Sink, run: Range<u64>) -> Result<bool, ClientError> {
+        let before = sink.have_count;
+        let mut next = run.start;
+        let mut drops = 0;
+        while next < run.end && !self.raw.off {
+            match self.raw.request(&self.remote, &self.config.target.name, m, sink, next..run.end)? {
+                raw::Ended::Complete => next = run.end,
+                raw::Ended::Refused => {}
+                raw::Ended::Dropped { read, why } => {
+                    sink.reconnects += 1;
+                    next += read;
+                    drops = if read > 0 { 1 } else { drops + 1 };
+                    if drops > self.config.retries {
+                        return Err(ClientError::GaveUp(drops, why));
+                    }
+                    self.backoff(drops, &why, true);
+                }
+            }
+        }
+        Ok(sink.have_count > before)
     }
 
     /// One `/events` request for `missing`, reconnecting with `Last-Event-ID`

@@ -4,9 +4,12 @@
 //! the protocol and TLS modules only, never the server's.
 //!
 //! 1. Fetch the manifest; open (or resume) `OUT.part`.
-//! 2. Stream what is missing from `/events` (`from=` for one tail, `need=`
-//!    for scattered gaps). Every chunk is checked against the manifest's
-//!    digest (never only the one in the event) before it is written.
+//! 2. Fetch what is missing as the file's raw bytes, by `Range` from
+//!    `/files` ([`raw`]), or stream it from `/events` (`from=` for one
+//!    tail, `need=` for scattered gaps): with `--transport events`, with
+//!    `--rate`, or once a range answer was not what was asked. Every chunk
+//!    is checked against the manifest's digest (never only the one in the
+//!    event) before it is written.
 //! 3. A dropped or stalled stream is reopened with `Last-Event-ID`, after an
 //!    exponential backoff with full jitter.
 //! 4. Chunks that failed verification are refilled through
@@ -29,7 +32,8 @@
 //!
 //! [`download`] runs those steps; [`target`] reads the URL forms, [`output`]
 //! decides where the file goes, [`manifest`] adds the client's limits to the
-//! protocol's manifest, [`sink`] verifies and stores chunks, [`part`] keeps
+//! protocol's manifest, [`raw`] reads the file's bytes by range, [`sink`]
+//! verifies and stores chunks, [`part`] keeps
 //! the part file resumable, [`delta`] finds the chunks of a new version
 //! already on this side, [`follow`] follows a live text; [`publish`]
 //! sends one in acknowledged parts and resumes after drops and restarts;
@@ -49,6 +53,7 @@ mod manifest;
 pub mod output;
 mod part;
 pub mod publish;
+mod raw;
 mod remote;
 pub mod report;
 mod sink;
@@ -56,7 +61,7 @@ pub mod target;
 pub mod term;
 mod trust;
 
-pub use config::{Connect, GetConfig, Input, PublishConfig};
+pub use config::{Connect, GetConfig, Input, PublishConfig, Transport};
 pub use download::{get, max_event_len};
 pub use error::ClientError;
 pub use manifest::Manifest;

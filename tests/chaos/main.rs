@@ -263,6 +263,11 @@ struct RunPlan {
     retries: u32,
     parallel: u32,
     verify_sha256: bool,
+    /// `get --transport`: over plain HTTP always `events`, whose framing
+    /// the proxy aims its faults at; over TLS (faults at bytes and records,
+    /// whatever they carry) odd seeds take the default, `auto`, so the
+    /// raw ranges of `/files` meet cuts, stalls and failed records too.
+    transport: &'static str,
 }
 
 impl RunPlan {
@@ -304,7 +309,8 @@ impl RunPlan {
             faults.corrupt = 0.9;
             faults.down = 0.1;
         }
-        RunPlan { seed, big, target, faults, retries, parallel: rng.u32(1..=4), verify_sha256: rng.bool() }
+        let transport = if faults.tls && seed % 2 == 1 { "auto" } else { "events" };
+        RunPlan { seed, big, target, faults, retries, parallel: rng.u32(1..=4), verify_sha256: rng.bool(), transport }
     }
 }
 
@@ -400,6 +406,8 @@ struct Report {
     /// Intact chunks that arrived more than once (must be 0).
     duplicates: u64,
     reconnects: u64,
+    /// Of those, reconnects of raw ranges (`--transport auto`).
+    raw_reconnects: u64,
     refilled: u64,
     resumed: u64,
     /// Corrupted chunks on `/events` whose refill the client accounted for.
@@ -434,7 +442,7 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
     let out = dir.join("out");
     let retries = plan.retries.to_string();
     let parallel = plan.parallel.to_string();
-    let mut flags = vec!["--retries", &retries, "--parallel", &parallel];
+    let mut flags = vec!["--retries", &retries, "--parallel", &parallel, "--transport", plan.transport];
     if plan.verify_sha256 {
         flags.push("--verify-sha256");
     }
@@ -508,6 +516,9 @@ fn run(corpus: &Corpus, plan: &RunPlan) -> Report {
             break;
         };
         report.reconnects += summary.reconnects;
+        if plan.transport == "auto" {
+            report.raw_reconnects += summary.reconnects;
+        }
         report.refilled += summary.refilled;
         report.resumed += summary.resumed;
         // Every chunk that reached the client whole but corrupted on the

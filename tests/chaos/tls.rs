@@ -100,12 +100,13 @@ fn seeded_runs_over_tls_never_yield_a_wrong_file() {
          {record_failures} of those errors at a TLS record that failed to decrypt), {wrong} wrong files; \
          injected: {cuts} drops, {stalls} stalls ({stalls_detected} noticed by the client, slowest after {stall_ms} ms), \
          {refused} refused connections, {flips} bits flipped in encrypted records ({corrupted} of those records reached the client whole); \
-         cuts and stalls hit: {}; client: {} reconnects, {} chunks resumed from disk in {resumed_runs} runs; \
+         cuts and stalls hit: {}; client: {} reconnects ({} of raw ranges from /files), {} chunks resumed from disk in {resumed_runs} runs; \
          {} TLS records, {} bytes on the wire for {} file bytes; {:.1}s",
         reports.len(),
         sum(&|r| r.invocations),
         at.join(", "),
         sum(&|r| r.reconnects),
+        sum(&|r| r.raw_reconnects),
         sum(&|r| r.resumed),
         stat(&|s| s.records),
         stat(&|s| s.wire_bytes),
@@ -119,6 +120,7 @@ fn seeded_runs_over_tls_never_yield_a_wrong_file() {
             assert!(stat(&|s| s.blind_at[i]) > 0, "no cut or stall {place}");
         }
         assert!(corrupted > 0, "no corrupted TLS record reached a client");
+        assert!(sum(&|r| r.raw_reconnects) > 0, "no raw range from /files met a fault");
         assert!(gave_up > 0, "no run gave up; the clear-error path went untested");
         assert!(resumed_runs > 0, "no run resumed from disk");
         assert!(reports.iter().any(|r| r.file_bytes == BIG_SIZE as u64), "no 64 MiB run");

@@ -17,6 +17,9 @@ pub enum Reply {
     /// A status line, headers, then `piece` written again and again until
     /// the client hangs up (no length: the body never ends).
     Endless { status: u16, headers: Vec<(String, String)>, piece: Vec<u8> },
+    /// A `Content-Length` of `length`, then only `body`, then the
+    /// connection closes: a response cut short.
+    Cut { status: u16, headers: Vec<(String, String)>, body: Vec<u8>, length: usize },
 }
 
 impl Reply {
@@ -42,6 +45,13 @@ impl Reply {
     }
 }
 
+/// One request's headers, names in lower case.
+pub type Headers = Vec<(String, String)>;
+
+/// Where [`serve_one`] writes down what it received: the request lines and
+/// their headers.
+type Seen = (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<Headers>>>);
+
 /// A running hostile server; dropping it stops accepting.
 pub struct Hostile {
     pub addr: SocketAddr,
@@ -51,6 +61,8 @@ pub struct Hostile {
     pub cert: Option<tempfile::TempDir>,
     /// Every request line it received, in order (`GET /api/manifest?… HTTP/1.1`).
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// Each request's headers, names in lower case, in the same order.
+    pub headers: Arc<Mutex<Vec<Headers>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -92,23 +104,25 @@ impl Hostile {
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop, requests) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let headers = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(answer);
         let scheme = if tls.is_some() { "https" } else { "http" };
         {
-            let (stop, requests) = (stop.clone(), requests.clone());
+            let (stop, requests, heads) = (stop.clone(), requests.clone(), headers.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((socket, _)) => {
-                            let (answer, requests, tls) = (answer.clone(), requests.clone(), tls.clone());
+                            let (answer, tls) = (answer.clone(), tls.clone());
+                            let seen = (requests.clone(), heads.clone());
                             std::thread::spawn(move || {
                                 socket.set_nonblocking(false).unwrap();
                                 match tls {
                                     Some(config) => {
                                         let conn = rustls::ServerConnection::new(config).unwrap();
-                                        serve_one(rustls::StreamOwned::new(conn, socket), &*answer, &requests)
+                                        serve_one(rustls::StreamOwned::new(conn, socket), &*answer, &seen)
                                     }
-                                    None => serve_one(socket, &*answer, &requests),
+                                    None => serve_one(socket, &*answer, &seen),
                                 }
                             });
                         }
@@ -117,7 +131,7 @@ impl Hostile {
                 }
             });
         }
-        Hostile { addr, scheme, cert: None, requests, stop }
+        Hostile { addr, scheme, cert: None, requests, headers, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -134,23 +148,31 @@ impl Drop for Hostile {
 fn serve_one(
     socket: impl std::io::Read + std::io::Write,
     answer: &(dyn Fn(&str) -> Reply + Send + Sync),
-    requests: &Mutex<Vec<String>>,
+    (requests, heads): &Seen,
 ) {
     let mut reader = BufReader::new(socket);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         match reader.read_line(&mut header) {
             Ok(0) | Err(_) => return,
             Ok(_) if header == "\r\n" || header == "\n" => break,
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some((k, v)) = header.split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
         }
     }
     let request_line = request_line.trim_end().to_owned();
-    requests.lock().unwrap().push(request_line.clone());
+    let mut requests = requests.lock().unwrap();
+    requests.push(request_line.clone());
+    heads.lock().unwrap().push(headers);
+    drop(requests);
     let target = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
     let mut out = reader.into_inner();
     let head = |status: u16, headers: &[(String, String)], length: Option<usize>| {
@@ -173,6 +195,11 @@ fn serve_one(
         Reply::Endless { status, headers, piece } => {
             let _ = out.write_all(&head(status, &headers, None));
             while out.write_all(&piece).is_ok() {}
+        }
+        Reply::Cut { status, headers, body, length } => {
+            let _ = out.write_all(&head(status, &headers, Some(length)));
+            let _ = out.write_all(&body);
+            let _ = out.flush();
         }
     }
 }

@@ -76,7 +76,8 @@ fn refills_follow_the_servers_max_range() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("big.bin");
     let res = chunkcast()
-        .args(["get", &damaging_proxy(server.addr), "big.bin", "-o", out.to_str().unwrap()])
+        // The proxy damages chunk events: the event stream it is.
+        .args(["get", &damaging_proxy(server.addr), "big.bin", "-o", out.to_str().unwrap(), "--transport", "events"])
         .output()
         .unwrap();
     let msg = String::from_utf8_lossy(&res.stderr);

@@ -48,7 +48,9 @@ fn served(server: &Spawned) -> u64 {
 
 fn get(url: &str, name: &str, out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-        .args(["get", url, name, "-o", out.to_str().unwrap(), "--retries", "2"])
+        // The server's log counts what its event streams sent, which these
+        // tests weigh; the raw road's deltas are in `get_raw`.
+        .args(["get", url, name, "-o", out.to_str().unwrap(), "--retries", "2", "--transport", "events"])
         .args(extra)
         .output()
         .unwrap()

@@ -28,6 +28,7 @@ mod get_feedback;
 mod get_hostile;
 mod get_limits;
 mod get_output;
+mod get_raw;
 mod get_special;
 mod get_update;
 mod h2_limits;

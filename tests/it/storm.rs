@@ -26,6 +26,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 name: Some("paced.bin".into()),
                 output: Some(out.path().join(format!("c{n}"))),
                 rate: Some(4096), // one chunk a second: still streaming at the drop
+                transport: chunkcast::cli::TransportArg::Events,
                 stall_timeout: 30,
                 retries: 20,
                 parallel: 1,
