@@ -345,12 +345,17 @@ struct Invocation {
     hung: bool,
 }
 
+/// Starts `get`. The proxy aims its faults at chunk events and keeps its
+/// ledger by them, so a run takes the event stream unless `extra` names a
+/// `--transport` (the raw road meets byte-aimed faults over TLS).
 fn spawn_get(url: &str, name: &str, out: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let log = PathBuf::from(format!("{}.stderr", out.display()));
+    let transport = if extra.contains(&"--transport") { &[][..] } else { &["--transport", "events"][..] };
     let child = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
         .args(["get", url, name, "-o"])
         .arg(out)
         .args(["--stall-timeout", "1"])
+        .args(transport)
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
