@@ -267,3 +267,29 @@ fn a_signed_link_reads_the_raw_bytes_too() {
     assert!(files[0].0.contains(&format!("exp={expires}&sig=")), "the link's signature goes along: {}", files[0].0);
     assert!(asked(&heads, "/events").is_empty(), "the range was served: no fallback");
 }
+
+#[test]
+fn an_update_asks_for_exactly_the_chunks_that_changed() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("disk.img");
+    let mut bytes = random(256 * CHUNK, 6);
+    std::fs::write(&path, &bytes).unwrap();
+    let (_server, proxy, heads) = recorded(root.path(), &[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("disk.img");
+    ok(&get(&proxy.url(), "disk.img", &out, &[]));
+
+    // Overwritten in place in chunks 24 and 146 and 147 (the last write
+    // crosses a boundary); the size stays.
+    for (at, patch) in [(100_000usize, &b"XYZ"[..]), (602_110, b"0123456789")] {
+        bytes[at..at + patch.len()].copy_from_slice(patch);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let stderr = ok(&get(&proxy.url(), "disk.img", &out, &["--update"]));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    assert!(stderr.contains("reused 253 of 256 chunks"), "{stderr}");
+    let ranges: Vec<String> =
+        asked(&heads, "/files/disk.img").iter().skip(1).map(|(_, h)| h["range"].clone()).collect();
+    let span = |a: usize, b: usize| format!("bytes={}-{}", a * CHUNK, b * CHUNK - 1);
+    assert_eq!(ranges, [span(24, 25), span(146, 148)], "one range per run of changed chunks");
+}
