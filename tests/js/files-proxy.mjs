@@ -16,7 +16,8 @@ import http from 'node:http';
 /**
  * A proxy in front of `target` (an http://host:port/ URL).
  * - `requests`: each request's `line` (`GET /files/a.bin HTTP/1.1`),
- *   `headers` (names in lower case) and, once its answer began, `status`;
+ *   `headers` (names in lower case) and, once its answer began, `status`
+ *   and `answer` (the answer's headers);
  * - `cutFiles(n)`: the next /files body is cut after `n` bytes (the
  *   connection is destroyed, as a network drop);
  * - `flipFiles(offset)`: the next /files body that carries byte `offset` of
@@ -36,7 +37,7 @@ export async function startFilesProxy(target) {
   const sockets = new Set();
   const px = {
     url: '',
-    /** @type {{line: string, headers: Record<string, any>, status: number}[]} */
+    /** @type {{line: string, headers: Record<string, any>, status: number, answer: Record<string, any>}[]} */
     requests: [],
     flipped: 0,
     pace: 0,
@@ -53,12 +54,13 @@ export async function startFilesProxy(target) {
     },
   };
   const server = http.createServer((req, res) => {
-    const rec = { line: `${req.method} ${req.url} HTTP/${req.httpVersion}`, headers: { ...req.headers }, status: 0 };
+    const rec = { line: `${req.method} ${req.url} HTTP/${req.httpVersion}`, headers: { ...req.headers }, status: 0, answer: {} };
     px.requests.push(rec);
     const headers = { ...req.headers, host: up.host };
     let done = false; // the answer came whole
     const ask = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers, agent }, (ans) => {
       rec.status = ans.statusCode ?? 0;
+      rec.answer = { ...ans.headers };
       const files = (req.url ?? '').startsWith('/files/');
       const range = /^bytes (\d+)-/.exec(String(ans.headers['content-range'] ?? ''));
       let at = range ? Number(range[1]) : 0; // the file offset of the next body byte
