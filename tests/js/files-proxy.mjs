@@ -19,7 +19,7 @@ import http from 'node:http';
  *   `headers` (names in lower case) and, once its answer began, `status`
  *   and `answer` (the answer's headers);
  * - `cutFiles(n)`: the next /files body is cut after `n` bytes (the
- *   connection is destroyed, as a network drop);
+ *   connection is destroyed 200 ms after they went out, as a network drop);
  * - `flipFiles(offset)`: the next /files body that carries byte `offset` of
  *   the file has it changed (XOR 1); `flipped` counts those sent;
  * - `pace`: bytes/s for /files bodies (0, the default: as fast as they come);
@@ -72,7 +72,9 @@ export async function startFilesProxy(target) {
       let waits = 0; // reasons the upstream is paused: pacing, a full client socket
       const hold = () => { if (waits++ === 0) ans.pause(); };
       const free = () => { if (--waits === 0) ans.resume(); };
+      let cutNow = false; // the body was cut: nothing more goes out
       ans.on('data', (/** @type {Buffer} */ d) => {
+        if (cutNow) return;
         if (files && flip !== null && flip >= at && flip < at + d.length) {
           d = Buffer.from(d);
           d[flip - at] ^= 1;
@@ -81,8 +83,13 @@ export async function startFilesProxy(target) {
         }
         at += d.length;
         if (myCut !== null && sent + d.length >= myCut) {
-          res.write(d.subarray(0, myCut - sent), () => { res.socket?.destroy(); ans.destroy(); });
-          sent = myCut;
+          // The bytes before the cut go out, and the connection dies a little
+          // later: a network error discards what a reader holds unread (the
+          // streams standard's `error` empties the queue), so a cut right
+          // behind them could take them too.
+          res.write(d.subarray(0, myCut - sent), () => setTimeout(() => { res.socket?.destroy(); ans.destroy(); }, 200));
+          ans.pause();
+          cutNow = true;
           return;
         }
         sent += d.length;
@@ -93,7 +100,7 @@ export async function startFilesProxy(target) {
           if (due > now) { hold(); setTimeout(free, due - now).unref(); }
         }
       });
-      ans.on('end', () => { done = true; res.end(); });
+      ans.on('end', () => { done = true; if (!cutNow) res.end(); });
       ans.on('error', () => res.socket?.destroy());
     });
     ask.on('error', () => res.socket?.destroy());
