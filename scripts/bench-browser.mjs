@@ -17,13 +17,20 @@
 //                              counted and dropped: no decode, hash, storage)
 //               receive-fetch  a worker that only reads the /events bytes
 //                              with fetch(), payload-equivalent
+//               receive-files  a worker that only reads /files/NAME with
+//                              fetch(): the raw path's ceiling
 //               parse-fetch    the same worker also parsing the bytes as
 //                              SSE (lib/sse.js), events
 //                              dropped: what parsing alone costs (not a
 //                              ceiling; off by default)
 //               eventsource    the library, transport 'eventsource'
-//               worker         the library, transport 'worker' (fetch, parse,
-//                              decode, verify and write in the OPFS worker)
+//               worker         the library, transport 'worker' with its
+//                              default raw path (the bytes read from /files
+//                              with Range, cut into chunks, verified, written
+//                              by the OPFS worker: lib/transport/raw.js)
+//               worker-sse     the library, transport 'worker' with raw: false
+//                              (the event stream: fetch, parse, decode,
+//                              verify and write in the OPFS worker)
 //               old            the library of COMPARE_WEB=dir (e.g. an older
 //                              commit's web/), if given, with the transport
 //                              COMPARE_TRANSPORT names (else its default)
@@ -59,7 +66,7 @@
 // CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store
 // (INSECURE_STORE=memory the insecure row's: the cost of IndexedDB apart);
 // WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
-// CASES=receive,receive-fetch,eventsource,worker,native,old picks the secure row's cases
+// CASES=receive,receive-fetch,receive-files,eventsource,worker,worker-sse,native,old picks the secure row's cases
 // (every run goes through each case in turn, so they share the machine's mood).
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -77,9 +84,9 @@ const ROWS = [
   { row: 'secure', host: '127.0.0.1', store: STORE },
   { row: 'insecure', host: LAN_HOST, store: process.env.INSECURE_STORE || 'idb' },
 ].filter((r) => (process.env.ROWS || 'secure,insecure').split(',').includes(r.row));
-const CASES = (process.env.CASES || 'receive,receive-fetch,eventsource,worker,native,old').split(',')
+const CASES = (process.env.CASES || 'receive,receive-fetch,receive-files,eventsource,worker,worker-sse,native,old').split(',')
   .filter((c) => c !== 'old' || process.env.COMPARE_WEB);
-const RECEIVE = new Set(['receive', 'receive-fetch']);
+const RECEIVE = new Set(['receive', 'receive-fetch', 'receive-files']);
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!sizes.length) sizes.push(256, 1024);
 const RUNS = Math.max(1, Number(process.env.RUNS) || 3);
@@ -102,6 +109,12 @@ const hasWebCrypto = lib.hasWebCrypto ?? !!crypto.subtle; // an older library (C
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
+if (q.get('mode') === 'receive-files') {
+  // A worker that only reads the raw bytes with fetch(): the raw path's ceiling.
+  const w = new Worker('/bench-receive-files.js?file=' + encodeURIComponent(file), { type: 'module' });
+  w.onmessage = (e) => { report({ ok: true, file, store: 'receive only, /files with fetch in a worker', size: e.data.bytes, elapsed: e.data.elapsed, average: e.data.bytes / e.data.elapsed }); };
+  await new Promise(() => {});
+}
 if (q.get('mode') === 'receive-fetch' || q.get('mode') === 'parse-fetch') {
   // A worker that only reads the stream's bytes with fetch(): the worker transport's ceiling (parse-fetch: and parses them).
   const w = new Worker('/bench-receive-fetch.js?file=' + encodeURIComponent(file) + '&parse=' + (q.get('mode') === 'parse-fetch' ? 1 : 0), { type: 'module' });
@@ -129,7 +142,7 @@ if (q.get('mode') === 'receive') {
 }
 await clearStored(file).catch(() => {});
 const stats = {};
-const dl = new Download(file, { store: q.get('store'), stats, transport: q.get('transport') || undefined });
+const dl = new Download(file, { store: q.get('store'), stats, transport: q.get('transport') || undefined, raw: q.get('raw') === '0' ? false : undefined });
 // How late a 20 ms timer fires, summed: time the main thread was busy.
 let lag = 0, last = performance.now();
 const probe = setInterval(() => { const t = performance.now(); lag += Math.max(0, t - last - 20); last = t; }, 20);
@@ -161,6 +174,15 @@ const res = await fetch('/events?file=' + encodeURIComponent(q.get('file')), { c
 const reader = res.body.getReader();
 let bytes = 0;
 for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; parser?.push(value); }
+postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
+`);
+
+writeFileSync(path.join(web, 'bench-receive-files.js'), `const q = new URLSearchParams(location.search);
+const t0 = performance.now();
+const res = await fetch('/files/' + encodeURIComponent(q.get('file')), { cache: 'no-store' });
+const reader = res.body.getReader();
+let bytes = 0;
+for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; }
 postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
 `);
 
@@ -258,13 +280,13 @@ function nativeDownload(/** @type {string} */ dir, /** @type {string} */ name, /
 async function browserRun(f, /** @type {typeof ROWS[number]} */ row, /** @type {string} */ kase) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
   const mode = RECEIVE.has(kase) || kase === 'parse-fetch' ? kase : 'download';
-  const transport = kase === 'worker' || kase === 'eventsource' ? kase : kase === 'old' ? process.env.COMPARE_TRANSPORT ?? '' : '';
+  const transport = kase === 'worker' || kase === 'eventsource' ? kase : kase === 'worker-sse' ? 'worker' : kase === 'old' ? process.env.COMPARE_TRANSPORT ?? '' : '';
   const port = kase === 'old' && srvOld ? srvOld.port : srv.port;
   // The native case: a HOME of its own, whose Downloads is where Chromium saves.
   const home = kase === 'native' ? mkdtempSync(path.join(tmp, 'home-')) : null;
   const url = home
     ? `${reportUrl}native?to=${encodeURIComponent(`http://${row.host}:${srv.port}/files/${encodeURIComponent(f.name)}?download=1`)}`
-    : `http://${row.host}:${port}/bench.html?file=${encodeURIComponent(f.name)}&size=${f.bytes}&store=${row.store}&mode=${mode}&transport=${transport}&report=${encodeURIComponent(reportUrl)}`;
+    : `http://${row.host}:${port}/bench.html?file=${encodeURIComponent(f.name)}&size=${f.bytes}&store=${row.store}&mode=${mode}&transport=${transport}&raw=${kase === 'worker-sse' ? 0 : 1}&report=${encodeURIComponent(reportUrl)}`;
   const native = home ? nativeDownload(path.join(home, 'Downloads'), f.name, f.bytes) : null;
   const got = native ? native.done : new Promise((resolve) => { waiter = resolve; });
   const browser = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

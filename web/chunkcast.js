@@ -27,6 +27,11 @@
  *                     (decode, verify, hand to the storage worker)
  *     fetch-source.js EventSource's rules over fetch(), and the bounded
  *                     read both readers share
+ *     raw.js          the worker's raw path: a stream's chunks read as
+ *                     plain bytes from /files with Range, cut at the
+ *                     manifest's boundaries (cutter.js), verified by the
+ *                     sink; the event stream takes over on anything
+ *                     unexpected
  *     range.js        one range request: the one range reader, for both
  *   lib/protocol.js the manifest and its checks, the server's limits, a
  *                   chunk's span, `need=`, the server's errors, the file list

@@ -19,6 +19,9 @@
 // a download, and the library then fails with `storage worker failed:
 // undefined` and a close() that never settles (seen with seed 10 that way).
 //
+// The worker runs take turns between its raw path (the bytes from /files
+// with Range, the default) and its event stream (`raw: false`).
+//
 // Every download must end in a result whose SHA-256 equals the original's,
 // or in a clear ChunkcastError (it gave up, could not reach the server),
 // after which a fault-free resume in the same page finishes from exactly
@@ -139,7 +142,9 @@ function planOf(seed) {
   const fragile = seed % 3 === 2;
   if (fragile) Object.assign(faults, { cut: 0.9, down: 0.5 });
   const retries = fragile ? 0 : rng.int(6, 11);
-  return { seed, transport: seed % 2 === 0 ? 'worker' : 'eventsource', name, faults, retries, parallel: rng.int(1, 5) };
+  // The worker's runs take turns: its raw path (the default), its event stream.
+  const transport = seed % 2 === 0 ? 'worker' : 'eventsource';
+  return { seed, transport, raw: seed % 4 === 0, name, faults, retries, parallel: rng.int(1, 5) };
 }
 
 /**
@@ -213,12 +218,13 @@ async function openPage() {
 
 /**
  * Fails unless every request Chromium sent to `proxy` went out over HTTP/2,
- * event streams among them; returns how many.
- * @param {{url: string}} proxy
+ * the download's data among them (event streams, or for the worker's raw
+ * path `/files/` Range requests); returns how many.
+ * @param {{url: string}} proxy @param {boolean} [raw]  the data came raw
  */
-function assertAllH2(proxy) {
+function assertAllH2(proxy, raw = false) {
   const sent = requestsTo(new URL(proxy.url).port);
-  if (sent.http1 > 0 || !sent.h2.some((p) => p.startsWith('/events?'))) {
+  if (sent.http1 > 0 || !sent.h2.some((p) => p.startsWith(raw ? '/files/' : '/events?'))) {
     throw new Error(`not HTTP/2 throughout: ${sent.http1} HTTP/1.1 requests, HTTP/2 ones: ${sent.h2.join(' ')}`);
   }
   return sent.h2.length;
@@ -300,9 +306,9 @@ async function run(plan) {
   debug(`seed ${plan.seed}: ${JSON.stringify(plan)}`);
   const page = await openPage();
   if (DEBUG) page.on('console', (m) => debug(`page ${m.text()}`));
-  const fail = (/** @type {string} */ p) => report.problems.push(`seed ${plan.seed} (${plan.transport}, ${plan.name}, ${JSON.stringify(plan.faults)}, retries ${plan.retries}): ${p}`);
+  const fail = (/** @type {string} */ p) => report.problems.push(`seed ${plan.seed} (${plan.transport}${plan.raw ? ' raw' : ''}, ${plan.name}, ${JSON.stringify(plan.faults)}, retries ${plan.retries}): ${p}`);
   try {
-    const opts = { base: originOf(proxy), transport: plan.transport, store: 'opfs', stallTimeout: STALL_MS, backoffBase: 50, backoffMax: 800, parallel: plan.parallel };
+    const opts = { base: originOf(proxy), transport: plan.transport, raw: plan.raw, store: 'opfs', stallTimeout: STALL_MS, backoffBase: 50, backoffMax: 800, parallel: plan.parallel };
     await page.evaluate(async (n) => (await import('/chunkcast.js')).clearStored(n), plan.name);
     /** @type {Set<number>} */
     const verifiedBefore = new Set();
@@ -344,7 +350,7 @@ async function run(plan) {
       break;
     }
     // HTTP/2 for real: every request through the proxy, event streams included.
-    report.h2Requests = assertAllH2(proxy);
+    report.h2Requests = assertAllH2(proxy, plan.raw);
   } catch (e) {
     fail(`the run itself failed: ${e instanceof Error ? e.stack : e}`);
   } finally {
@@ -380,7 +386,8 @@ test('seeded downloads over HTTP/2 through a blind faulty proxy never yield a wr
   for (const c of reports.flatMap((r) => r.errors)) codes[c] = (codes[c] ?? 0) + 1;
   const errors = Object.entries(codes).map(([c, n]) => `${n} ${c}`).join(', ') || 'none';
   const at = ['anywhere on the wire', 'in a record header', 'mid-record', 'between records'].map((w, k) => `${stat((s) => s.blindAt[k])} ${w}`).join(', ');
-  const byTransport = ['worker', 'eventsource'].map((t) => `${reports.filter((r) => r.transport === t).length} ${t}`).join(', ');
+  const byTransport = ['worker', 'eventsource'].map((t) => `${reports.filter((r) => r.transport === t).length} ${t}`).join(', ')
+    + ` (${reports.filter((r) => r.raw).length} worker raw)`;
   console.log(
     `chaos.h2: ${reports.length} runs over HTTP/2 (${byTransport}; ${sum((r) => r.attempts)} downloads, ${gaveUp} stopped with an error (${errors}) and then resumed), ` +
     `${wrong} wrong files, ${hung} hung; injected: ${cuts} drops of the connection, ${stalls} stalls (${ended} ended by the browser, the rest by the proxy after ${STALL_MAX / 1000} s), ` +

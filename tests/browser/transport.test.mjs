@@ -1,7 +1,8 @@
 // The two transports of the browser library (Download option `transport`):
 // 'worker' (a worker fetches the stream and ranges, decodes and verifies,
-// the OPFS store's worker writes; web/lib/transport/) and 'eventsource' (the page's
-// EventSource, the reference behaviour). Each behaviour runs against both,
+// the OPFS store's worker writes; web/lib/transport/; with its default raw
+// path, the bulk read from /files: raw.test.mjs has its faults) and
+// 'eventsource' (the page's EventSource, the reference behaviour). Each behaviour runs against both,
 // in real Chromium on http://127.0.0.1 (a secure context, so OPFS exists),
 // failures injected on the wire by the proxy of tests/js/helpers.mjs.
 import assert from 'node:assert/strict';
@@ -169,7 +170,9 @@ for (const transport of ['worker', 'eventsource']) {
         // Corrupted only once the page and its workers are loaded (a warm-up
         // download): the proxy holds back any text after an `id: ` with no
         // blank line behind it, and finds no event split by pacing.
-        const page = await begin(proxy.url, 'mid.bin', { transport }, {
+        // On the event stream (`raw: false`): the proxy forges chunk events;
+        // a byte corrupted in a raw body is tests/browser/raw.test.mjs's.
+        const page = await begin(proxy.url, 'mid.bin', { transport, raw: false }, {
           warm: 'one-chunk.bin',
           ready: () => { proxy.corrupt.set(150, 1); proxy.corrupt.set(220, 1); },
         });
@@ -272,27 +275,33 @@ test('if the transport worker cannot load, the download goes on through EventSou
   assert.equal(r.failed, 0);
 });
 
-test('with --auth, the worker transport sends the credentials the browser signed in with', async () => {
+test('with --auth, the worker transport sends the credentials the browser signed in with, raw from /files and on the event stream', async () => {
   const srv = await startServer({ chunkSize: '4K', files: { 'mid.bin': mid }, args: ['--auth', 'ann:secret', '--retry-ms', '200'] });
   const signedIn = await launch({ httpCredentials: { username: 'ann', password: 'secret' } });
   const proxy = await startProxy(srv.url);
   try {
     const page = await signedIn.context.newPage();
     await page.goto(proxy.url);
-    const r = await page.evaluate(async () => {
-      const { Download } = await import('/chunkcast.js');
-      const dl = new Download('mid.bin', { store: 'opfs', transport: 'worker' });
-      dl.start();
-      const { blob } = await dl.done;
-      const out = { kind: dl.transportKind,
-        sha: [...new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))].map((b) => b.toString(16).padStart(2, '0')).join('') };
-      await dl.close();
-      return out;
-    });
-    assert.equal(r.kind, 'worker');
-    assert.equal(r.sha, sha256hex(mid));
-    const streams = proxy.requests.filter((q) => q.line.startsWith('GET /events'));
-    assert.ok(streams.length >= 1 && streams.every((q) => /^Basic /.test(q.headers.authorization ?? '')), 'the stream request carried Basic credentials');
+    for (const raw of [true, false]) {
+      const asked = proxy.requests.length;
+      const r = await page.evaluate(async (raw) => {
+        const { Download, clearStored } = await import('/chunkcast.js');
+        await clearStored('mid.bin');
+        const dl = new Download('mid.bin', { store: 'opfs', transport: 'worker', raw });
+        dl.start();
+        const { blob } = await dl.done;
+        const out = { kind: dl.transportKind,
+          sha: [...new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))].map((b) => b.toString(16).padStart(2, '0')).join('') };
+        await dl.close();
+        return out;
+      }, raw);
+      assert.equal(r.kind, 'worker');
+      assert.equal(r.sha, sha256hex(mid));
+      const mine = proxy.requests.slice(asked);
+      const data = mine.filter((q) => q.line.startsWith(raw ? 'GET /files/' : 'GET /events'));
+      assert.ok(data.length >= 1 && data.every((q) => /^Basic /.test(q.headers.authorization ?? '')), `raw ${raw}: the ${raw ? '/files' : 'stream'} request carried Basic credentials`);
+      assert.equal(mine.filter((q) => q.line.startsWith(raw ? 'GET /events' : 'GET /files/')).length, 0, `raw ${raw}: nothing through the other path`);
+    }
   } finally {
     await proxy.close();
     await signedIn.close();

@@ -141,3 +141,46 @@ test('closed while puts are out: idle() does not hang, and nothing more is repor
   sink.flush();
   assert.deepEqual(notices, []);
 });
+
+test('raw bytes (the raw path): copied in, verified against the manifest, put once; a wrong one fails and is counted as raw', async () => {
+  const { sink, disk, notices, written } = sinkOver('later');
+  const bytes = (/** @type {number} */ i) => new Uint8Array(FILE.subarray(i * CHUNK, (i + 1) * CHUNK));
+  assert.equal(sink.raw(0, bytes(0)), true);
+  const bad = bytes(1);
+  bad[3] ^= 1;
+  assert.equal(sink.raw(1, bad), true);
+  assert.equal(sink.raw(0, bytes(0)), false, 'a copy of a chunk in hand is refused');
+  assert.equal(sink.raw(2, bytes(2).subarray(1)), false, 'not the chunk\'s length');
+  assert.equal(sink.raw(CHUNKS, bytes(0)), false, 'past the last chunk');
+  for (let i = 2; i < CHUNKS; i++) assert.equal(sink.raw(i, bytes(i)), true);
+  await sink.idle();
+  assert.deepEqual(reported(notices), { failed: [1], verified: [0, 2, 3, 4] });
+  assert.deepEqual(written, [0, 2, 3, 4]);
+  assert.equal(sink.rawFailures, 1);
+  assert.equal(notices.reduce((a, n) => a + n.bytes, 0), FILE.length, 'each chunk taken counted once');
+  sink.chunk(event(1)); // its refill through the event stream: not a raw failure if it failed
+  await sink.idle();
+  assert.deepEqual(Buffer.from(disk), FILE);
+  assert.equal(sink.rawFailures, 1);
+});
+
+test('a raw text chunk\'s text is told once it is verified, decoded from its bytes', async () => {
+  const text = 'ab€dé🎉fgh'; // chunks end on character boundaries, as a text manifest's offsets say
+  const all = Buffer.from(text);
+  const offsets = [0, 5, 12]; // `ab€` `dé🎉` `fgh`
+  const sizes = offsets.map((o, k) => (k + 1 < offsets.length ? offsets[k + 1] : all.length) - o);
+  const expected = new Uint8Array(offsets.length * 32);
+  offsets.forEach((o, k) => expected.set(sha(all.subarray(o, o + sizes[k])), k * 32));
+  const notices = [];
+  const sink = new ChunkSink({
+    manifest: { kind: 'text', size: all.length, chunks: offsets.length, chunk_size: 8, offsets },
+    expected,
+    put: (buf) => setTimeout(() => sink.written(buf), 1),
+    post: (n) => notices.push(n),
+  });
+  offsets.forEach((o, k) => assert.equal(sink.raw(k, new Uint8Array(all.subarray(o, o + sizes[k]))), true));
+  await sink.idle();
+  const texts = notices.flatMap((n) => n.texts).sort((a, b) => a[0] - b[0]);
+  assert.deepEqual(texts.map(([i]) => i), [0, 1, 2]);
+  assert.equal(texts.map(([, t]) => t).join(''), text);
+});

@@ -247,7 +247,7 @@ export class Download {
       fail: (e) => { if (t === this.transport) this._fatal(e); },
       broken: (why) => { if (t === this.transport) this._transportBroken(why); },
       log: (s) => this._log(s),
-    }, { EventSource: this.set.EventSource, fetch: this.set.fetch, own: this.set.own, stats: this.stats });
+    }, { EventSource: this.set.EventSource, fetch: this.set.fetch, own: this.set.own, stats: this.stats, raw: this.set.raw });
     this.transport = t;
   }
 

@@ -16,6 +16,11 @@
  *   worker fetches, decodes and verifies, the OPFS store's worker writes; needs the OPFS store), 'eventsource'
  *   (the page's EventSource); 'auto' (default): the worker where it can run, else EventSource
  *   (see transport/index.js)
+ * @property {boolean} [raw]  whether the 'worker' transport reads a file's bytes raw from `/files/NAME` with
+ *   Range requests where it can (default true: faster, no SSE parsing or base64; every chunk still verified
+ *   against the manifest's digest); false keeps it on the event stream. Never raw: a paced download
+ *   (`rate`), a live text, the 'eventsource' transport; anything unexpected falls back to the event stream
+ *   (see transport/raw.js)
  * @property {number} [memoryLimit]  largest file kept in memory with 'auto'
  * @property {number} [stallTimeout]  ms without any event before reopening
  * @property {number} [parallel]  range requests in flight at most
@@ -65,6 +70,7 @@ export function settings(opts) {
     parallel: opts.parallel ?? 4,
     batch: opts.batch ?? 64,
     rate: opts.rate ?? 0,
+    raw: opts.raw !== false,
     backoffBase: opts.backoffBase ?? 500,
     backoffMax: opts.backoffMax ?? 30000,
     retries: opts.retries ?? 10,

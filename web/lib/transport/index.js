@@ -12,10 +12,12 @@ import { WorkerTransport } from './worker.js';
  * The transport for one open of the host's store. `'auto'` (the default)
  * takes the worker where it can run (the OPFS store in a secure context)
  * and the caller brought no EventSource or fetch of its own (they would go
- * unused); `'worker'` takes it wherever it can run; else EventSource.
+ * unused); `'worker'` takes it wherever it can run; else EventSource. The
+ * worker reads the bytes raw from `/files` where it can (raw.js) unless
+ * `raw` is false.
  * @param {TransportKind|undefined} want
  * @param {TransportHost} host
- * @param {import('./eventsource.js').EventSourceOptions & {own: boolean}} o  `own`: the caller gave an EventSource or fetch
+ * @param {import('./eventsource.js').EventSourceOptions & {own: boolean, raw?: boolean}} o  `own`: the caller gave an EventSource or fetch
  * @returns {Transport}
  */
 export function openTransport(want = 'auto', host, o) {
@@ -25,7 +27,8 @@ export function openTransport(want = 'auto', host, o) {
   // the reference, always selectable.
   // A live text's manifest grows as chunks are sealed (live.js); the worker's
   // sink verifies against the digests it was given when it opened.
-  const worker = !host.manifest.live && (want === 'worker' || (want === 'auto' && !o.own)) ? WorkerTransport.on(host) : null;
+  // Raw (raw.js): 1 GiB into OPFS at TODO MB/s against the event stream's 194 (same bench).
+  const worker = !host.manifest.live && (want === 'worker' || (want === 'auto' && !o.own)) ? WorkerTransport.on(host, o.raw !== false) : null;
   if (!worker && want === 'worker') host.log(host.manifest.live ? 'a live text grows as it is read, which the worker transport cannot follow; using EventSource'
     : `the worker transport needs the OPFS store (a secure context with OPFS), not ${host.store.kind}; using EventSource`);
   return worker ?? new EventSourceTransport(host, o);

@@ -6,8 +6,9 @@
 //     range refills (range.js); each chunk is decoded, hashed and stored on
 //     the page;
 //   - worker.js: a worker of its own fetches both (fetch-source.js,
-//     range.js, host.js), decodes and verifies each chunk (sink.js), and the
-//     OPFS store's worker writes it; the page hears only notices.
+//     range.js, host.js; a stream's chunks raw from `/files` where it can,
+//     raw.js), decodes and verifies each chunk (sink.js), and the OPFS
+//     store's worker writes it; the page hears only notices.
 // Either way the download sees the same things: a stream's events
 // (`StreamEvent`), a range's outcome (`RangeResult`), and notices of which
 // chunks arrived, were verified (and stored) or failed (`Notice`). It drives

@@ -18,6 +18,9 @@
 // them; with the reading, parsing, decoding and hashing on the same thread,
 // the stream stood still meanwhile (the write alone took a third of that
 // thread's time here). Now the storage worker writes while this one reads.
+// The raw path (raw.js) skips the first steps: a chunk's bytes, cut from a
+// `/files` body, are copied into the stage (`raw`), and the rest is the
+// same: hashed, compared with the manifest's digest, put, told.
 // A chunk counts as in hand (a second copy is dropped) from the moment it is
 // staged until the storage worker has written it or its digest failed; the
 // page hears only which chunks were verified or failed (and a text chunk's
@@ -47,6 +50,7 @@ const NOTICE_MS = 40;
  * @property {number} at  in the buffer
  * @property {number} len
  * @property {string|undefined} text
+ * @property {boolean} raw  read raw (raw.js)
  * @property {Promise<Uint8Array|null>} digest  null when it could not be computed
  */
 
@@ -100,6 +104,9 @@ export class ChunkSink {
     this.chain = Promise.resolve();
     /** @type {(() => void)[]} who waits for room */
     this.roomWaiters = [];
+    /** chunks read raw that failed verification so far (raw.js falls back to the event stream when this grows) */
+    this.rawFailures = 0;
+    this.decoder = new TextDecoder();
     this._clear();
     /** @type {any} */
     this.timer = null;
@@ -120,6 +127,11 @@ export class ChunkSink {
   /** @param {number} i */
   isVerified(i) {
     return (this.onDisk[i >> 3] & (1 << (i & 7))) !== 0;
+  }
+
+  /** Chunk `i` is verified, or being hashed or written: a copy of it is dropped. @param {number} i */
+  inHand(i) {
+    return this.isVerified(i) || this.pending.has(i);
   }
 
   /**
@@ -169,20 +181,54 @@ export class ChunkSink {
       return;
     }
     this.bytes += got;
-    const t2 = performance.now();
-    this.timing.decodeMs += t2 - t1;
+    this.timing.decodeMs += performance.now() - t1;
     if (!ok || /** @type {any} */ (head).off !== off) {
       this._fail(i, `chunk ${i} has the wrong place or length`);
       return;
     }
+    this._stage(i, off, len, text, false);
+  }
+
+  /**
+   * Chunk `i`'s bytes, read raw (raw.js cuts them from a `/files` body):
+   * copied into the stage, then hashed, verified and put as a decoded
+   * chunk. False when the chunk is in hand already, out of range, or
+   * `bytes` is not its length.
+   * @param {number} i @param {Uint8Array} bytes
+   */
+  raw(i, bytes) {
+    const m = this.t.manifest;
+    if (this.closed || !Number.isInteger(i) || i < 0 || i >= m.chunks || this.inHand(i)) return false;
+    const { off, len } = span(m, i);
+    if (bytes.length !== len) return false;
+    if (this.used + len > this.stage.length) this._ship();
+    const t1 = performance.now();
+    this.stage.set(bytes, this.used);
+    this.timing.decodeMs += performance.now() - t1;
+    this.received.push(i);
+    this.bytes += len;
+    this._soon();
+    this._stage(i, off, len, undefined, true);
+    return true;
+  }
+
+  /**
+   * Chunk `i`, its bytes in the stage at `used`: its SHA-256 started, and
+   * staged for the next put.
+   * @param {number} i @param {number} off @param {number} len @param {string|undefined} text
+   * @param {boolean} raw  read raw: a failure counts in `rawFailures`
+   */
+  _stage(i, off, len, text, raw) {
+    const t2 = performance.now();
+    const at = this.used;
     this.inflightBytes += len;
-    const digest = this.digest(target).then( // copies `target` now
+    const digest = this.digest(this.stage.subarray(at, at + len)).then( // copies its input now
       (d) => new Uint8Array(d),
       () => null,
     ).finally(() => { this.inflightBytes -= len; this._roomMaybe(); });
     this.timing.digestMs += performance.now() - t2;
     this.used += len;
-    this.staged.push({ i, off, at, len, text, digest });
+    this.staged.push({ i, off, at, len, text, raw, digest });
     this.pending.add(i);
     this.timing.chunks++;
     if (!this.stageTimer) this.stageTimer = setTimeout(() => { this.stageTimer = null; this._ship(); }, STAGE_MS);
@@ -212,13 +258,17 @@ export class ChunkSink {
       const good = [];
       /** @type {Uint8Array[]} */
       const goodDigests = [];
+      const text = this.t.manifest.kind === 'text';
       list.forEach((e, k) => {
         const dg = dgs[k];
         if (dg && equal32(dg, this.t.expected, e.i)) {
+          // A raw text chunk's text, for `ontext` (chunks end on a character boundary), before the buffer goes.
+          if (text && e.text === undefined) e.text = this.decoder.decode(new Uint8Array(buf, e.at, e.len));
           good.push(e);
           goodDigests.push(dg);
         } else {
           this.pending.delete(e.i);
+          if (e.raw) this.rawFailures++;
           this._fail(e.i, `chunk ${e.i} failed verification`);
         }
       });

@@ -12,6 +12,10 @@
 // are written there while the transport worker reads on. The page gets a
 // few small messages a second: the worker posts each stream's events and
 // each range's result already in the interface's terms (interface.js).
+// Where it can (option `raw`, on by default: raw.js), the worker reads a
+// stream's chunks as plain bytes from `/files` with Range instead, with no
+// text decoding, parsing or base64 at all; the page cannot tell but by the
+// speed and the log.
 //
 // Requirements: a secure context with OPFS and module workers (the OPFS
 // store's worker), fetch() in workers, WebCrypto there. transport/index.js
@@ -20,6 +24,7 @@
 // port when the file closes, so a new open needs a new transport.
 
 import { ChunkcastError } from '../errors.js';
+import { MAX_NEED } from '../protocol.js';
 import { isLastWord } from './interface.js';
 
 /** @typedef {import('./interface.js').Transport} Transport */
@@ -50,11 +55,12 @@ export class WorkerTransport {
   /**
    * A transport for the host's store, when it can carry one: an OPFS store
    * whose worker has the file open. The transport worker gets what it needs
-   * to verify: the manifest's shape and digests, and which chunks are on disk.
-   * @param {TransportHost} host
+   * to verify: the manifest's shape and digests, and which chunks are on disk;
+   * and whether it may read the bytes raw from `/files` (raw.js).
+   * @param {TransportHost} host @param {boolean} [raw]
    * @returns {WorkerTransport|null}
    */
-  static on(host) {
+  static on(host, raw = true) {
     const store = /** @type {any} */ (host.store);
     if (!store || store.kind !== 'opfs' || !store.worker || typeof store.key !== 'string') return null;
     const worker = new Worker(new URL('../../workers/transport.js', import.meta.url), { type: 'module' });
@@ -64,7 +70,8 @@ export class WorkerTransport {
     const { kind, size, chunks, chunk_size, offsets } = host.manifest;
     const onDisk = new Uint8Array(Math.ceil(chunks / 8));
     for (let i = 0; i < chunks; i++) if (host.isVerified(i)) onDisk[i >> 3] |= 1 << (i & 7);
-    worker.postMessage({ op: 'n-open', port: port2, manifest: { kind, size, chunks, chunk_size, offsets: offsets ?? null }, expected: host.expected, onDisk }, [port2]);
+    worker.postMessage({ op: 'n-open', port: port2, manifest: { kind, size, chunks, chunk_size, offsets: offsets ?? null }, expected: host.expected, onDisk,
+      raw: raw ? { maxNeed: host.manifest.max_need ?? MAX_NEED } : null }, [port2]);
     return new WorkerTransport(worker, host);
   }
 
@@ -72,6 +79,7 @@ export class WorkerTransport {
   _message(msg) {
     if (!msg) return;
     if (msg.op === 't-notice') this.host.notice(msg.notice);
+    else if (msg.op === 't-log') this.host.log(msg.message);
     else if (msg.op === 't') this.requests.get(msg.tid)?.(msg);
     else if (msg.op === 'n-timing') this.requests.get(msg.id)?.(msg);
   }
