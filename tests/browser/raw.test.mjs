@@ -148,6 +148,57 @@ test('a body cut mid-chunk: the next request asks by Range from the next missing
   }
 });
 
+test('paused and resumed: the resume asks by Range from the next missing chunk, with If-Range; every chunk verified once', async () => {
+  const px = await startFilesProxy(srv.url);
+  try {
+    px.pace = 2 << 20;
+    const page = await begin(px.url, 'big.bin', { store: 'opfs' });
+    await waitVerified(page, 4);
+    await page.evaluate(() => /** @type {any} */ (window).dl.pause());
+    await new Promise((r) => setTimeout(r, 300)); // what was read is verified meanwhile
+    const held = await page.evaluate(() => /** @type {any} */ (window).rec.verified);
+    px.pace = 0;
+    await page.evaluate(() => /** @type {any} */ (window).dl.resume());
+    const r = await settle(page);
+    assert.ok(r.ok, r.rec.log.join('; '));
+    assert.equal(r.sha, sha256hex(big));
+    assert.ok(Object.values(r.rec.counts).every((c) => c === 1) && Object.keys(r.rec.counts).length === 24, JSON.stringify(r.rec.counts));
+    const [first, resumed, ...more] = px.filesRequests();
+    assert.deepEqual(more, []);
+    assert.equal(resumed.headers.range, `bytes=${held * CHUNK}-${BIG - 1}`, `from chunk ${held}, the first not verified when paused`);
+    assert.equal(resumed.headers['if-range'], first.answer.etag);
+    assert.equal(resumed.status, 206);
+    assert.ok(r.rec.states.includes('paused'));
+  } finally {
+    await px.close();
+  }
+});
+
+test('a /files body that stalls is dropped after stallTimeout, and the next request resumes it', async () => {
+  const px = await startFilesProxy(srv.url);
+  try {
+    px.pace = 2 << 20;
+    const page = await begin(px.url, 'big.bin', { store: 'opfs', stallTimeout: 1500 });
+    await waitVerified(page, 4);
+    px.stall = true;
+    await page.waitForFunction(() => /** @type {any} */ (window).rec.states.includes('reconnecting'), null, { timeout: 10000, polling: 20 });
+    px.stall = false;
+    px.pace = 0;
+    const r = await settle(page);
+    assert.ok(r.ok, r.rec.log.join('; '));
+    assert.equal(r.sha, sha256hex(big));
+    assert.ok(Object.values(r.rec.counts).every((c) => c === 1) && Object.keys(r.rec.counts).length === 24);
+    assert.ok(r.progress.reconnects >= 1);
+    const files = px.filesRequests();
+    assert.ok(files.length >= 2);
+    const from = Number(/^bytes=(\d+)-/.exec(files[1].headers.range)?.[1]);
+    assert.ok(from >= 4 * CHUNK && from % CHUNK === 0, `resumed at byte ${from}, a chunk after those verified`);
+    assert.equal(files[1].headers['if-range'], files[0].answer.etag);
+  } finally {
+    await px.close();
+  }
+});
+
 test('a byte corrupted in a /files body fails verification, is counted, and the rest comes through the event stream', async () => {
   const px = await startFilesProxy(srv.url);
   try {

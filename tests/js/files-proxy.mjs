@@ -23,6 +23,7 @@ import http from 'node:http';
  * - `flipFiles(offset)`: the next /files body that carries byte `offset` of
  *   the file has it changed (XOR 1); `flipped` counts those sent;
  * - `pace`: bytes/s for /files bodies (0, the default: as fast as they come);
+ * - `stall`: while true, /files bodies stop flowing (the connections stay open);
  * - `filesRequests()`: the /files requests.
  * @param {string} target
  */
@@ -41,6 +42,7 @@ export async function startFilesProxy(target) {
     requests: [],
     flipped: 0,
     pace: 0,
+    stall: false,
     /** @param {number} n */
     cutFiles(n) { cut = n; },
     /** @param {number} offset */
@@ -94,6 +96,11 @@ export async function startFilesProxy(target) {
         }
         sent += d.length;
         if (!res.write(d)) { hold(); res.once('drain', free); }
+        if (files && px.stall) {
+          hold();
+          const wait = () => { if (px.stall) setTimeout(wait, 50).unref(); else free(); };
+          wait();
+        }
         if (files && px.pace) {
           const due = t0 + (1000 * sent) / px.pace;
           const now = Date.now();
