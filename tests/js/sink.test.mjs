@@ -106,8 +106,10 @@ test('a chunk already on disk when the sink was made is not taken again', async 
   assert.equal(notices.length, 1);
 });
 
-test('the reader waits while three puts are out, and goes on when storage answers', async () => {
+test('the reader waits while the most puts allowed are out, and goes on when storage answers', async () => {
   const { sink, storage, notices } = sinkOver('manual');
+  assert.equal(sink.maxShipped, 8, '32 MiB of 4 MiB stages');
+  sink.maxShipped = 3; // as with 16 MiB chunks: this file has five chunks
   for (let i = 0; i < 3; i++) {
     sink.chunk(event(i));
     sink._ship(); // as when a stage fills

@@ -34,8 +34,15 @@ import { parseChunkData } from '../sse.js';
 const MAX_IN_FLIGHT_BYTES = 8 << 20;
 /** Bytes staged per put (at least one chunk). */
 const STAGE_BYTES = 4 << 20;
-/** Staging buffers handed to the storage worker and not yet back, at most, before the reader waits. */
-const MAX_SHIPPED = 3;
+/**
+ * Bytes of staging buffers handed to the storage worker and not yet back,
+ * at most, before the reader waits (at least 3 buffers). Enough to read on
+ * while the storage worker flushes the file (every 500 ms, ~75 ms here at
+ * ~400 MB/s: 30 MB arrive meanwhile); 12 MiB stalled the whole pipeline at
+ * each flush (the CPU idle for it), 32 MiB went ~3% faster on 1 GiB
+ * (scripts/bench-browser.mjs, A/B runs).
+ */
+const MAX_SHIPPED_BYTES = 32 << 20;
 /** A stage not yet full is handed over this soon anyway (a paced stream still reaches the disk). */
 const STAGE_MS = 30;
 /** How often the page hears about verified chunks while they stream in. */
@@ -88,6 +95,7 @@ export class ChunkSink {
     this.inflightBytes = 0;
     this.maxInflight = Math.max(MAX_IN_FLIGHT_BYTES, 2 * m.chunk_size);
     this.stageSize = Math.max(STAGE_BYTES, m.chunk_size);
+    this.maxShipped = Math.max(3, Math.floor(MAX_SHIPPED_BYTES / this.stageSize));
     /** @type {ArrayBuffer[]} staging buffers back from the storage worker */
     this.spare = [];
     this.stage = new Uint8Array(this.stageSize);
@@ -294,7 +302,7 @@ export class ChunkSink {
    */
   written(buf) {
     const s = this.shipped.shift();
-    if (buf && buf.byteLength === this.stageSize && this.spare.length < MAX_SHIPPED) this.spare.push(buf);
+    if (buf && buf.byteLength === this.stageSize && this.spare.length < this.maxShipped) this.spare.push(buf);
     if (!s) return;
     s.done();
     this._roomMaybe();
@@ -316,7 +324,7 @@ export class ChunkSink {
   }
 
   _full() {
-    return this.inflightBytes > this.maxInflight || this.shipped.length + this.hashing >= MAX_SHIPPED;
+    return this.inflightBytes > this.maxInflight || this.shipped.length + this.hashing >= this.maxShipped;
   }
 
   /** A promise to wait on before reading more (too many digests or puts out), else null. */
