@@ -181,7 +181,9 @@ test('a /files body that stalls is dropped after stallTimeout, and the next requ
     const page = await begin(px.url, 'big.bin', { store: 'opfs', stallTimeout: 1500 });
     await waitVerified(page, 4);
     px.stall = true;
-    await page.waitForFunction(() => /** @type {any} */ (window).rec.states.includes('reconnecting'), null, { timeout: 10000, polling: 20 });
+    // Noticed by the raw request's own clock (a drop: 'reconnecting') or by
+    // the scheduler's, which watches the notices ('stalled'): whichever runs out first.
+    await page.waitForFunction(() => /** @type {any} */ (window).rec.states.some((s) => s === 'reconnecting' || s === 'stalled'), null, { timeout: 20000, polling: 20 });
     px.stall = false;
     px.pace = 0;
     const r = await settle(page);
