@@ -344,7 +344,7 @@ impl Download<'_> {
         while next < run.end && !self.raw.off {
             match self.raw.request(&self.remote, &self.config.target.name, m, sink, next..run.end)? {
                 raw::Ended::Complete => next = run.end,
-                raw::Ended::Refused => {}
+                raw::Ended::Refused => self.raw.off = true,
                 raw::Ended::Dropped { read, why } => {
                     sink.reconnects += 1;
                     next += read;

@@ -62,24 +62,9 @@ impl Raw {
     /// One `Range` request for `chunks` of `name`, read to its end or its
     /// failure; each whole chunk is checked and given to `sink`. One
     /// chunk-sized buffer serves every chunk: read, hashed and written
-    /// while it is still in cache. A `Refused` answer switches the raw
-    /// road off.
+    /// while it is still in cache. The caller switches the raw road off
+    /// on `Refused`.
     pub(super) fn request(
-        &mut self,
-        remote: &Remote,
-        name: &str,
-        m: &Manifest,
-        sink: &mut Sink,
-        chunks: Range<u64>,
-    ) -> Result<Ended, ClientError> {
-        let ended = self.read(remote, name, m, sink, chunks);
-        if let Ok(Ended::Refused) = ended {
-            self.off = true;
-        }
-        ended
-    }
-
-    fn read(
         &mut self,
         remote: &Remote,
         name: &str,
