@@ -314,7 +314,8 @@ impl Download<'_> {
             let few = missing_chunks(&missing) <= per_range * self.config.parallel as u64;
             // The file's own bytes by range where that road is open (one
             // run at a time, in order), for runs not too scattered.
-            let progressed = if !self.raw.off && missing.len() <= raw::MAX_RUNS {
+            let raw = !self.raw.off && missing.len() <= raw::MAX_RUNS;
+            let progressed = if raw {
                 self.raw_run(m, sink, missing[0].clone())?
             } else if sink.stream_rounds > 0 && few && !sink.ordered() {
                 self.refill(m, sink, &missing)?
@@ -323,6 +324,9 @@ impl Download<'_> {
             };
             if progressed {
                 fruitless = 0;
+            } else if raw && self.raw.off {
+                // Handed over to the event stream (once per download): a
+                // change of road, not a failed round to wait after.
             } else {
                 fruitless += 1;
                 if fruitless > self.config.retries {

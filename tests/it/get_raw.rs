@@ -164,6 +164,11 @@ fn serving(bytes: &[u8], version: &str) -> (String, Vec<u8>) {
     (manifest.to_string(), events)
 }
 
+/// The path of each request line, without its query.
+fn paths(requests: &[String]) -> Vec<&str> {
+    requests.iter().map(|l| l.split(['?', ' ']).nth(1).unwrap()).collect()
+}
+
 fn range_reply(body: &[u8], size: usize) -> Reply {
     let range = format!("bytes 0-{}/{size}", size - 1);
     Reply::status(206, &[("Content-Range", &range), ("ETag", "\"v1\"")], body.to_vec())
@@ -190,9 +195,35 @@ fn a_damaged_byte_fails_its_digest_and_the_event_stream_takes_over() {
     assert_eq!(std::fs::read(&out).unwrap(), bytes, "the damaged chunk was never kept");
     assert!(stderr.contains("1 corrupt chunks detected"), "{stderr}");
     let requests = server.requests.lock().unwrap().clone();
-    let lines: Vec<&str> = requests.iter().map(|l| l.split(['?', ' ']).nth(1).unwrap()).collect();
+    let lines = paths(&requests);
     assert_eq!(lines, ["/api/manifest", "/files/f.bin", "/events"], "{requests:?}");
     assert!(requests[2].contains("from=2"), "the stream starts at the damaged chunk: {}", requests[2]);
+}
+
+#[test]
+fn a_server_without_files_hands_over_to_the_stream_at_once() {
+    // A proxy or server that serves the stream but not `/files` (here 404):
+    // the first answer ends the raw road, and the stream is asked at once,
+    // with no failed round, retry line or backoff in between.
+    let bytes = random(10 * 4096, 7);
+    let (manifest, events) = serving(&bytes, "1111111111111111");
+    let server = Hostile::start(move |path| {
+        if path.starts_with("/api/manifest") {
+            Reply::json(manifest.clone())
+        } else if path.starts_with("/files/") {
+            Reply::status(404, &[], r#"{"error":"no such route","code":"not_found"}"#)
+        } else {
+            Reply::events(events.clone())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.bin");
+    let stderr = ok(&get(&server.url(""), "f.bin", &out, &[]));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    assert!(!stderr.contains("retrying"), "a change of road is not a retry: {stderr}");
+    let requests = server.requests.lock().unwrap().clone();
+    let lines = paths(&requests);
+    assert_eq!(lines, ["/api/manifest", "/files/f.bin", "/events"], "{requests:?}");
 }
 
 #[test]
