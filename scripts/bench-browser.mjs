@@ -18,7 +18,20 @@
 //               receive-fetch  a worker that only reads the /events bytes
 //                              with fetch(), payload-equivalent
 //               receive-files  a worker that only reads /files/NAME with
-//                              fetch(): the raw path's ceiling
+//                              fetch() (a default reader: a new buffer per read)
+//               receive-byob   the same read as the raw path reads it: BYOB
+//                              into one reused 4 MiB buffer (cutter.js); the
+//                              raw path's ceiling
+//               receive-hash   the same, and each 256 KiB chunk hashed in
+//                              place with WebCrypto: reading and verifying,
+//                              nothing copied or stored; the time inside the
+//                              digest calls is printed ("digestMs")
+//               receive-write  the same, and the hashed chunks written at
+//                              once through an OPFS sync access handle in
+//                              the same worker (1 MiB writes, one flush at
+//                              the end): the least a verified download into
+//                              OPFS can cost, with no copy, no second worker
+//                              and no bookkeeping
 //               parse-fetch    the same worker also parsing the bytes as
 //                              SSE (lib/sse.js), events
 //                              dropped: what parsing alone costs (not a
@@ -66,7 +79,7 @@
 // CHROMIUM=/path overrides the browser; STORE=idb|memory overrides the secure row's store
 // (INSECURE_STORE=memory the insecure row's: the cost of IndexedDB apart);
 // WEB=dir benchmarks another copy of web/ (e.g. an older commit's);
-// CASES=receive,receive-fetch,receive-files,eventsource,worker,worker-sse,native,old picks the secure row's cases
+// CASES=receive,receive-fetch,receive-files,receive-byob,receive-hash,receive-write,eventsource,worker,worker-sse,native,old picks the secure row's cases
 // (every run goes through each case in turn, so they share the machine's mood).
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -84,9 +97,11 @@ const ROWS = [
   { row: 'secure', host: '127.0.0.1', store: STORE },
   { row: 'insecure', host: LAN_HOST, store: process.env.INSECURE_STORE || 'idb' },
 ].filter((r) => (process.env.ROWS || 'secure,insecure').split(',').includes(r.row));
-const CASES = (process.env.CASES || 'receive,receive-fetch,receive-files,eventsource,worker,worker-sse,native,old').split(',')
+const CASES = (process.env.CASES || 'receive,receive-fetch,receive-files,receive-byob,receive-hash,receive-write,eventsource,worker,worker-sse,native,old').split(',')
   .filter((c) => c !== 'old' || process.env.COMPARE_WEB);
-const RECEIVE = new Set(['receive', 'receive-fetch', 'receive-files']);
+const RECEIVE = new Set(['receive', 'receive-fetch', 'receive-files', 'receive-byob']);
+/** The cases without the library: RECEIVE, and those that do a part of its work (parse, hash, write). */
+const READ_ONLY = new Set([...RECEIVE, 'parse-fetch', 'receive-hash', 'receive-write']);
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!sizes.length) sizes.push(256, 1024);
 const RUNS = Math.max(1, Number(process.env.RUNS) || 3);
@@ -109,10 +124,10 @@ const hasWebCrypto = lib.hasWebCrypto ?? !!crypto.subtle; // an older library (C
 const q = new URLSearchParams(location.search);
 const report = (body) => fetch(q.get('report'), { method: 'POST', body: JSON.stringify(body) });
 const file = q.get('file');
-if (q.get('mode') === 'receive-files') {
-  // A worker that only reads the raw bytes with fetch(): the raw path's ceiling.
-  const w = new Worker('/bench-receive-files.js?file=' + encodeURIComponent(file), { type: 'module' });
-  w.onmessage = (e) => { report({ ok: true, file, store: 'receive only, /files with fetch in a worker', size: e.data.bytes, elapsed: e.data.elapsed, average: e.data.bytes / e.data.elapsed }); };
+if (['receive-files', 'receive-byob', 'receive-hash', 'receive-write'].includes(q.get('mode'))) {
+  // A worker that only reads the raw bytes with fetch() (and, receive-hash, verifies them): the raw path's ceilings.
+  const w = new Worker('/bench-receive-files.js?file=' + encodeURIComponent(file) + '&mode=' + q.get('mode'), { type: 'module' });
+  w.onmessage = (e) => { report({ ok: true, file, store: 'receive only, /files with fetch in a worker', size: e.data.bytes, elapsed: e.data.elapsed, average: e.data.bytes / e.data.elapsed, stats: e.data.stats }); };
   await new Promise(() => {});
 }
 if (q.get('mode') === 'receive-fetch' || q.get('mode') === 'parse-fetch') {
@@ -178,12 +193,57 @@ postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
 `);
 
 writeFileSync(path.join(web, 'bench-receive-files.js'), `const q = new URLSearchParams(location.search);
+const mode = q.get('mode');
 const t0 = performance.now();
 const res = await fetch('/files/' + encodeURIComponent(q.get('file')), { cache: 'no-store' });
-const reader = res.body.getReader();
 let bytes = 0;
-for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; }
-postMessage({ bytes, elapsed: (performance.now() - t0) / 1000 });
+const stats = {};
+if (mode === 'receive-files') {
+  const reader = res.body.getReader();
+  for (;;) { const { done, value } = await reader.read(); if (done) break; bytes += value.length; }
+} else {
+  // As raw.js reads (cutter.js): BYOB into one 4 MiB buffer, handed back by each read.
+  const CHUNK = 256 << 10;
+  const reader = res.body.getReader({ mode: 'byob' });
+  let buf = new ArrayBuffer(4 << 20);
+  let fill = 0;
+  let reads = 0;
+  let digestMs = 0;
+  let writeMs = 0;
+  const out = mode === 'receive-write'
+    ? await (await (await navigator.storage.getDirectory()).getFileHandle('bench-write.part', { create: true })).createSyncAccessHandle()
+    : null;
+  out?.truncate(0);
+  let off = 0;
+  for (;;) {
+    const { done, value } = await reader.read(new Uint8Array(buf, fill, buf.byteLength - fill));
+    if (value) buf = value.buffer;
+    if (done) break;
+    reads++;
+    bytes += value.length;
+    fill += value.length;
+    let at = 0;
+    if (mode === 'receive-hash' || mode === 'receive-write') {
+      const t = performance.now();
+      const ds = [];
+      for (; fill - at >= CHUNK; at += CHUNK) ds.push(crypto.subtle.digest('SHA-256', new Uint8Array(buf, at, CHUNK)));
+      digestMs += performance.now() - t;
+      if (out && at) {
+        await Promise.all(ds);
+        const t1 = performance.now();
+        for (let w = 0; w < at; w += 1 << 20) out.write(new Uint8Array(buf, w, Math.min(1 << 20, at - w)), { at: off + w });
+        off += at;
+        writeMs += performance.now() - t1;
+      }
+    } else at = fill;
+    new Uint8Array(buf).copyWithin(0, at, fill);
+    fill -= at;
+  }
+  if (mode === 'receive-hash' && fill) await crypto.subtle.digest('SHA-256', new Uint8Array(buf, 0, fill));
+  if (out) { out.write(new Uint8Array(buf, 0, fill), { at: off }); out.flush(); out.close(); }
+  Object.assign(stats, { reads, digestMs: Math.round(digestMs), writeMs: Math.round(writeMs) });
+}
+postMessage({ bytes, elapsed: (performance.now() - t0) / 1000, stats });
 `);
 
 writeFileSync(path.join(web, 'bench-receive.js'), `const t0 = performance.now();
@@ -279,7 +339,7 @@ function nativeDownload(/** @type {string} */ dir, /** @type {string} */ name, /
 /** One download in a fresh Chromium profile; resolves with the page's report. */
 async function browserRun(f, /** @type {typeof ROWS[number]} */ row, /** @type {string} */ kase) {
   const profile = mkdtempSync(path.join(tmp, 'profile-'));
-  const mode = RECEIVE.has(kase) || kase === 'parse-fetch' ? kase : 'download';
+  const mode = READ_ONLY.has(kase) ? kase : 'download';
   const transport = kase === 'worker' || kase === 'eventsource' ? kase : kase === 'worker-sse' ? 'worker' : kase === 'old' ? process.env.COMPARE_TRANSPORT ?? '' : '';
   const port = kase === 'old' && srvOld ? srvOld.port : srv.port;
   // The native case: a HOME of its own, whose Downloads is where Chromium saves.
@@ -384,7 +444,7 @@ for (const f of files) {
     for (let k = 0; k < RUNS; k++) {
       for (const kase of cases) {
         const r = await browserRun(f, row, kase);
-        const label = RECEIVE.has(kase) || kase === 'parse-fetch' ? kase
+        const label = READ_ONLY.has(kase) ? kase
           : kase === 'native' ? `native (${r.store ?? 'Chromium download manager'}${r.written ? `; every byte on disk after ${r.written.toFixed(2)} s` : ''})`
           : `${kase} (${r.store ?? row.store}${r.transport ? `, transport ${r.transport}` : ''}${r.sha256 ? `, SHA-256 ${r.sha256}` : ''})`;
         console.log(r.ok
@@ -414,7 +474,8 @@ for (const { f, row, runs, curls, curlFiles } of results) {
   for (const [kase, list] of Object.entries(runs)) {
     const ok = list.filter((r) => r.ok);
     const mid = ok.length ? ok.find((r) => r.average === med[kase]) : null;
-    const ratio = mid && ceiling && !RECEIVE.has(kase) && kase !== 'native' ? `, ${((100 * mid.average) / ceiling).toFixed(0)}% of the receive-only ceiling` : '';
+    const ratio = mid && ceiling && !READ_ONLY.has(kase) && kase !== 'native' ? `, ${((100 * mid.average) / ceiling).toFixed(0)}% of the receive-only ceiling${
+      ['receive-hash', 'receive-write'].filter((c) => med[c]).map((c) => `, ${((100 * mid.average) / med[c]).toFixed(0)}% of ${c}`).join('')}` : '';
     console.log(`  ${kase}: ${mid ? `${mb(mid.average)} MB/s` : '-'}${ratio} (runs: ${ok.map((r) => mb(r.average)).join(', ')}${list.length > ok.length ? `; ${list.length - ok.length} failed` : ''})`);
     if (mid?.written) console.log(`    every byte on disk (.crdownload) after ${mid.written.toFixed(2)} s, renamed to the name (finished) after ${mid.elapsed.toFixed(2)} s`);
     if (mid?.stats && Object.keys(mid.stats).length) console.log(`    stages (ms): ${JSON.stringify(mid.stats)}`);
@@ -422,7 +483,7 @@ for (const { f, row, runs, curls, curlFiles } of results) {
   }
   if (ceiling) console.log(`  ceiling (higher receive-only median): ${mb(ceiling)} MB/s`);
   // The issue's target: the verified download at >= 1.0x Chromium's own download of the same file.
-  const library = Object.keys(med).filter((k) => !RECEIVE.has(k) && k !== 'parse-fetch' && k !== 'native');
+  const library = Object.keys(med).filter((k) => !READ_ONLY.has(k) && k !== 'native');
   if (med.native && library.length) {
     console.log(`  library ÷ native (median over median; native ${mb(med.native)} MB/s): ${library.map((k) => `${k} ${(med[k] / med.native).toFixed(2)}×`).join(', ')}`);
   }

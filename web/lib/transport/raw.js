@@ -7,8 +7,9 @@
 // Chromium's own download manager (194 against 394 MB/s, 1 GiB,
 // scripts/bench-browser.mjs on 2 cores). The raw bytes need none of that:
 // they are read into a buffer of our own, copied into the sink's staging
-// buffer and hashed there (same bench: 270-410 MB/s, 0.85-0.96× the
-// download manager's speed in full runs; the rest is SHA-256 and writing). The event stream
+// buffer and hashed there (same bench: 403-442 MB/s, 0.94-1.12× the
+// download manager's speed in eight runs; per GiB, CPU seconds: reading 0.67,
+// SHA-256 0.8, the copy 0.16, writing 0.54; docs/BENCHMARKS.md). The event stream
 // stays the protocol's stream: the raw path is only an optimisation of its
 // transfer, and every doubt goes back to it.
 //

@@ -6,7 +6,8 @@
 //   parsed as JSON (a few hundred bytes; parseChunkData) -> the base64
 //   after `"b64":"` (a slice of the event, not a copy) decoded into the next
 //   free span of the staging buffer (`setFromBase64`: no allocation per
-//   chunk) -> SHA-256 started (WebCrypto copies its input when called) ->
+//   chunk) -> SHA-256 (Chromium 156 hashes within the `digest` call, 0.2 ms
+//   per 256 KiB here; the promise only brings the result) ->
 //   when the buffer is full, or the stream pauses, the chunks in it whose
 //   digest equals the MANIFEST's are handed to the storage worker (`put`,
 //   the buffer transferred, no copy), which writes them through the OPFS
@@ -30,7 +31,7 @@ import { decodeBase64Into, equal32 } from '../bytes.js';
 import { span } from '../protocol.js';
 import { parseChunkData } from '../sse.js';
 
-/** Bytes of digests in flight at most (at least two chunks) before the reader waits: bounds the copies WebCrypto holds. */
+/** Bytes of digests in flight at most (at least two chunks) before the reader waits: bounds the copies a WebCrypto that hashes later holds (Chromium's hashes within the call). */
 const MAX_IN_FLIGHT_BYTES = 8 << 20;
 /** Bytes staged per put (at least one chunk). */
 const STAGE_BYTES = 4 << 20;
