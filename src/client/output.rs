@@ -83,7 +83,7 @@ impl Output {
         !matches!(self, Output::File { .. })
     }
 
-    /// The path for messages: `-` for standard output.
+    /// The path for messages: "standard output" for `-`.
     pub fn display(&self) -> String {
         match self {
             Output::File { path, .. } | Output::Stream(path) => path.display().to_string(),

@@ -150,7 +150,7 @@ impl Term {
             Ok(s) => {
                 self.line(&format!(
                     "{}: {} verified ({}) in {}, {}; {} reconnects, {} corrupt chunks detected, {} chunks refilled, {} resumed from disk",
-                    s.path.display(),
+                    shown(&s.path),
                     size(s.bytes),
                     proof(s),
                     secs(Duration::from_secs_f64(s.seconds)),
@@ -410,6 +410,15 @@ fn delta_line(s: &Summary) -> Option<String> {
 /// What `get` proved, in the words of the summary: the whole file's SHA-256
 /// when it computed one (`--verify-sha256`), else the root its chunk
 /// digests hash to. Never a digest it only read from the server.
+/// Where the bytes went, as a person reads it: `-` is standard output.
+fn shown(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        "standard output".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
 fn proof(s: &Summary) -> String {
     match &s.sha256 {
         Some(sha) => format!("sha256 {sha}"),

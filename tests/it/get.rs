@@ -124,6 +124,21 @@ fn a_stream_output_whose_file_changes_is_an_error_not_a_mixed_file() {
 }
 
 #[test]
+fn to_standard_output_the_bytes_go_there_and_the_summary_says_so() {
+    let root = fixture_root();
+    let server = TestServer::start(root.path(), &[]);
+    let name = "one-chunk-plus-one.bin";
+    let res =
+        Command::new(env!("CARGO_BIN_EXE_chunkcast")).args(["get", &server.url(""), name, "-o", "-"]).output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert_eq!(res.stdout, std::fs::read(root.path().join(name)).unwrap());
+    let summary = err.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("chunkcast: standard output: "), "{err}");
+    assert!(summary.contains(" verified (root "), "{err}");
+}
+
+#[test]
 fn unknown_files_and_unreachable_servers_fail_clearly() {
     let root = fixture_root();
     let server = TestServer::start(root.path(), &[]);
