@@ -22,14 +22,14 @@ import { WorkerTransport } from './worker.js';
  */
 export function openTransport(want = 'auto', host, o) {
   // Where it can run, the worker transport downloads faster into OPFS than
-  // EventSource (145 against 121 MB/s, 256 MiB, scripts/bench-browser.mjs on
-  // 2 cores) and leaves the page's main thread nearly idle; EventSource is
-  // the reference, always selectable.
+  // EventSource and leaves the page's main thread nearly idle; EventSource
+  // is the reference, always selectable.
   // A live text's manifest grows as chunks are sealed (live.js); the worker's
   // sink verifies against the digests it was given when it opened.
   // The worker reads the bytes raw from /files where it can (raw.js): 1 GiB
-  // into OPFS at 370 MB/s against 228 through its event stream, and 386 for
-  // Chromium's own download manager (scripts/bench-browser.mjs 1024, 2 cores).
+  // into OPFS at 438 MB/s against 259 through its event stream, 266 for
+  // EventSource and 413 for Chromium's own download manager
+  // (scripts/bench-browser.mjs 1024, 2 cores).
   // The transport kind stays 'worker' either way: raw is how it reads.
   const worker = !host.manifest.live && (want === 'worker' || (want === 'auto' && !o.own)) ? WorkerTransport.on(host, o.raw !== false) : null;
   if (!worker && want === 'worker') host.log(host.manifest.live ? 'a live text grows as it is read, which the worker transport cannot follow; using EventSource'
