@@ -10,6 +10,9 @@ use super::connect::ConnectArgs;
 use super::size::parse_size;
 use crate::client::{target, ClientError, Connect, GetConfig, Output, Transport};
 
+/// `--retries` when not given.
+const DEFAULT_RETRIES: u32 = 10;
+
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
 Output rules:
@@ -68,10 +71,12 @@ pub struct GetArgs {
     /// Seconds without any byte from the server before the stream is reopened.
     #[arg(long, default_value_t = 30)]
     pub stall_timeout: u64,
-    /// Retry this many times in a row, then give up (refused connections,
-    /// streams that dropped without a new chunk).
-    #[arg(long, default_value_t = 10)]
-    pub retries: u32,
+    /// Retry this many times in a row, then give up (default 10): servers
+    /// that went away, streams that dropped without a new chunk. A server
+    /// that refuses the very first connection (not running, or a wrong
+    /// address) fails at once, unless this is given.
+    #[arg(long)]
+    pub retries: Option<u32>,
     /// Range requests in flight when refilling missing or bad chunks.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -122,7 +127,8 @@ impl TryFrom<&GetArgs> for GetConfig {
             update: args.update,
             rate: args.rate,
             stall_timeout: Duration::from_secs(args.stall_timeout),
-            retries: args.retries,
+            retries: args.retries.unwrap_or(DEFAULT_RETRIES),
+            retry_refused: args.retries.is_some(),
             parallel: args.parallel.max(1),
             verify_sha256: args.verify_sha256,
             location: args.location,

@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve a directory (with no subcommand at all: `fixtures/` on 127.0.0.1:8080).
     Serve(Box<ServeArgs>),
-    /// Download a file through the event stream, verifying every chunk.
+    /// Download a file, verifying every chunk against the manifest (resumes where it stopped).
     Get(GetArgs),
     /// Publish a text while it is produced (from standard input or a file),
     /// for viewers to follow live; resumes after drops and server restarts.

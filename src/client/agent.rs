@@ -164,6 +164,10 @@ fn retryable_or_not(e: ureq::Error, host: &str) -> ClientError {
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
             return ClientError::BadRequest { host: host.to_owned(), source: Box::new(e) }
         }
+        // std's resolver says so in an error of no stable kind.
+        ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+            return ClientError::HostNotFound(host.to_owned())
+        }
         ureq::Error::Io(io) => match io.kind() {
             K::ConnectionRefused => format!("cannot connect to {host}: connection refused"),
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => format!("the connection to {host} was reset"),

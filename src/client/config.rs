@@ -31,6 +31,9 @@ pub struct GetConfig {
     pub rate: Option<u64>,
     pub stall_timeout: Duration,
     pub retries: u32,
+    /// `--retries` was given: a first connection that is refused is
+    /// retried too (a server about to start); else it fails at once.
+    pub retry_refused: bool,
     pub parallel: usize,
     pub verify_sha256: bool,
     /// Follow redirects to other hosts (`--location`).

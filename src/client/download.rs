@@ -39,7 +39,16 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
     let remote = Remote::new(&config.target, &config.connect, config.stall_timeout, config.location)?;
     let raw = Raw::new(config.transport == Transport::Auto && config.rate.is_none());
     let mut dl = Download { remote, config, retry_ms: None, reporter, raw };
-    let mut manifest = dl.with_retries(|dl| dl.manifest()).map_err(|e| part_left(&config.output, e))?;
+    // Nothing listening at the first request is a server not running or a
+    // wrong address: said at once (unless `--retries` asks to wait for it).
+    // Later drops are retried.
+    let mut first = !config.retry_refused;
+    let mut manifest = dl
+        .with_retries(|dl| match (dl.manifest(), std::mem::take(&mut first)) {
+            (Err(e), true) if e.is_refused() => Err(ClientError::NotListening(e.to_string())),
+            (r, _) => r,
+        })
+        .map_err(|e| part_left(&config.output, e))?;
     if manifest.live {
         // Still being published: followed to its end (`super::follow`).
         return dl.follow(manifest, started);

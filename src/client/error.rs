@@ -35,6 +35,11 @@ pub enum ClientError {
     },
     #[error("cannot find the host {0} (name lookup failed)")]
     HostNotFound(String),
+    /// The very first request found nothing listening: most likely the
+    /// server is not running or the address is wrong, so `get` says so at
+    /// once instead of retrying (a server that answered once is retried).
+    #[error("{0}; is the server running, and is the address right?")]
+    NotListening(String),
     #[error("bad request to {host}: {source}")]
     BadRequest {
         host: String,
@@ -130,6 +135,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A connection refused outright (nothing listens at the address).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, ClientError::Unreachable { source, .. }
+            if matches!(source.as_ref(), ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused))
+    }
+
     /// A failed operation on a local file: [`ClientError::DiskFull`] when
     /// the device is full, else [`ClientError::File`].
     pub fn file(path: PathBuf, e: std::io::Error) -> ClientError {

@@ -53,6 +53,14 @@ impl Output {
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                // `-o folder/` names a folder to save in, which must exist.
+                if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                    let folder = path.components().as_path().display().to_string();
+                    return Err(ClientError::Output(
+                        path.to_owned(),
+                        format!("cannot save there: the folder {folder} does not exist"),
+                    ));
+                }
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 if !parent.is_dir() {
                     let why = if parent.exists() {

@@ -147,23 +147,25 @@ fn unknown_files_and_unreachable_servers_fail_clearly() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("no file named \"nope.bin\""));
 
+    // Nothing listening, or a name that does not resolve, before any
+    // answer: one line at once, no retries (the default would be ten).
     let addr = server.addr;
     server.stop();
-    let res = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-        .args([
-            "get",
-            &format!("http://{addr}"),
-            "one-byte.txt",
-            "-o",
-            dir.path().join("y").to_str().unwrap(),
-            "--retries",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success());
-    assert!(stderr.contains("cannot reach the server") || stderr.contains("gave up"), "{stderr}");
+    let y = dir.path().join("y");
+    for (url, says) in [
+        (format!("http://{addr}"), format!("cannot connect to {addr}: connection refused; is the server running")),
+        ("http://no-such-host.invalid".to_owned(), "cannot find the host no-such-host.invalid".to_owned()),
+    ] {
+        let res = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["get", &url, "one-byte.txt", "-o", y.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&says), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!y.exists());
+    }
 }
 
 /// Text travels as JSON strings: every character JSON must escape (quotes,

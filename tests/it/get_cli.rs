@@ -77,6 +77,16 @@ fn a_missing_folder_and_a_folder_name_are_said_as_such() {
         "{}",
         err(&res)
     );
+    // `-o folder/`: a folder to save in, which must exist.
+    let folder = format!("{}/", dir.path().join("nofolder").display());
+    let res = get(&[&server.url(""), "story.txt", "-o", &folder]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        err(&res).contains(&format!("the folder {} does not exist", dir.path().join("nofolder").display())),
+        "{}",
+        err(&res)
+    );
+    assert!(!err(&res).contains(".part"), "{}", err(&res));
     let res = get(&[&server.url(""), "nested", "-o", dir.path().join("n").to_str().unwrap()]);
     assert_eq!(res.status.code(), Some(1));
     assert!(err(&res).contains("\"nested\" is a folder on the server; name a file in it"), "{}", err(&res));

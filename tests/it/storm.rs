@@ -28,7 +28,7 @@ fn five_hundred_dropped_clients_come_back_spread_out() {
                 rate: Some(4096), // one chunk a second: still streaming at the drop
                 transport: chunkcast::cli::TransportArg::Events,
                 stall_timeout: 30,
-                retries: 20,
+                retries: Some(20),
                 parallel: 1,
                 verify_sha256: false,
                 quiet: true,
