@@ -120,9 +120,14 @@ test('a text opens to read from its name: typed at the reader\'s pace, paused an
   await page.click(inCard('.typing'));
   await page.waitForFunction((n) => document.querySelector('.download .text').textContent.length > n, paused, { timeout: 10000 });
   await waitData(page, 'state', 'v === "done"', 30000);
+  const box = () => page.$eval(inCard('.text'), (e) => ({ top: e.scrollTop, height: e.clientHeight, full: e.scrollHeight }));
+  const typing = await box();
   await page.click(inCard('.chip[data-pace="0"]'));
   await page.waitForFunction(() => document.querySelector('.download .text').dataset.caughtUp === 'true', null, { timeout: 10000 });
   assert.equal(await page.textContent(inCard('.text')), story);
+  // Instant shows the rest below the place being read, which stays in view.
+  const shown = await box();
+  assert.ok(shown.full > typing.full && Math.abs(shown.top - typing.top) <= 4, JSON.stringify({ typing, shown }));
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -43,6 +43,9 @@ export class TextView {
   /** @param {number} pace  characters per second, 0 for instant */
   setPace(pace) {
     if (!this.pace && pace && !this.node.length) this.follow = true;
+    // Instant from typing: the rest appears at once, below where the person
+    // is reading, which stays in view (scrolling to the end follows again).
+    if (this.pace && !pace) this.follow = false;
     this.pace = pace > 0 ? pace : 0;
     this.box.dataset.pace = String(this.pace);
     this._schedule();
