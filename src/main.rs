@@ -2,7 +2,6 @@
 
 use std::net::TcpListener;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
@@ -105,7 +104,13 @@ fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> 
             Some(first) if addr.port() == 0 => std::net::SocketAddr::new(addr.ip(), first.local_addr()?.port()),
             _ => addr,
         };
-        listeners.push(TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?);
+        let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                anyhow::anyhow!("cannot listen on {addr}: another program uses that port; pick another with -p PORT")
+            }
+            _ => anyhow::Error::new(e).context(format!("cannot listen on {addr}")),
+        })?;
+        listeners.push(listener);
     }
     Ok(listeners)
 }

@@ -194,7 +194,7 @@ test('over HTTP/1.1 downloads beyond four wait in a queue, and the file list sta
     for (const n of NAMES.slice(0, 4)) await waitData(page, 'verified', 'Number(v) >= 1', 30000, n);
     for (const n of NAMES.slice(4)) {
       assert.equal(await data(page, 'state', n), 'queued', `${n} is queued`);
-      assert.match(await page.textContent(inCard('.dl-line', n)), /Queued.*ETA —|ETA —.*Queued/);
+      assert.match(await page.textContent(inCard('.dl-line', n)), /Queued.*ETA\s—|ETA\s—.*Queued/);
     }
     assert.equal(await page.isVisible('#http1'), true);
     assert.match(await page.textContent('#http1'), /HTTPS/);

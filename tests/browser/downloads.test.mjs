@@ -84,6 +84,10 @@ test('two downloads at once each keep their own progress and controls, and both 
     assert.match(more, /^160 of 160 chunks verified$/);
     assert.doesNotMatch(stats + more, /\d\.\d{3,}/);
   }
+  // A finished row's details offer what is left to do: no cancel, no bandwidth.
+  await openDetails(page, 'first.bin');
+  assert.equal(await page.isVisible(inCard('.counts', 'first.bin')), true);
+  for (const b of ['.cancel', '.rate-line']) assert.equal(await page.isVisible(inCard(b, 'first.bin')), false, `${b} is shown`);
   await page.screenshot({ path: path.join(OUT, 'downloads-both-done.png'), fullPage: true });
   assert.deepEqual(problems, []);
   await page.close();
@@ -133,6 +137,7 @@ test('cancel removes the partial copy, and leaves no button that cannot work', a
   await waitData(page, 'state', 'v === "cancelled"', 10000, 'fifth.bin');
   assert.match(await page.textContent(inCard('.dl-state', 'fifth.bin')), /Cancelled/);
   for (const b of ['.pause', '.resume', '.cancel']) assert.equal(await page.isDisabled(inCard(b, 'fifth.bin')), true, `${b} is disabled`);
+  for (const b of ['.cancel', '.rate-line']) assert.equal(await page.isVisible(inCard(b, 'fifth.bin')), false, `${b} is shown`);
   assert.equal(await page.isVisible(inCard('.save', 'fifth.bin')), false, 'no Save without a file');
   const stored = await page.evaluate(async () => (await import('/chunkcast.js')).findStored('fifth.bin'));
   assert.equal(stored, null, 'nothing left in storage');

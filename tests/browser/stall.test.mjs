@@ -44,7 +44,7 @@ test('the speed decays to zero while the server is frozen, and the download then
     try {
       await waitData(page, 'speed', 'v === "0"', 8000);
       const stats = await page.textContent(inCard('.dl-stats'));
-      assert.match(stats, / · 0 B\/s · ETA —/, stats);
+      assert.match(stats, / · 0 B\/s · ETA\s—/, stats);
       assert.ok(Date.now() - frozenAt < 8000);
       await page.screenshot({ path: path.join(OUT, 'stall-speed-zero.png'), fullPage: true });
     } finally {

@@ -80,3 +80,18 @@ fn the_binary_prints_the_error_and_exits_nonzero_before_binding() {
         assert!(out.stdout.is_empty(), "nothing served: {}", String::from_utf8_lossy(&out.stdout));
     }
 }
+
+#[test]
+fn a_port_in_use_is_one_line_that_says_how_to_pick_another() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["serve", "--no-index-dir", "-p", &port])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim(), format!("chunkcast: error: cannot listen on 127.0.0.1:{port}: another program uses that port; pick another with -p PORT"));
+}

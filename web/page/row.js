@@ -169,7 +169,7 @@ export class Row {
     this.state = 'queued';
     this.el.dataset.state = 'queued';
     this.say('Queued: starts when a connection is free');
-    this.q('.dl-stats').textContent = 'ETA —';
+    this.q('.dl-stats').textContent = 'ETA\u00a0—';
     this.setButtons();
   }
 
@@ -280,7 +280,8 @@ export class Row {
       parts = [liveStats(p, live && speed !== null ? formatSpeed(speed) : null)];
     } else {
       parts = [formatPercent(p.percent), `${formatBytes(p.bytesVerified)} of ${formatBytes(p.size)}`];
-      if (live) parts.push(speed === null ? '— B/s' : formatSpeed(speed), `ETA ${formatEta(eta)}`);
+      // No-break space: a narrow line wraps before "ETA", never after it.
+      if (live) parts.push(speed === null ? '— B/s' : formatSpeed(speed), `ETA\u00a0${formatEta(eta)}`);
       if (p.reconnects) parts.push(plural(p.reconnects, 'reconnect'));
     }
     this.q('.dl-stats').textContent = parts.join(' · ');
@@ -316,8 +317,10 @@ export class Row {
     show('.pause', !over && live);
     show('.resume', !over && (s === 'paused' || (s === 'error' && !!this.d?.manifest)));
     /** @type {HTMLButtonElement} */ (this.q('.drop')).disabled = !(live && s !== 'paused');
-    /** @type {HTMLButtonElement} */ (this.q('.cancel')).disabled = !(this.cancellable() && !ended && s !== 'done');
+    // A finished row offers what is left to do: no cancel, no bandwidth.
+    show('.cancel', this.cancellable() && !ended && s !== 'done');
     this.rateSel.disabled = ended || over;
+    this.q('.rate-line').hidden = ended || over;
     this.el.dataset.ended = String(ended || over);
     // Save only while there is a verified copy to save.
     this.q('.done').hidden = s !== 'done';
