@@ -217,6 +217,7 @@ export declare class Download {
   progress(): Progress;
   restart(): Promise<{ blob: Blob; manifest: Manifest }>;
   pause(): void;
+  /** Continues after `pause()` or an error; while `reconnecting` (waiting out a backoff), tries again now. */
   resume(): void;
   dropConnection(): boolean;
   setRate(rate: number): void;

@@ -122,7 +122,7 @@ test('a reload offers to resume every unfinished download, and both finish from 
     assert.equal(await page.textContent(inCard('.sha256', name)), sha[name]);
   }
   // The page says what it keeps in storage and the quota.
-  assert.match(await page.textContent('#storage'), /keeps .* in this browser's storage \(it may use up to/);
+  assert.match(await page.textContent('#storage'), /uses .* of this browser's storage \(it may use up to/);
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -155,6 +155,35 @@ test('the page is usable with the keyboard alone and at phone width', async () =
   await page.close();
 });
 
+test('a server that comes back: Retry now ends the backoff\'s wait and the download goes on', async () => {
+  const own = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '100'] });
+  const page = await context.newPage();
+  await page.goto(own.url);
+  await page.waitForSelector('button[data-file]');
+  await setPace(page, 262144);
+  await page.click('button[data-file="big.bin"]');
+  await waitData(page, 'verified', 'Number(v) >= 5');
+  await own.stop();
+  // The backoff grows with each refused attempt: wait for one at least 5 s away.
+  await page.waitForFunction(() => {
+    const m = /reconnecting in (\d+) s/.exec(document.querySelector('.download .dl-state')?.textContent ?? '');
+    return !!m && Number(m[1]) >= 5;
+  }, null, { timeout: 90000, polling: 50 });
+  assert.equal(await page.textContent(inCard('.resume')), 'Retry now');
+  const back = await startServer({ root, chunkSize: '4K', bind: `127.0.0.1:${own.port}`, args: ['--retry-ms', '100'] });
+  try {
+    const before = Number(await data(page, 'verified'));
+    await page.click(inCard('.resume'));
+    // At once, not in the seconds the backoff had left.
+    await waitData(page, 'state', 'v !== "reconnecting"', 1500);
+    await waitData(page, 'verified', `Number(v) > ${before}`, 20000);
+    assert.equal(await page.isVisible(inCard('.resume')), false);
+  } finally {
+    await page.close();
+    await back.stop();
+  }
+});
+
 test('failures are told, never silent: a file gone, and a server that is down', async () => {
   const name = 'going-away.bin';
   writeFileSync(path.join(root, name), pseudoRandom(1 << 20, 5));

@@ -438,6 +438,7 @@ export class Download {
   }
 
   resume() {
+    if (this.state === 'reconnecting' && this.scheduler.retryNow()) return; // waiting out a backoff: try now
     if (this.state === 'error' && this.manifest) {
       // After giving up (e.g. server down), resuming tries again from what is verified.
       this._newDone();
@@ -450,10 +451,7 @@ export class Download {
     if (this.manifest) this.scheduler.pump();
   }
 
-  /**
-   * Cuts the live connection as a network drop would; the download then
-   * resumes by itself from the first missing chunk. For demonstrations.
-   */
+  /** Cuts the live connection as a network drop would; the download then resumes by itself from the first missing chunk. For demonstrations. */
   dropConnection() {
     return this.scheduler.dropConnection();
   }

@@ -275,6 +275,19 @@ export class Scheduler {
   }
 
   /**
+   * A person asked to try again now: the backoff's wait ends and starts
+   * over from its first step. False when no retry was waiting.
+   */
+  retryNow() {
+    if (!this.retryTimer) return false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.attempt = 0;
+    this.pump();
+    return true;
+  }
+
+  /**
    * One range request `[a, b)` (transport/range.js), then what its outcome means for the download.
    * @param {number} a @param {number} b
    */

@@ -110,7 +110,9 @@ export async function showStorage(el) {
   el.hidden = false;
   el.dataset.usage = String(usage);
   el.dataset.quota = String(quota ?? '');
-  el.textContent = `This page keeps ${formatBytes(usage)} in this browser's storage`
+  // The browser's own figure: a download sets its file's whole size aside
+  // when it starts (one quota request), so it counts more than has arrived.
+  el.textContent = `This page uses ${formatBytes(usage)} of this browser's storage`
     + (quota ? ` (it may use up to ${formatBytes(quota)}).` : '.')
-    + ' Copies are released once saved; an unfinished download stays until it is resumed or discarded.';
+    + ' A download sets aside its whole size when it starts; copies are released once saved, and an unfinished download keeps its space until it is resumed or discarded.';
 }

@@ -280,8 +280,7 @@ export class Row {
       parts = [liveStats(p, live && speed !== null ? formatSpeed(speed) : null)];
     } else {
       parts = [formatPercent(p.percent), `${formatBytes(p.bytesVerified)} of ${formatBytes(p.size)}`];
-      // No-break space: a narrow line wraps before "ETA", never after it.
-      if (live) parts.push(speed === null ? '— B/s' : formatSpeed(speed), `ETA\u00a0${formatEta(eta)}`);
+      if (live) parts.push(speed === null ? '— B/s' : formatSpeed(speed), `ETA\u00a0${formatEta(eta)}`); // never "ETA" / "35 s" on two lines
       if (p.reconnects) parts.push(plural(p.reconnects, 'reconnect'));
     }
     this.q('.dl-stats').textContent = parts.join(' · ');
@@ -315,10 +314,10 @@ export class Row {
       b.hidden = !on;
     };
     show('.pause', !over && live);
-    show('.resume', !over && (s === 'paused' || (s === 'error' && !!this.d?.manifest)));
+    show('.resume', !over && (s === 'paused' || s === 'reconnecting' || (s === 'error' && !!this.d?.manifest))); // reconnecting: try now
+    this.q('.resume').textContent = s === 'reconnecting' ? 'Retry now' : 'Resume';
     /** @type {HTMLButtonElement} */ (this.q('.drop')).disabled = !(live && s !== 'paused');
-    // A finished row offers what is left to do: no cancel, no bandwidth.
-    show('.cancel', this.cancellable() && !ended && s !== 'done');
+    show('.cancel', this.cancellable() && !ended && s !== 'done'); // a finished row: no cancel, no bandwidth
     this.rateSel.disabled = ended || over;
     this.q('.rate-line').hidden = ended || over;
     this.el.dataset.ended = String(ended || over);
@@ -363,10 +362,7 @@ export class Row {
     }
   }
 
-  /**
-   * What was received no longer counts (the file changed or is gone): the
-   * numbers say where it stopped, the bar and map start from zero.
-   */
+  /** What was received no longer counts (the file changed or is gone): the numbers say where it stopped, the bar and map start from zero. */
   discarded() {
     const p = this.d?.progress();
     this.map.clear();
