@@ -28,12 +28,16 @@ fn run() -> anyhow::Result<()> {
     raise_open_file_limit();
     // Quiet by default: startup, index builds, warnings and errors; requests
     // and actix's own start-up lines at debug. Colours only on a terminal.
+    let cli = Cli::parse();
+    // `link` is a one-shot command: it says what it did in plain lines, not
+    // in the server's log format.
+    let default_log = if matches!(cli.command, Some(Command::Link(_))) { "warn" } else { DEFAULT_LOG };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log)))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         // Bare `chunkcast` (`cargo run`): the bundled fixtures, for a first try.
         None => serve(ServeArgs { root: Some(in_project("fixtures")), ..ServeArgs::default() }),
         Some(Command::Serve(args)) => serve(*args),
@@ -169,7 +173,11 @@ fn index_dir(args: &chunkcast::cli::IndexArgs) -> anyhow::Result<()> {
 /// the expiry and the signature the server's `--link-key` checks.
 fn link(args: &chunkcast::cli::LinkArgs) -> anyhow::Result<()> {
     let LinkConfig { base_url, name, expires, key_file } = LinkConfig::try_from(args)?;
+    let new_key = !key_file.exists();
     let key = LinkKey::load_or_create(&key_file)?;
+    if new_key {
+        eprintln!("created a new link key in {}", key_file.display());
+    }
     let expires = unix_now().saturating_add(expires.as_secs());
     println!(
         "{base_url}/?file={}&{LINK_EXPIRES}={expires}&{LINK_SIGNATURE}={}",

@@ -49,6 +49,13 @@ pub fn get(config: &GetConfig, reporter: &dyn Reporter) -> Result<Summary, Clien
             (r, _) => r,
         })
         .map_err(|e| part_left(&config.output, e))?;
+    // A binary file's bytes would garble a terminal (curl refuses too).
+    if matches!(config.output, Output::Stdout)
+        && manifest.kind == Kind::Binary
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(ClientError::BinaryToTerminal(config.target.name.clone()));
+    }
     if manifest.live {
         // Still being published: followed to its end (`super::follow`).
         return dl.follow(manifest, started);

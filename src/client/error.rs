@@ -40,6 +40,8 @@ pub enum ClientError {
     /// once instead of retrying (a server that answered once is retried).
     #[error("{0}; is the server running, and is the address right?")]
     NotListening(String),
+    #[error("{0:?} is binary and standard output is a terminal: pass -o FILE, or pipe it into a program")]
+    BinaryToTerminal(String),
     #[error("bad request to {host}: {source}")]
     BadRequest {
         host: String,

@@ -63,8 +63,9 @@ pub fn parse(url: &str, name: Option<&str>) -> Result<Target, ClientError> {
             _ => {}
         }
     }
-    let name = match (name, found) {
-        (Some(n), _) => n.to_owned(),
+    let name = match (name.map(|n| n.trim_start_matches('/')), found) {
+        // Names are relative to the served root: `/story.txt` means `story.txt`.
+        (Some(n), _) if !n.is_empty() => n.to_owned(),
         (None, Some(n)) if !n.is_empty() => n,
         _ => {
             return Err(bad("it names no file: give the file's NAME after the URL, or paste its /files/NAME URL"));
@@ -126,6 +127,7 @@ mod tests {
         assert_eq!(ok("http://h:8080/index.html?file=a%20b/%C3%A9.txt#x", None), want);
         assert_eq!(ok("HTTPS://[::1]:9/cc/files/x", None), ("https://[::1]:9/cc".to_owned(), "x".to_owned()));
         assert_eq!(ok("http://h/files/x", Some("y")).1, "y", "an explicit NAME wins");
+        assert_eq!(ok("http://h:8080", Some("/a b/é.txt")), want, "a leading slash is the root's");
     }
 
     #[test]

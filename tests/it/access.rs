@@ -198,6 +198,29 @@ fn chunkcast_link_prints_a_working_url() {
 }
 
 #[test]
+fn chunkcast_link_with_a_new_key_file_says_so_in_plain_lines() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("new-key");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["link", "http://127.0.0.1:8080", "story.txt", "--key-file", key_file.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{said}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert_eq!(lines[0], format!("created a new link key in {}", key_file.display()));
+    assert!(lines[1].starts_with("valid until "), "{said}");
+    // The second time the key is there: only the expiry.
+    let again = run();
+    assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
+}
+
+#[test]
 fn a_link_expiry_of_zero_or_past_ten_years_is_refused_without_a_panic() {
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("link-key");

@@ -139,6 +139,26 @@ fn to_standard_output_the_bytes_go_there_and_the_summary_says_so() {
 }
 
 #[test]
+fn a_binary_file_is_not_written_to_a_terminal_but_a_text_is() {
+    let root = fixture_root();
+    let server = TestServer::start(root.path(), &[]);
+    // `script` runs the command with a terminal as its standard output.
+    let on_terminal = |name: &str| {
+        let cmd = format!("{} get {} '{name}' -o - -q", env!("CARGO_BIN_EXE_chunkcast"), server.url(""));
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap()
+    };
+    let res = on_terminal("all-bytes.bin");
+    let shown = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("\"all-bytes.bin\" is binary and standard output is a terminal: pass -o FILE"), "{shown}");
+    let res = on_terminal("story.txt");
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stdout));
+    let story = std::fs::read_to_string(root.path().join("story.txt")).unwrap();
+    let first = story.lines().next().unwrap();
+    assert!(String::from_utf8_lossy(&res.stdout).contains(first));
+}
+
+#[test]
 fn unknown_files_and_unreachable_servers_fail_clearly() {
     let root = fixture_root();
     let server = TestServer::start(root.path(), &[]);
