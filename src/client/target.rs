@@ -63,9 +63,10 @@ pub fn parse(url: &str, name: Option<&str>) -> Result<Target, ClientError> {
             _ => {}
         }
     }
-    let name = match (name.map(|n| n.trim_start_matches('/')), found) {
-        // Names are relative to the served root: `/story.txt` means `story.txt`.
-        (Some(n), _) if !n.is_empty() => n.to_owned(),
+    // Names are relative to the served root: `/story.txt` means `story.txt`.
+    let name = name.map(|n| Some(n.trim_start_matches('/')).filter(|t| !t.is_empty()).unwrap_or(n));
+    let name = match (name, found) {
+        (Some(n), _) => n.to_owned(),
         (None, Some(n)) if !n.is_empty() => n,
         _ => {
             return Err(bad("it names no file: give the file's NAME after the URL, or paste its /files/NAME URL"));
