@@ -75,7 +75,10 @@ export async function offerResume(o) {
       o.told(`Discarded the unfinished download of ${s.name}.`);
       o.changed();
     };
-    li.append(text, yes, no);
+    const actions = document.createElement('span'); // the two wrap to a new line together
+    actions.className = 'offer-actions';
+    actions.append(yes, no);
+    li.append(text, actions);
     o.list.append(li);
     total += s.chunks;
   }
