@@ -26,11 +26,10 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     raise_open_file_limit();
+    let cli = Cli::parse();
     // Quiet by default: startup, index builds, warnings and errors; requests
     // and actix's own start-up lines at debug. Colours only on a terminal.
-    let cli = Cli::parse();
-    // `link` is a one-shot command: it says what it did in plain lines, not
-    // in the server's log format.
+    // `link` is a one-shot command that says what it did in plain lines.
     let default_log = if matches!(cli.command, Some(Command::Link(_))) { "warn" } else { DEFAULT_LOG };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log)))
