@@ -90,6 +90,9 @@ test('a live text grows in the page as it is written; Pause holds it; a reload r
   await waitData(page, 'live', 'v === "complete"', 5000, name);
   await page.waitForFunction((n) => document.querySelector(`.download[data-name="${n}"] .text`)?.dataset.caughtUp === 'true', name, { timeout: 20000 });
   assert.equal(await shown(page, name), full, 'no text repeated or missing');
+  // Instant on a text still being written kept following its newest words.
+  assert.ok(await page.$eval(inCard('.text', name), (e) => e.scrollHeight > e.clientHeight && e.scrollTop + e.clientHeight >= e.scrollHeight - 4),
+    'the reader shows the end');
   assert.equal(await badge(page, name), 'Finished');
   assert.equal(await cursor(page, name), 'none', 'no cursor once it is finished');
   await page.click(inCard('.more', name));

@@ -115,7 +115,7 @@ export class Row {
 
   /** @param {number} pace characters per second, 0 for instant */
   setPace(pace) {
-    this.text.setPace(pace);
+    this.text.setPace(pace, !isGrowing(this.live));
     for (const b of this.q('.paces').querySelectorAll('button')) b.setAttribute('aria-pressed', String(b.dataset.pace === String(pace)));
   }
 

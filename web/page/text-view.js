@@ -40,12 +40,16 @@ export class TextView {
     });
   }
 
-  /** @param {number} pace  characters per second, 0 for instant */
-  setPace(pace) {
+  /**
+   * @param {number} pace  characters per second, 0 for instant
+   * @param {boolean} [keepPlace]  instant from typing shows the rest below
+   *   where the person is reading, which stays in view (scrolling to the end
+   *   follows again); false for a text still being written, whose reader
+   *   wants its newest words
+   */
+  setPace(pace, keepPlace = true) {
     if (!this.pace && pace && !this.node.length) this.follow = true;
-    // Instant from typing: the rest appears at once, below where the person
-    // is reading, which stays in view (scrolling to the end follows again).
-    if (this.pace && !pace) this.follow = false;
+    if (this.pace && !pace && keepPlace) this.follow = false;
     this.pace = pace > 0 ? pace : 0;
     this.box.dataset.pace = String(this.pace);
     this._schedule();
