@@ -155,7 +155,11 @@ test('the page is usable with the keyboard alone and at phone width', async () =
   await page.close();
 });
 
-test('a server that comes back: Retry now ends the backoff\'s wait and the download goes on', async () => {
+/**
+ * A server of its own on `root` with big.bin being downloaded in a page,
+ * paced; once 5 chunks are verified the server stops. `own.port` is free again.
+ */
+async function downloadThenServerGone() {
   const own = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '100'] });
   const page = await context.newPage();
   await page.goto(own.url);
@@ -164,6 +168,11 @@ test('a server that comes back: Retry now ends the backoff\'s wait and the downl
   await page.click('button[data-file="big.bin"]');
   await waitData(page, 'verified', 'Number(v) >= 5');
   await own.stop();
+  return { own, page };
+}
+
+test('a server that comes back: Retry now ends the backoff\'s wait and the download goes on', async () => {
+  const { own, page } = await downloadThenServerGone();
   // The backoff grows with each refused attempt: wait for one at least 5 s away.
   await page.waitForFunction(() => {
     const m = /reconnecting in (\d+) s/.exec(document.querySelector('.download .dl-state')?.textContent ?? '');
@@ -195,14 +204,7 @@ test('failures are told, never silent: a file gone, and a server that is down', 
   assert.match(await page.textContent(inCard('.dl-alert-text')), /no longer on the server/);
 
   // A server that goes away mid-download: the page says it is retrying, then gives up clearly.
-  const own = await startServer({ root, chunkSize: '4K', args: ['--retry-ms', '100'] });
-  const p2 = await context.newPage();
-  await p2.goto(own.url);
-  await p2.waitForSelector('button[data-file]');
-  await setPace(p2, 262144);
-  await p2.click('button[data-file="big.bin"]');
-  await waitData(p2, 'verified', 'Number(v) >= 5');
-  await own.stop();
+  const { page: p2 } = await downloadThenServerGone();
   await p2.waitForFunction(() => /retrying|reconnecting|server/i.test(document.querySelector('.download .dl-state').textContent), null, { timeout: 20000 });
   await p2.screenshot({ path: path.join(OUT, 'server-down.png'), fullPage: true });
   await page.close();
