@@ -96,7 +96,7 @@ impl Raw {
         match res.status().as_u16() {
             206 if header("content-range").as_deref() == Some(&format!("bytes {start}-{last}/{}", m.size)) => {}
             200 if whole && header("content-length").as_deref() == Some(&m.size.to_string()) => {}
-            s @ (503 | 500..) => {
+            s @ 500.. => {
                 let body = res.body_mut().read_to_vec().unwrap_or_default();
                 return Ok(Ended::Dropped { read: 0, why: error_message(s, &body) });
             }
