@@ -252,7 +252,7 @@ for (const transport of ['worker', 'eventsource']) {
         w.outcome = w.first.done.then(() => ({ ok: true, code: '', message: '' }), (/** @type {any} */ e) => ({ ok: false, code: String(e.code), message: String(e.message) }));
       }, { name, opts });
       await page.waitForFunction(() => /** @type {any} */ (window).verified.length >= 8, null, { timeout: 30_000, polling: 20 });
-      proxy.refuse = true;
+      await proxy.setRefuse(true);
       const dropped = proxy.dropAll();
       const first = await settled(page.evaluate(async () => {
         const w = /** @type {any} */ (window);
@@ -263,7 +263,7 @@ for (const transport of ['worker', 'eventsource']) {
       assert.equal(dropped, 1, 'one connection carried the download');
       assert.equal(first.ok, false, 'the download went on after its connection was cut and the server refused');
       assert.ok(isClearFailure(first.code, first.message), `a clear error: ${first.code}: ${first.message}`);
-      proxy.refuse = false;
+      await proxy.setRefuse(false);
       const r = await settled(page.evaluate(downloadInPage, { name, opts: { ...opts, retries: 10 }, limitMs: HANG_MS, debug: false }));
       assert.ok(r.ok, `the resume: ${r.code}: ${r.message}`);
       assert.equal(r.sha256, sha256hex(FILES[name]));

@@ -102,10 +102,12 @@ export async function startServer(o = {}) {
  *
  * - `dropAll()` cuts every open connection (both sides), as a network drop,
  *   and returns how many were open;
- * - `refuse = true` resets every new connection, as a server that is down;
+ * - `await setRefuse(true)` resets every new connection, as a server that is
+ *   down (awaited, so a request sent after it meets the new rule);
  * - `stallCurrent()` stops forwarding the server's bytes on the open
  *   connections without closing them;
- * - `cutBeforeEnd = true` cuts the next stream just before its `end` event;
+ * - `await setCutBeforeEnd(true)` cuts the next stream just before its `end`
+ *   event;
  * - `corrupt.set(i, n)` forges chunk `i` the next `n` times it passes: one
  *   payload character changed and the event's own `sha256` rewritten to
  *   match, so only a check against the manifest can catch it; `corrupted`
@@ -139,8 +141,6 @@ export async function startProxy(target, o = {}) {
   const waiting = [];
   /** @type {Set<number>} */
   const open = new Set();
-  let refuse = false;
-  let cutBeforeEnd = false;
   /** Sends one command; resolves with its reply. @param {string} line @returns {Promise<any>} */
   const send = (line) => new Promise((resolve, reject) => {
     if (proc.exitCode !== null || proc.stdin.destroyed) { reject(new Error(`chaos-proxy has exited: ${stderr}`)); return; }
@@ -164,10 +164,10 @@ export async function startProxy(target, o = {}) {
     corrupt: new Forgeries(),
     /** @type {((msg: string) => void)|null} */
     log: null,
-    get refuse() { return refuse; },
-    set refuse(on) { refuse = on; tell(`refuse ${on ? 'on' : 'off'}`); },
-    get cutBeforeEnd() { return cutBeforeEnd; },
-    set cutBeforeEnd(on) { cutBeforeEnd = on; tell(`cut-before-end ${on ? 'on' : 'off'}`); },
+    /** @param {boolean} on */
+    setRefuse: (on) => send(`refuse ${on ? 'on' : 'off'}`),
+    /** @param {boolean} on */
+    setCutBeforeEnd: (on) => send(`cut-before-end ${on ? 'on' : 'off'}`),
     dropAll() {
       const n = open.size;
       tell('drop');

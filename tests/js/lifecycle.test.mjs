@@ -73,10 +73,10 @@ test('after giving up (server down), offline then online does not restart the do
   try {
     const { dl, states, verified } = start(px.url, { rate: 400_000, retries: 2 });
     await until(() => verified() >= 10, 10000, '10 chunks');
-    px.refuse = true;
+    await px.setRefuse(true);
     px.dropAll();
     await assert.rejects(dl.done, (e) => e.code === 'server_down');
-    px.refuse = false; // the server is back: a revived download would reach it
+    await px.setRefuse(false); // the server is back: a revived download would reach it
     await assertStaysEnded(dl, states, px);
   } finally {
     await px.close();

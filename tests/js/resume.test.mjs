@@ -62,12 +62,12 @@ test('a server that is down is retried with backoff until it returns', async () 
   try {
     const { dl, verified, states } = start({ base: px.url, rate: 1_000_000 });
     await until(() => verified() >= 40, 10000, '40 chunks');
-    px.refuse = true;
+    await px.setRefuse(true);
     px.dropAll();
     await until(() => states.some((s) => /retrying in/.test(s)), 5000, 'a retry');
     await sleep(800);
     assert.notEqual(dl.state, 'done');
-    px.refuse = false;
+    await px.setRefuse(false);
     assert.equal(sha256hex(await bytesOf(dl)), sha256hex(big));
     const retries = states.filter((s) => /retrying in [\d.]+ s \(attempt \d+\)/.test(s));
     assert.ok(retries.length >= 2, retries.join('\n'));
@@ -81,10 +81,10 @@ test('giving up after the retries are spent says so, and resume() picks up again
   try {
     const { dl, verified } = start({ base: px.url, rate: 1_000_000, retries: 2, backoffBase: 20, backoffMax: 40 });
     await until(() => verified() >= 20, 10000, '20 chunks');
-    px.refuse = true;
+    await px.setRefuse(true);
     px.dropAll();
     await assert.rejects(dl.done, (e) => e.code === 'server_down' && /gave up after 2 attempts/.test(e.message));
-    px.refuse = false;
+    await px.setRefuse(false);
     dl.resume();
     assert.equal(sha256hex(await bytesOf(dl)), sha256hex(big));
   } finally {
@@ -151,7 +151,7 @@ test('a 204 on reconnect stops the stream cleanly and the refill finishes the fi
     // native reconnect asks for what follows chunk 299, gets 204, and must not
     // loop; the forged chunk is refetched by range.
     px.corrupt.set(CHUNKS - 1, 1);
-    px.cutBeforeEnd = true;
+    await px.setCutBeforeEnd(true);
     const { dl } = start({ base: px.url });
     assert.equal(sha256hex(await bytesOf(dl)), sha256hex(big));
     const reqs = px.eventRequests();
