@@ -39,7 +39,7 @@ after(async () => {
  * `warm`, a download of that file runs first (every module and worker of
  * the library loaded), then `ready()`.
  * @param {string} url @param {string} name @param {Record<string, any>} opts
- * @param {{warm?: string, ready?: () => void}} [first]
+ * @param {{warm?: string, ready?: () => Promise<unknown>}} [first]
  */
 async function begin(url, name, opts, first = {}) {
   const page = await browser.context.newPage();
@@ -55,7 +55,7 @@ async function begin(url, name, opts, first = {}) {
       await dl.close();
     }, [first.warm, opts]);
   }
-  first.ready?.();
+  await first.ready?.();
   await page.evaluate(async ([n, o]) => {
     const { Download, clearStored } = await import('/chunkcast.js');
     await clearStored(n);
@@ -174,7 +174,7 @@ for (const transport of ['worker', 'eventsource']) {
         // a byte corrupted in a raw body is tests/browser/raw.test.mjs's.
         const page = await begin(proxy.url, 'mid.bin', { transport, raw: false }, {
           warm: 'one-chunk.bin',
-          ready: () => { proxy.corrupt.set(150, 1); proxy.corrupt.set(220, 1); },
+          ready: () => Promise.all([proxy.forge(150, 1), proxy.forge(220, 1)]),
         });
         const r = await settle(page);
         assert.ok(r.ok, r.rec.log.join('; '));

@@ -39,7 +39,7 @@ test('an endless line in a range response ends the download with a protocol erro
   const hostileUrl = `http://127.0.0.1:${hostile.address().port}/`;
   const px = await startProxy(srv.url);
   try {
-    px.corrupt.set(7, 1);
+    await px.forge(7, 1);
     const dl = new Download('a.bin', {
       base: px.url, EventSource, store: new MemoryStore(), backoffBase: 20,
       // Range requests go to the hostile server; everything else to chunkcast.

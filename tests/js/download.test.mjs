@@ -53,7 +53,7 @@ test('progress reports bytes, chunk counts, speed and ETA as chunks arrive', asy
 test('forged chunks (payload and event digest both rewritten) are caught by the manifest and refetched by range', async () => {
   const px = await startProxy(srv.url);
   try {
-    for (const i of [3, 10, 11, 12]) px.corrupt.set(i, 1);
+    for (const i of [3, 10, 11, 12]) await px.forge(i, 1);
     const statuses = [];
     const { dl, bytes } = await fetchAll('big.bin', { base: px.url, onchunk: (i, s) => statuses.push([i, s]) });
     assert.equal(px.corrupted, 4, 'the proxy forged four chunks');
@@ -81,7 +81,7 @@ test('forged chunks (payload and event digest both rewritten) are caught by the 
 test('refills keep to the batch size and the in-flight bound', async () => {
   const px = await startProxy(srv.url);
   try {
-    for (let i = 20; i < 40; i++) px.corrupt.set(i, 1);
+    for (let i = 20; i < 40; i++) await px.forge(i, 1);
     const { bytes } = await fetchAll('big.bin', { base: px.url, batch: 4, parallel: 2 });
     assert.equal(sha256hex(bytes), sha256hex(big));
     const ranges = px.eventRequests().filter((r) => r.line.includes('/events/chunk/'));
@@ -107,7 +107,7 @@ test('refills keep to the batch size and the in-flight bound', async () => {
 test('a chunk that keeps failing verification ends the download with a clear error', async () => {
   const px = await startProxy(srv.url);
   try {
-    px.corrupt.set(5, 1000);
+    await px.forge(5, 1000);
     const errors = [];
     const dl = new Download('big.bin', { base: px.url, EventSource, maxChunkFailures: 3, backoffBase: 20, onerror: (e) => errors.push(e) });
     dl.start();
@@ -128,7 +128,7 @@ test('text is delivered in order, from storage, the stream and refetches alike',
   for (const i of [0, 2, 4, 5]) store.chunks.delete(i); // 1 and 3 stay "on disk"
   const px = await startProxy(srv.url);
   try {
-    px.corrupt.set(2, 1); // 2 fails and arrives after 4 and 5
+    await px.forge(2, 1); // 2 fails and arrives after 4 and 5
     const pieces = [];
     const { dl } = await fetchAll('story.txt', { base: px.url, store, ontext: (t, info) => pieces.push({ t, ...info }) });
     assert.equal(px.corrupted, 1);

@@ -108,7 +108,7 @@ export async function startServer(o = {}) {
  *   connections without closing them;
  * - `await setCutBeforeEnd(true)` cuts the next stream just before its `end`
  *   event;
- * - `corrupt.set(i, n)` forges chunk `i` the next `n` times it passes: one
+ * - `await forge(i, n)` forges chunk `i` the next `n` times it passes: one
  *   payload character changed and the event's own `sha256` rewritten to
  *   match, so only a check against the manifest can catch it; `corrupted`
  *   counts the forged chunks that reached the client;
@@ -149,11 +149,6 @@ export async function startProxy(target, o = {}) {
   });
   /** A command whose reply nobody awaits. @param {string} line */
   const tell = (line) => { send(line).catch(() => {}); };
-  /** `corrupt.set(i, n)` also tells the proxy. */
-  class Forgeries extends Map {
-    /** @param {number} i @param {number} n */
-    set(i, n) { super.set(i, n); tell(`corrupt ${i} ${n}`); return this; }
-  }
   const px = {
     url: '',
     /** @type {{line: string, headers: Record<string, string>, at: number}[]} */
@@ -161,13 +156,14 @@ export async function startProxy(target, o = {}) {
     corrupted: 0,
     inFlightRanges: 0,
     maxInFlightRanges: 0,
-    corrupt: new Forgeries(),
     /** @type {((msg: string) => void)|null} */
     log: null,
     /** @param {boolean} on */
     setRefuse: (on) => send(`refuse ${on ? 'on' : 'off'}`),
     /** @param {boolean} on */
     setCutBeforeEnd: (on) => send(`cut-before-end ${on ? 'on' : 'off'}`),
+    /** @param {number} i @param {number} n */
+    forge: (i, n) => send(`corrupt ${i} ${n}`),
     dropAll() {
       const n = open.size;
       tell('drop');

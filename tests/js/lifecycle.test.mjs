@@ -108,7 +108,7 @@ test('waiting for received chunks to be verified is a promise, not a 5 ms pollin
   const delays = [];
   globalThis.setTimeout = /** @type {any} */ ((fn, ms, ...rest) => { delays.push(ms ?? 0); return real(fn, ms, ...rest); });
   try {
-    for (const i of [3, 40, 41, 200]) px.corrupt.set(i, 1);
+    for (const i of [3, 40, 41, 200]) await px.forge(i, 1);
     const { dl } = start(px.url, { parallel: 2, batch: 4 });
     await dl.done;
     const refills = px.requests.filter((r) => /events\/chunk\//.test(r.line));

@@ -150,7 +150,7 @@ test('a 204 on reconnect stops the stream cleanly and the refill finishes the fi
     // The last chunk arrives forged and the stream is cut before `end`: the
     // native reconnect asks for what follows chunk 299, gets 204, and must not
     // loop; the forged chunk is refetched by range.
-    px.corrupt.set(CHUNKS - 1, 1);
+    await px.forge(CHUNKS - 1, 1);
     await px.setCutBeforeEnd(true);
     const { dl } = start({ base: px.url });
     assert.equal(sha256hex(await bytesOf(dl)), sha256hex(big));
