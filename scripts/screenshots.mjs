@@ -3,8 +3,9 @@
 // with Chrome's downloads page, dufs and miniserve: desktop (1366×800) and
 // phone (390×844), light and dark, with Chinese and emoji names, folders,
 // finished, running and queued downloads, a row's details, a text being
-// read, and a live text (`serve --publish`) while it is written and while its
-// writer is away. Writes test-output/screenshots/*.png (not committed).
+// read, a live text (`serve --publish`) while it is written and while its
+// writer is away, and the page a failing address shows. Writes
+// test-output/screenshots/*.png (not committed).
 //
 //   cargo build --bin chunkcast && node scripts/screenshots.mjs
 //
@@ -121,6 +122,12 @@ try {
         await reader.waitForTimeout(500);
         await reader.screenshot({ path: path.join(OUT, `${label}-${scheme}-8-live-finished.png`) });
         await reader.close();
+        // An address that fails, opened as a person would (a stale /files link).
+        const gone = await browser.context.newPage();
+        await gone.emulateMedia({ colorScheme: scheme });
+        await gone.goto(`${srv.url}files/Photos%20照片/moved-away 🌊.jpg`);
+        await gone.screenshot({ path: path.join(OUT, `${label}-${scheme}-10-not-found.png`) });
+        await gone.close();
       } finally {
         await browser.close();
       }

@@ -87,11 +87,13 @@ pub fn mount(cfg: &mut web::ServiceConfig, prefix: &str, state: web::Data<AppSta
     // the Host check (a rebinding page gets nothing, not even CORS headers);
     // CORS, so preflights (which carry no credentials) are answered and
     // every answer below, errors rewritten to JSON included, reaches an
-    // allowed cross-origin page readable; then access control.
+    // allowed cross-origin page readable; errors a browser navigated to, as
+    // a page; then access control.
     cfg.app_data(state).app_data(web::Data::new(Mount::new(prefix))).service(
         web::scope(prefix)
             .wrap(from_fn(middleware::access::guard))
             .wrap(middleware::json_errors::json())
+            .wrap(from_fn(middleware::error_page::for_people))
             .wrap(from_fn(middleware::cors::middleware))
             .wrap(from_fn(middleware::host::check))
             .wrap(from_fn(middleware::log::request))

@@ -22,6 +22,18 @@ impl Mount {
         (rest.is_empty() || rest.starts_with('/'))
             .then(|| if rest.is_empty() { "/".to_owned() } else { rest.to_owned() })
     }
+
+    /// The mount's root (the file list) as a URL relative to a page at
+    /// `raw_path`: `./`, `../`, … Relative, so it also holds behind a proxy
+    /// that strips a prefix of its own.
+    pub fn root_from(&self, raw_path: &str) -> String {
+        let depth = raw_path.matches('/').count().saturating_sub(self.0.matches('/').count() + 1);
+        if depth == 0 {
+            "./".to_owned()
+        } else {
+            "../".repeat(depth)
+        }
+    }
 }
 
 /// Decodes `%XX` escapes exactly once (a `+` stays a `+`: this is for URL
@@ -45,6 +57,18 @@ mod tests {
         assert_eq!(decode_path("a%2fb%20c").unwrap(), "a/b c");
         assert_eq!(decode_path("%e2%82%ac%zz%4").unwrap(), "€%zz%4");
         assert!(decode_path("%ff").is_none());
+    }
+
+    #[test]
+    fn the_root_is_reached_relatively_from_any_depth() {
+        let root = Mount::new("");
+        assert_eq!(root.root_from("/nope"), "./");
+        assert_eq!(root.root_from("/files/a.bin"), "../");
+        assert_eq!(root.root_from("/files/dir/a.bin"), "../../");
+        assert_eq!(root.root_from("/a/"), "../");
+        let dl = Mount::new("/dl/");
+        assert_eq!(dl.root_from("/dl/nope"), "./");
+        assert_eq!(dl.root_from("/dl/files/dir/a.bin"), "../../");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // "A page people would choose": one click to disk, compact rows, the folder
 // in the URL, a chunk map right at every size, a reader's pace per download,
-// and HTTP/1.1's connection budget kept by a queue.
+// HTTP/1.1's connection budget kept by a queue, and a page for an address
+// that fails.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -111,6 +112,23 @@ test('the folder and the opened file live in the URL: Back, Forward and reload k
     await page.waitForSelector('#alert:not([hidden])');
     assert.match(await page.textContent('#alert-text'), /no file “nowhere\.bin” on the server/);
   });
+});
+
+test('an address that fails, opened in the browser, is a styled page that says so and leads back to the list', async () => {
+  const page = await env.browser.context.newPage();
+  try {
+    const res = await page.goto(`${env.srv.url}files/docs/gone 🌊.bin`);
+    assert.equal(res?.status(), 404);
+    assert.equal(await page.textContent('h2'), 'Nothing here');
+    assert.match(await page.textContent('main p'), /There is no file or page at \/files\/docs\/gone 🌊\.bin on this server\./);
+    // The page's own style sheet applies (a card, not bare text).
+    assert.notEqual(await page.$eval('section', (el) => getComputedStyle(el).borderTopStyle), 'none');
+    await page.click('text=Open the file list');
+    await page.waitForSelector('button[data-file="a.bin"]');
+    assert.equal(new URL(page.url()).pathname, '/');
+  } finally {
+    await page.close();
+  }
 });
 
 test('each download has its own reading pace in characters per second and its own bandwidth, never carried over', async () => {

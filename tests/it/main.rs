@@ -17,6 +17,7 @@ mod crash;
 mod descriptors;
 mod download;
 mod embed;
+mod error_page;
 mod fifo;
 mod files;
 mod flags;

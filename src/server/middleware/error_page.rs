@@ -1,0 +1,181 @@
+//! Error answers for people: a browser that opens an address which fails
+//! (a file that is gone, a mistyped page, an expired `/files` link, a busy
+//! server) shows a short page in the page's own style, saying what went
+//! wrong and linking back to the file list, instead of the API's JSON.
+//!
+//! Only navigations are rewritten: `GET` with `text/html` in `Accept`, which
+//! a browser's address bar and links send and `fetch`, `EventSource`, `get`
+//! and curl do not. The machine endpoints (`/api/`, `/events`, `/healthz`)
+//! always answer JSON. The page keeps the status and the headers that carry
+//! meaning (`WWW-Authenticate`, `Retry-After`, …), repeats the JSON error's
+//! sentence and code, and runs no script (`Content-Security-Policy`).
+
+use actix_web::body::{to_bytes_limited, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{ConnectionType, Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+
+use crate::protocol::ErrorBody;
+use crate::server::url::Mount;
+
+/// An API error body is a sentence and a code; anything longer is not one.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// The middleware (`middleware::from_fn(error_page::for_people)`); it wraps
+/// `json_errors`, so every error it sees is already JSON.
+pub async fn for_people(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let root = navigation_root(&req);
+    let res = next.call(req).await?;
+    let Some(root) = root else { return Ok(res.map_into_left_body()) };
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = res.status();
+    if !is_json || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res.map_into_left_body());
+    }
+    let (req, old) = res.into_parts();
+    let (head, body) = old.into_parts();
+    let error = match to_bytes_limited(body, MAX_ERROR_BODY).await {
+        Ok(Ok(bytes)) => {
+            serde_json::from_slice::<ErrorBody>(&bytes).ok().map(|e| (e.code.into_owned(), e.error.into_owned()))
+        }
+        _ => None,
+    };
+    let (code, sentence) = error.unwrap_or_else(|| (String::new(), String::new()));
+    let mut new = HttpResponse::build(status);
+    for (name, value) in head.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.append_header((name.clone(), value.clone()));
+        }
+    }
+    if head.head().connection_type() == ConnectionType::Close {
+        new.force_close(); // a busy server's refusal still frees its socket
+    }
+    new.insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self'"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    let html = render(status, &code, &sentence, req.path(), &root);
+    let res = new.content_type("text/html; charset=utf-8").body(html);
+    Ok(ServiceResponse::new(req, res).map_into_boxed_body().map_into_right_body())
+}
+
+/// For a browser's navigation to a page path: the relative URL of the file
+/// list from there (`./`, `../`, …, so it holds behind a proxy that strips a
+/// prefix too). `None` for anything else.
+fn navigation_root(req: &ServiceRequest) -> Option<String> {
+    if req.method() != Method::GET {
+        return None;
+    }
+    let accepts_html = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/html")));
+    if !accepts_html {
+        return None;
+    }
+    let mount = req.app_data::<web::Data<Mount>>()?;
+    let route = mount.route_path(req.path())?;
+    let machine =
+        route.starts_with("/api/") || route == "/events" || route.starts_with("/events/") || route == "/healthz";
+    (!machine).then(|| mount.root_from(req.path()))
+}
+
+/// What the page says for each kind of error: a heading, and whether the
+/// address is worth repeating.
+fn heading(status: StatusCode, code: &str) -> (&'static str, bool) {
+    match code {
+        "not_found" => ("Nothing here", true),
+        "link_expired" => ("This link has expired", false),
+        "link_invalid" => ("This link does not work here", false),
+        "unauthorized" => ("Sign-in needed", false),
+        "busy" => ("The server is busy", false),
+        _ if status.is_server_error() => ("The server could not answer", true),
+        _ => ("This address does not work", true),
+    }
+}
+
+fn render(status: StatusCode, code: &str, sentence: &str, path: &str, root: &str) -> String {
+    let (title, show_path) = heading(status, code);
+    let mut said = String::new();
+    let path = escape(&crate::server::url::decode_path(path).unwrap_or_else(|| path.to_owned()));
+    if code == "not_found" {
+        said.push_str(&format!("<p>There is no file or page at <code>{path}</code> on this server.</p>"));
+    } else if show_path {
+        let why = escape(sentence.trim_end_matches('.'));
+        said.push_str(&format!("<p><code>{path}</code> could not be opened: {why}.</p>"));
+    } else if !sentence.is_empty() {
+        let mut s = escape(sentence);
+        if let Some(first) = s.get(..1) {
+            s.replace_range(..1, &first.to_uppercase());
+        }
+        said.push_str(&format!("<p>{s}{}</p>", if s.ends_with('.') { "" } else { "." }));
+    }
+    let detail =
+        if code.is_empty() { status.as_u16().to_string() } else { format!("{} · {}", status.as_u16(), escape(code)) };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="color-scheme" content="light dark">
+  <title>{title} · chunkcast</title>
+  <link rel="stylesheet" href="{root}style.css">
+</head>
+<body>
+  <header>
+    <h1>chunkcast</h1>
+  </header>
+  <main>
+    <section class="error-page">
+      <h2>{title}</h2>
+      {said}
+      <p><a href="{root}">Open the file list</a></p>
+      <p class="error-detail">HTTP {detail}</p>
+    </section>
+  </main>
+</body>
+</html>
+"#,
+        root = escape(root),
+    )
+}
+
+/// Text into HTML, as element content or a quoted attribute.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_client_sent_is_text_never_markup() {
+        let html = render(StatusCode::NOT_FOUND, "not_found", "no such file", "/<script>alert(1)</script>", "./");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        let html = render(StatusCode::FORBIDDEN, "x\"><b>", "a \"quoted\" <i>sentence</i>", "/p", "./");
+        assert!(!html.contains("<b>") && !html.contains("<i>"), "{html}");
+    }
+}
