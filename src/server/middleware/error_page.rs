@@ -17,6 +17,7 @@ use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 
+use super::json_errors::is_json;
 use crate::protocol::ErrorBody;
 use crate::server::url::Mount;
 
@@ -32,13 +33,8 @@ pub async fn for_people(
     let root = navigation_root(&req);
     let res = next.call(req).await?;
     let Some(root) = root else { return Ok(res.map_into_left_body()) };
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     let status = res.status();
-    if !is_json || !(status.is_client_error() || status.is_server_error()) {
+    if !is_json(res.headers()) || !(status.is_client_error() || status.is_server_error()) {
         return Ok(res.map_into_left_body());
     }
     let (req, old) = res.into_parts();

@@ -9,7 +9,8 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::HttpResponse;
 
@@ -19,13 +20,8 @@ pub fn json<B: MessageBody + 'static>() -> ErrorHandlers<B> {
 }
 
 fn to_json<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     let status = res.status();
-    if is_json {
+    if is_json(res.headers()) {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let (req, old) = res.into_parts();
@@ -43,6 +39,11 @@ fn to_json<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Resu
     let body = crate::protocol::ErrorBody::new(code(status), reason.to_ascii_lowercase());
     let res = ServiceResponse::new(req, new.json(body)).map_into_boxed_body().map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
+}
+
+/// Whether a response's body is JSON (an API error already, then).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// The same codes the API's own errors use where they overlap
