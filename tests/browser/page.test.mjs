@@ -182,9 +182,12 @@ test('a server that comes back: Retry now ends the backoff\'s wait and the downl
   const back = await startServer({ root, chunkSize: '4K', bind: `127.0.0.1:${own.port}`, args: ['--retry-ms', '100'] });
   try {
     const before = Number(await data(page, 'verified'));
+    // At once, not in the seconds the backoff has left (read just before the
+    // click, so a slow start of the server above cannot make this flaky).
+    const left = Number(/reconnecting in (\d+) s/.exec(await page.textContent(inCard('.dl-state')) ?? '')?.[1]);
+    assert.ok(left >= 3, `the backoff had ${left} s left when the server was back`);
     await page.click(inCard('.resume'));
-    // At once, not in the seconds the backoff had left.
-    await waitData(page, 'state', 'v !== "reconnecting"', 1500);
+    await waitData(page, 'state', 'v !== "reconnecting"', Math.max(1500, (left - 1.5) * 1000));
     await waitData(page, 'verified', `Number(v) > ${before}`, 20000);
     assert.equal(await page.isVisible(inCard('.resume')), false);
   } finally {
