@@ -9,6 +9,7 @@ use chunkcast::cli::index::IndexConfig;
 use chunkcast::cli::link::LinkConfig;
 use chunkcast::cli::serve::in_project;
 use chunkcast::cli::{Cli, Command, ServeArgs};
+use chunkcast::client::ClientError;
 use chunkcast::protocol::limits::{LINK_EXPIRES, LINK_SIGNATURE};
 use chunkcast::protocol::params::encode_query_value;
 use chunkcast::server::policy::access::{unix_now, LinkKey};
@@ -56,6 +57,11 @@ fn get(args: &chunkcast::cli::GetArgs) -> anyhow::Result<()> {
     term.exit_on_ctrl_c();
     let result = client::get(&config, &*term);
     term.finish(&result);
+    if result.as_ref().is_err_and(ClientError::is_reader_gone) {
+        // `| head` had what it wanted: exit quietly, with the status a
+        // shell reports for a program stopped by SIGPIPE.
+        std::process::exit(141);
+    }
     result.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -22,6 +22,15 @@ pub struct ConnectArgs {
     pub cacert: Option<PathBuf>,
 }
 
+/// `--stall-timeout SECS`, which both commands take: at least a second (0
+/// would give up on every request before its first byte).
+pub fn stall_timeout(secs: u64) -> Result<std::time::Duration, ClientError> {
+    if secs == 0 {
+        return Err(ClientError::Usage("--stall-timeout must be at least 1 second".into()));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 impl TryFrom<&ConnectArgs> for Connect {
     type Error = ClientError;
 

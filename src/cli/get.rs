@@ -2,16 +2,19 @@
 //! network work (the URL parsed, the output path decided).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
-use super::connect::ConnectArgs;
+use super::connect::{stall_timeout, ConnectArgs};
 use super::size::parse_size;
 use crate::client::{target, ClientError, Connect, GetConfig, Output, Transport};
 
 /// `--retries` when not given.
 const DEFAULT_RETRIES: u32 = 10;
+
+/// The most `--parallel` range requests: what one HTTP/2 connection may hold
+/// open on the server (its per-connection stream limit).
+const MAX_PARALLEL: usize = 128;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
@@ -77,7 +80,7 @@ pub struct GetArgs {
     /// address) fails at once, unless this is given.
     #[arg(long)]
     pub retries: Option<u32>,
-    /// Range requests in flight when refilling missing or bad chunks.
+    /// Range requests in flight when refilling missing or bad chunks (1..=128).
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
     /// Also read the finished file back and check its whole-file SHA-256
@@ -114,6 +117,12 @@ impl TryFrom<&GetArgs> for GetConfig {
     fn try_from(args: &GetArgs) -> Result<GetConfig, ClientError> {
         let target = target::parse(&args.url, args.name.as_deref())?;
         let output = Output::resolve(args.output.as_deref(), &target.name)?;
+        if !(1..=MAX_PARALLEL).contains(&args.parallel) {
+            return Err(ClientError::Usage(format!(
+                "--parallel must be between 1 and {MAX_PARALLEL}, got {}",
+                args.parallel
+            )));
+        }
         if args.update && output.ordered() {
             return Err(ClientError::Usage(format!(
                 "--update needs a regular output file to read, not {}",
@@ -126,10 +135,10 @@ impl TryFrom<&GetArgs> for GetConfig {
             force: args.force,
             update: args.update,
             rate: args.rate,
-            stall_timeout: Duration::from_secs(args.stall_timeout),
+            stall_timeout: stall_timeout(args.stall_timeout)?,
             retries: args.retries.unwrap_or(DEFAULT_RETRIES),
             retry_refused: args.retries.is_some(),
-            parallel: args.parallel.max(1),
+            parallel: args.parallel,
             verify_sha256: args.verify_sha256,
             location: args.location,
             connect: Connect::try_from(&args.connect)?,

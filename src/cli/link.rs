@@ -38,6 +38,8 @@ pub const MAX_EXPIRES: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub enum LinkError {
     #[error("no --key-file given and no config directory to find the default key in")]
     NoKeyFile,
+    #[error("BASE_URL must be the server's address with its scheme, e.g. https://nas.lan:8443; got {0:?}")]
+    BaseUrl(String),
     #[error("--expires must be between 1 second and 3650 days (10 years), got {}", in_days(*.0))]
     Expires(Duration),
 }
@@ -58,13 +60,24 @@ impl TryFrom<&LinkArgs> for LinkConfig {
         if args.expires.is_zero() || args.expires > MAX_EXPIRES {
             return Err(LinkError::Expires(args.expires));
         }
+        let base_url = args.base_url.trim_end_matches('/');
+        let host = ["http://", "https://"].iter().find_map(|s| strip_prefix_ignore_case(base_url, s));
+        if host.is_none_or(|h| h.is_empty() || h.starts_with('/') || h.contains(['?', '#'])) {
+            return Err(LinkError::BaseUrl(args.base_url.clone()));
+        }
         Ok(LinkConfig {
-            base_url: args.base_url.trim_end_matches('/').to_owned(),
+            base_url: base_url.to_owned(),
             name: args.name.clone(),
             expires: args.expires,
             key_file: args.key_file.clone().or_else(default_link_key).ok_or(LinkError::NoKeyFile)?,
         })
     }
+}
+
+/// `s` without `prefix`, compared without regard to ASCII case (`HTTPS://`).
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 /// `<user config dir>/chunkcast/link-key`, where `chunkcast link` looks for

@@ -2,11 +2,10 @@
 //! any network work (the URL parsed, the input opened by name only).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
-use super::connect::ConnectArgs;
+use super::connect::{stall_timeout, ConnectArgs};
 use crate::client::{target, ClientError, Connect, Input, PublishConfig};
 
 #[derive(Debug, Clone, Args)]
@@ -70,7 +69,7 @@ impl TryFrom<&PublishArgs> for PublishConfig {
             replace: args.replace,
             resume: args.resume,
             retries: args.retries,
-            stall_timeout: Duration::from_secs(args.stall_timeout.max(1)),
+            stall_timeout: stall_timeout(args.stall_timeout)?,
             connect: Connect::try_from(&args.connect)?,
         })
     }

@@ -298,7 +298,14 @@ fn tls_source(
     bind: &Bind,
 ) -> Result<Option<TlsSource>, TlsError> {
     Ok(match (cert, key, self_signed) {
-        (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+        (Some(cert), Some(key), _) => {
+            for (flag, path) in [("--tls-cert", &cert), ("--tls-key", &key)] {
+                if !path.exists() {
+                    return Err(TlsError::MissingFor { flag, path: path.clone() });
+                }
+            }
+            Some(TlsSource::Files { cert, key })
+        }
         (_, _, Some(hosts)) => {
             let hosts = if hosts.is_empty() {
                 let mut hosts = tls::default_hosts(bind.addrs[0].ip());

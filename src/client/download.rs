@@ -17,7 +17,7 @@ use super::manifest::Manifest;
 use super::output::Output;
 use super::part::{self, PartFile, Resumed};
 use super::raw::{self, Raw};
-use super::remote::{backoff_delay, error_message, lock, retrying, wire, Remote};
+use super::remote::{backoff_delay, error_message, lock, refusal, retrying, wire, Remote};
 use super::report::{Reporter, Retry, Start, Summary};
 use super::sink::{self, Outcome, Sink, Store};
 use crate::logsafe::Esc;
@@ -250,6 +250,7 @@ impl Download<'_> {
         match status {
             200 => Ok(Manifest::parse(&body)?),
             401 => Err(ClientError::Unauthorized { given: self.remote.has_credentials() }),
+            403 => Err(ClientError::Refused(refusal(&body))),
             404 if self.is_folder() => Err(ClientError::IsFolder(self.name().to_owned())),
             404 => Err(ClientError::NotFound(self.name().to_owned())),
             s if s >= 500 => Err(ClientError::Server(error_message(s, &body))),

@@ -17,6 +17,10 @@ pub enum ClientError {
     NotFound(String),
     #[error("{}", if *.given { "the server refused this user name or password" } else { "the server asks for a user name and password: pass --user USER (chunkcast asks for the password)" })]
     Unauthorized { given: bool },
+    /// 403: an expired or foreign link, or a host name the server does not
+    /// answer for; the server's own sentence says which.
+    #[error("the server refused: {0}")]
+    Refused(String),
     #[error("{0:?} is a folder on the server; name a file in it ({0}/NAME)")]
     IsFolder(String),
     #[error("{error}; removed {}, which could never complete", .part.display())]
@@ -141,6 +145,12 @@ impl ClientError {
     pub fn is_refused(&self) -> bool {
         matches!(self, ClientError::Unreachable { source, .. }
             if matches!(source.as_ref(), ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused))
+    }
+
+    /// Standard output's reader went away (`get -o - NAME | head`): not a
+    /// failure to report, as for `cat`.
+    pub fn is_reader_gone(&self) -> bool {
+        matches!(self, ClientError::File(_, e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// A failed operation on a local file: [`ClientError::DiskFull`] when

@@ -96,6 +96,14 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// A 403's sentence (escaped), or a plain one when the body has none.
+pub fn refusal(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body).ok() {
+        Some(e) => format!("{} ({})", Esc(&e.error), Esc(&e.code)),
+        None => "403 Forbidden".into(),
+    }
+}
+
 /// Reads an event's data as its wire type.
 pub fn wire<'a, T: serde::Deserialize<'a>>(what: &'static str, data: &'a [u8]) -> Result<T, ClientError> {
     serde_json::from_slice(data).map_err(|source| ClientError::BadEvent { what, source })

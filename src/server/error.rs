@@ -10,6 +10,11 @@ use crate::protocol::params::ParamError;
 use crate::protocol::ErrorBody;
 use crate::tree::TreeError;
 
+/// What every address but `/api/publish` answers: the server only reads.
+pub const READ_METHODS: &str = "GET, HEAD";
+/// What `/api/publish` answers under `serve --publish`.
+pub const PUBLISH_METHODS: &str = "GET, HEAD, POST, PUT";
+
 /// Everything a request can fail with. Handlers return `Result<_, ApiError>`
 /// and never build error responses by hand, so the mapping below is the one
 /// place that decides statuses and codes.
@@ -35,8 +40,10 @@ pub enum ApiError {
     #[error("{0}")]
     RangeNotSatisfiable(String),
 
-    #[error("method not allowed: use GET or HEAD")]
-    MethodNotAllowed,
+    /// With the methods the address answers, for `Allow`
+    /// ([`READ_METHODS`] or [`PUBLISH_METHODS`]).
+    #[error("method not allowed: use one of {0}")]
+    MethodNotAllowed(&'static str),
 
     #[error("server busy: {0} streams and downloads are open, try again shortly")]
     Busy(usize),
@@ -134,7 +141,7 @@ impl ApiError {
             ApiError::NeedTooLong { .. } => "need_too_long",
             ApiError::VersionMismatch { .. } => "version_mismatch",
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Busy(_) | ApiError::ConnectionBusy(_) => "busy",
             ApiError::Unauthorized => "unauthorized",
             ApiError::LinkExpired => "link_expired",
@@ -184,7 +191,7 @@ impl ResponseError for ApiError {
             ApiError::NeedTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy(_) | ApiError::ConnectionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LinkExpired | ApiError::LinkInvalid => StatusCode::FORBIDDEN,
@@ -209,8 +216,8 @@ impl ResponseError for ApiError {
         }
         let mut res = HttpResponse::build(status);
         match self {
-            ApiError::MethodNotAllowed => {
-                res.insert_header((header::ALLOW, "GET, HEAD"));
+            ApiError::MethodNotAllowed(allow) => {
+                res.insert_header((header::ALLOW, *allow));
             }
             ApiError::Busy(_) => {
                 // A refused client does not keep a socket (a descriptor) open.

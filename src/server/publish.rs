@@ -12,7 +12,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::{FutureExt as _, StreamExt};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, PUBLISH_METHODS};
 use super::state::AppState;
 use crate::live::{PublishError, Registry};
 use crate::protocol::params;
@@ -46,6 +46,13 @@ impl From<PublishError> for ApiError {
 /// The registry, or 404 when the server does not publish.
 fn registry(state: &AppState) -> Result<Arc<Registry>, ApiError> {
     state.live.clone().ok_or(ApiError::NotFound)
+}
+
+/// Any other method on `/api/publish`: 405 naming the four it answers, or
+/// 404 when the server does not publish (as every method then is).
+pub async fn other_method(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    registry(&state)?;
+    Err(ApiError::MethodNotAllowed(PUBLISH_METHODS))
 }
 
 /// `end=1`, `replace=1` (or `0`; absent is `0`).

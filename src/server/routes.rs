@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{guard, web, HttpRequest, HttpResponse, Resource};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, READ_METHODS};
 use super::peer::PeerFd;
 use super::slots::Slot;
 use super::state::AppState;
@@ -38,7 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
             web::resource("/api/publish")
                 .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(publish::status))
                 .route(web::route().guard(guard::Any(guard::Post()).or(guard::Put())).to(publish::append))
-                .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) })),
+                .default_service(web::to(publish::other_method)),
         )
         .service(read_only("/files/{name:.*}").to(files::serve));
     match web_dir {
@@ -68,7 +68,7 @@ impl ReadOnly {
     {
         web::resource(self.0)
             .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(handler))
-            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(READ_METHODS)) }))
     }
 }
 
@@ -79,7 +79,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     match *req.method() {
         actix_web::http::Method::GET | actix_web::http::Method::HEAD => Err(ApiError::NotFound),
-        _ => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::MethodNotAllowed(READ_METHODS)),
     }
 }
 

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 pub enum TlsError {
     #[error("{0}: file not found")]
     Missing(PathBuf),
+    /// A file a flag names (`--tls-cert`, `--tls-key`) is not there.
+    #[error("{flag} {path}: file not found")]
+    MissingFor { flag: &'static str, path: PathBuf },
     #[error("{0}: cannot read: {1}")]
     Unreadable(PathBuf, #[source] std::io::Error),
     #[error("{0}: no certificate in it (expected a PEM file with a \"BEGIN CERTIFICATE\" block)")]

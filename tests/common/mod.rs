@@ -137,15 +137,21 @@ impl TestServer {
     /// Sends raw bytes as a request (for paths no URL type would accept) and
     /// returns the status and body of a non-chunked response.
     pub fn raw(&self, request: &[u8]) -> (u16, String) {
+        let (status, _, body) = self.raw_full(request);
+        (status, body)
+    }
+
+    /// Sends a raw request; its status, headers (lowercased) and body.
+    pub fn raw_full(&self, request: impl AsRef<[u8]>) -> (u16, String, String) {
         let mut s = TcpStream::connect(self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(request).unwrap();
+        s.write_all(request.as_ref()).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, head.to_ascii_lowercase(), body.to_owned())
     }
 
     /// `GET path` with a raw request target.

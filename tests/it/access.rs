@@ -245,6 +245,63 @@ fn a_link_expiry_of_zero_or_past_ten_years_is_refused_without_a_panic() {
     assert!(exp.abs_diff(unix_now() + 3650 * 86_400) <= 5, "{url}");
 }
 
+#[test]
+fn get_with_an_expired_or_foreign_link_says_why_in_one_line() {
+    let root = crate::common::fixture_root();
+    let keys = tempfile::tempdir().unwrap();
+    let (server, key) = link_server(root.path(), keys.path());
+    let out = tempfile::tempdir().unwrap();
+    let get = |query: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["get", &server.url(&format!("/?file=story.txt&{query}")), "-o"])
+            .arg(out.path().join("story.txt"))
+            .output()
+            .unwrap()
+    };
+    let past = unix_now() - 5;
+    let exp = unix_now() + 600;
+    for (query, said) in [
+        (
+            link_query(&key, "story.txt", past),
+            "the server refused: this link has expired; ask for a new one (link_expired)",
+        ),
+        (link_query(&key, "one-chunk.bin", exp), "(link_invalid)"),
+    ] {
+        let res = get(query);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(said) && !stderr.contains("protocol error"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    assert!(!out.path().join("story.txt").exists());
+}
+
+#[test]
+fn a_base_url_without_its_scheme_is_refused_in_one_line() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("link-key");
+    let link = |base: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["link", base, "a.txt", "--key-file", key_file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    for base in ["nas.lan", "nas.lan:8443", "ftp://nas.lan", "https://", "http:///x", "https://nas.lan/?file=b.txt"] {
+        let out = link(base);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{base}: {stderr}");
+        assert!(out.stdout.is_empty(), "{base}: no link printed");
+        assert!(stderr.contains("BASE_URL must be the server's address with its scheme"), "{base}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{base}: {stderr}");
+    }
+    for base in ["https://nas.lan:8443/", "HTTP://127.0.0.1:8080", "https://example.com/chunkcast"] {
+        let out = link(base);
+        let url = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && url.starts_with(base.trim_end_matches('/')), "{base}: {url}");
+        assert!(url.contains("/?file=a.txt&exp="), "{base}: {url}");
+    }
+}
+
 /// The binary serving `root` with `--link-key key`, run to its exit (a
 /// key it refuses stops it before it binds).
 fn serve_with_link_key(root: &std::path::Path, key: &std::path::Path) -> std::process::Output {

@@ -139,6 +139,27 @@ fn to_standard_output_the_bytes_go_there_and_the_summary_says_so() {
 }
 
 #[test]
+fn a_reader_of_standard_output_that_stops_early_ends_get_quietly() {
+    use std::io::Read as _;
+    let root = tempfile::tempdir().unwrap();
+    random_file(&root.path().join("big.bin"), 8 << 20);
+    let server = TestServer::start(root.path(), &[]);
+    // As `get -o - big.bin | head -c 10`: read a little, then close the pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["get", &server.url(""), "big.bin", "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let res = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(141), "the status of a program stopped by SIGPIPE: {err}");
+    assert!(!err.contains("error") && !err.contains("Broken pipe"), "nothing to report: {err}");
+}
+
+#[test]
 fn a_binary_file_is_not_written_to_a_terminal_but_a_text_is() {
     let root = fixture_root();
     let server = TestServer::start(root.path(), &[]);

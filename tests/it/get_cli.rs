@@ -1,6 +1,6 @@
 //! `chunkcast get` as a person types it: `--user` (asking for the password
 //! like curl), clear words for a missing folder, a folder name, a file gone
-//! from the server (its part file removed).
+//! from the server (its part file removed), numbers that cannot work.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -90,6 +90,29 @@ fn a_missing_folder_and_a_folder_name_are_said_as_such() {
     let res = get(&[&server.url(""), "nested", "-o", dir.path().join("n").to_str().unwrap()]);
     assert_eq!(res.status.code(), Some(1));
     assert!(err(&res).contains("\"nested\" is a folder on the server; name a file in it"), "{}", err(&res));
+}
+
+#[test]
+fn numbers_that_cannot_work_are_refused_before_any_request() {
+    // No server at all: the flags are checked first.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.txt");
+    for (flag, value, said) in [
+        ("--stall-timeout", "0", "--stall-timeout must be at least 1 second"),
+        ("--parallel", "0", "--parallel must be between 1 and 128, got 0"),
+        ("--parallel", "129", "--parallel must be between 1 and 128, got 129"),
+    ] {
+        let res = get(&["http://127.0.0.1:9/", "x.txt", "-o", out.to_str().unwrap(), flag, value]);
+        assert_eq!(res.status.code(), Some(1), "{flag} {value}: {}", err(&res));
+        assert_eq!(err(&res).trim_end(), format!("chunkcast: error: {said}"), "{flag} {value}");
+    }
+    let publish = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+        .args(["publish", "http://127.0.0.1:9/", "x.txt", "--stall-timeout", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(publish.status.code(), Some(1));
+    assert_eq!(err(&publish).trim_end(), "chunkcast: error: --stall-timeout must be at least 1 second");
 }
 
 #[test]

@@ -4,22 +4,8 @@
 
 use crate::common::*;
 
-/// Status, headers (lowercased) and body of a raw request.
-fn raw_full(server: &TestServer, request: &str) -> (u16, String, String) {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
-
 fn assert_json_error(server: &TestServer, request: &str, status: u16, code: &str) -> String {
-    let (got, head, body) = raw_full(server, request);
+    let (got, head, body) = server.raw_full(request);
     assert_eq!(got, status, "{request:?}: {head}\n{body}");
     assert!(head.contains("content-type: application/json"), "{request:?}: {head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{request:?}: {e}: {body}"));
@@ -91,10 +77,10 @@ fn file_layer_errors_are_json() {
 fn dispatcher_errors_keep_their_status() {
     let root = fixture_root();
     let server = TestServer::start(root.path(), &[]);
-    let (status, _, _) = raw_full(&server, "GET /healthz HTTP/1.1 extra\r\nHost: localhost\r\n\r\n");
+    let (status, _, _) = server.raw_full("GET /healthz HTTP/1.1 extra\r\nHost: localhost\r\n\r\n");
     assert_eq!(status, 400);
     let huge = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n", "a".repeat(256 * 1024));
-    let (status, _, _) = raw_full(&server, &huge);
+    let (status, _, _) = server.raw_full(&huge);
     assert_eq!(status, 431);
     assert_eq!(server.get("/healthz").status, 200);
 }

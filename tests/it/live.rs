@@ -230,10 +230,15 @@ fn bad_input_gets_a_clear_answer_and_keeps_what_was_good() {
     let said = String::from_utf8_lossy(&get.stderr);
     assert!(get.status.success() && said.contains("abandoned"), "{said}");
     s.get_with("/api/publish?file=nothing.txt", &[AUTH]).assert_error(404, "not_found");
-    // Without --publish the endpoint does not exist.
+    // Another method: 405 naming the four the endpoint answers.
+    let delete = format!("DELETE /api/publish?file=a.txt HTTP/1.1\r\nHost: localhost\r\nAuthorization: {BASIC}\r\nConnection: close\r\n\r\n");
+    let (status, head, _) = s.raw_full(&delete);
+    assert!(status == 405 && head.contains("\r\nallow: get, head, post, put\r\n"), "{head}");
+    // Without --publish the endpoint does not exist, whatever the method.
     let plain = TestServer::start(root.path(), &["--auth", "u:p"]);
     let (status, _) = publish(plain.addr, "file=c.txt", b"x");
     assert_eq!(status, 404);
+    assert_eq!(plain.raw_full(&delete).0, 404);
     assert!(!root.path().join("c.txt").exists());
 }
 

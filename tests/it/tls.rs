@@ -285,6 +285,19 @@ fn each_bad_certificate_or_key_gets_an_error_naming_the_file_and_the_problem() {
     assert_eq!(res.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("certificate expired on 2002-01-01") && stderr.contains("dated.pem"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // A file that is not there is named with its flag.
+    for (cert, key, said) in [(&missing, &expired_key, "--tls-cert"), (&expired, &missing, "--tls-key")] {
+        let res = Command::new(env!("CARGO_BIN_EXE_chunkcast"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-index-dir", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim_end(), format!("chunkcast: error: {said} {}: file not found", missing.display()));
+    }
     // clap rejects a certificate without its key.
     let res = Command::new(env!("CARGO_BIN_EXE_chunkcast")).args(["serve", "--tls-cert", "c.pem"]).output().unwrap();
     assert!(!res.status.success());

@@ -33,7 +33,7 @@ fn to_json<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Resu
         }
     }
     if status == StatusCode::METHOD_NOT_ALLOWED && !old.headers().contains_key(header::ALLOW) {
-        new.insert_header((header::ALLOW, "GET, HEAD"));
+        new.insert_header((header::ALLOW, crate::server::error::READ_METHODS));
     }
     let reason = status.canonical_reason().unwrap_or("error");
     let body = crate::protocol::ErrorBody::new(code(status), reason.to_ascii_lowercase());
