@@ -30,8 +30,10 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Quiet by default: startup, index builds, warnings and errors; requests
     // and actix's own start-up lines at debug. Colours only on a terminal.
-    // `link` is a one-shot command that says what it did in plain lines.
-    let default_log = if matches!(cli.command, Some(Command::Link(_))) { "warn" } else { DEFAULT_LOG };
+    // `link` and `index` are one-shot commands that say what they did in
+    // plain lines on standard output; their log keeps to warnings.
+    let one_shot = matches!(cli.command, Some(Command::Link(_) | Command::Index(_)));
+    let default_log = if one_shot { "warn" } else { DEFAULT_LOG };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log)))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -87,7 +89,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let (scheme, protocols) = if config.tls.is_some() { ("https", "HTTP/2, HTTP/1.1") } else { ("http", "HTTP/1.1") };
     let indexes = match &config.index_dir {
-        Some(dir) => format!("indexes in {}", dir.display()),
+        Some(dir) => format!("indexes in {}", std::path::absolute(dir).unwrap_or_else(|_| dir.clone()).display()),
         None => "indexes in memory".to_owned(),
     };
     // One line, the URLs last: scripts and tests take the first from there.

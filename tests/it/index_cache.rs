@@ -54,6 +54,7 @@ fn the_index_subcommand_precomputes_what_the_server_then_uses() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), fixture_names().len(), "one line per file:\n{stdout}");
+    assert!(out.stderr.is_empty(), "each file is told once, on stdout: {}", String::from_utf8_lossy(&out.stderr));
     let original = std::fs::read(root.path().join("one-chunk.bin")).unwrap();
     swap_content_keep_stamp(&root.path().join("one-chunk.bin"));
     let server = TestServer::start_with(root.path(), &["serve", "--chunk-size", "4K", "--index-dir", dir]);
