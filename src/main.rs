@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     raise_open_file_limit();
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     // Quiet by default: startup, index builds, warnings and errors; requests
     // and actix's own start-up lines at debug. Colours only on a terminal.
     // `link` and `index` are one-shot commands that say what they did in
@@ -47,6 +47,46 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Publish(args)) => publish(&args),
         Some(Command::Index(args)) => index_dir(&args),
         Some(Command::Link(args)) => link(&args),
+    }
+}
+
+/// The command line, or the process ends: help and version as clap prints
+/// them; a usage error in one plain line (`chunkcast: error: ...; see
+/// chunkcast get --help`), with clap's status 2, as every other error of
+/// the command line is one line.
+fn parse_command_line() -> Cli {
+    use clap::error::ErrorKind;
+    let e = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    eprintln!("chunkcast: {}", one_line(&e.render().to_string()));
+    std::process::exit(2);
+}
+
+/// clap's message up to its usage lines, joined: `error: the following
+/// required arguments were not provided: --tls-key <FILE>; see chunkcast
+/// serve --help`.
+fn one_line(message: &str) -> String {
+    let mut said = String::new();
+    let lines = message.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"));
+    for line in lines.filter(|l| !l.is_empty()) {
+        if !said.is_empty() {
+            said.push_str(if said.ends_with(':') { " " } else { "; " });
+        }
+        said.push_str(line);
+    }
+    // The subcommand the user typed, if any, for the help to look at.
+    let sub = std::env::args().nth(1).filter(|a| <Cli as clap::CommandFactory>::command().find_subcommand(a).is_some());
+    match sub {
+        Some(sub) => format!("{said}; see chunkcast {sub} --help"),
+        None => format!("{said}; see chunkcast --help"),
     }
 }
 

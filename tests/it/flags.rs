@@ -95,3 +95,22 @@ fn a_port_in_use_is_one_line_that_says_how_to_pick_another() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim(), format!("chunkcast: error: cannot listen on 127.0.0.1:{port}: another program uses that port; pick another with -p PORT"));
 }
+
+#[test]
+fn a_command_line_clap_refuses_is_one_line_with_status_2_and_help_still_prints() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_chunkcast")).args(args).output().unwrap();
+    for (args, said) in [
+        (&["get", "--foo"][..], "chunkcast: error: unexpected argument '--foo' found; tip: a similar argument exists: '--follow'; see chunkcast get --help"),
+        (&["serve", "--tls-cert", "c.pem"][..], "chunkcast: error: the following required arguments were not provided: --tls-key <FILE>; see chunkcast serve --help"),
+        (&["get", "http://x/", "--parallel", "abc"][..], "chunkcast: error: invalid value 'abc' for '--parallel <PARALLEL>': invalid digit found in string; see chunkcast get --help"),
+        (&["frobnicate"][..], "chunkcast: error: unrecognized subcommand 'frobnicate'; see chunkcast --help"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), said, "{args:?}");
+    }
+    let help = run(&["get", "--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: chunkcast get"));
+}
