@@ -14,7 +14,7 @@ import { REPO, makeRoot, pseudoRandom, sha256hex, startServer } from '../js/help
 const OUT = path.join(REPO, 'test-output');
 const SIZE = 40 << 20; // above the 32 MiB kept in memory: stored in OPFS, so a reload finds it
 const CHUNK = 256 << 10;
-const NAMES = ['first.bin', 'second.bin', 'third.bin', 'fourth.bin', 'fifth.bin', 'sixth.bin'];
+const NAMES = ['first.bin', 'second.bin', 'third.bin', 'fourth.bin', 'fifth.bin', 'sixth.bin', 'seventh.bin'];
 
 let srv;
 let root;
@@ -143,6 +143,23 @@ test('cancel removes the partial copy, and leaves no button that cannot work', a
   assert.equal(stored, null, 'nothing left in storage');
   await page.click(inCard('.forget', 'fifth.bin'));
   assert.equal(await page.locator('.download').count(), 0);
+  await page.close();
+});
+
+test('a copy saved just before a reload is released then, never offered as "not saved yet"', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(srv.url);
+  await page.waitForSelector('button[data-file]');
+  await setPace(page, 0);
+  await page.click('button[data-file="seventh.bin"]');
+  await waitData(page, 'state', 'v === "done"', 60000, 'seventh.bin');
+  assert.equal((await saveAndHash(page, 'seventh.bin')).sha, sha['seventh.bin']);
+  assert.match(await page.textContent(inCard('.dl-state', 'seventh.bin')), /released in 60 s/);
+  await page.reload(); // long before the 60 s are up: the release timer dies with the page
+  await page.waitForSelector('button[data-file]');
+  await page.waitForFunction(async () => (await import('/chunkcast.js')).findStored('seventh.bin').then((s) => s === null), null, { timeout: 10000, polling: 100 });
+  assert.equal(await page.locator('#resume-text li[data-name="seventh.bin"]').count(), 0, 'not offered for saving again');
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('chunkcast.downloads') || '{}')['seventh.bin']), undefined);
   await page.close();
 });
 

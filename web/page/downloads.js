@@ -37,10 +37,21 @@ export function keepRate(rate) {
  * sizes, for percentages, and whether it is a live text (resumed on reload).
  */
 export function knownDownloads() {
-  try { return /** @type {Record<string, {chunkSize: number, live?: boolean}>} */ (JSON.parse(localStorage.getItem(KNOWN_KEY) || '{}')); } catch { return {}; }
+  try { return /** @type {Record<string, {chunkSize: number, live?: boolean, saved?: boolean}>} */ (JSON.parse(localStorage.getItem(KNOWN_KEY) || '{}')); } catch { return {}; }
 }
 
-/** @param {string} name @param {{chunkSize: number, live?: boolean}|null} info */
+/**
+ * Marks `name`'s stored copy as saved to the browser's downloads: a reload
+ * before its release (RELEASE_AFTER_SAVE_MS) releases it then, instead of
+ * offering to save it again.
+ * @param {string} name
+ */
+export function rememberSaved(name) {
+  const info = knownDownloads()[name];
+  if (info) remember(name, { ...info, saved: true });
+}
+
+/** @param {string} name @param {{chunkSize: number, live?: boolean, saved?: boolean}|null} info */
 export function remember(name, info) {
   const all = knownDownloads();
   if (info) all[name] = info; else delete all[name];

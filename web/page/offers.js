@@ -6,7 +6,7 @@
  */
 
 import { allowWriting, clearStored, findHandle, forgetHandle, formatBytes, listHandles, listStored, storageEstimate } from '../chunkcast.js';
-import { knownDownloads } from './downloads.js';
+import { knownDownloads, remember } from './downloads.js';
 import { plural } from './format.js';
 
 /**
@@ -18,7 +18,21 @@ import { plural } from './format.js';
 export async function offerResume(o) {
   const known = knownDownloads();
   /** @type {{name: string, chunks: number, size: number, into?: string}[]} */
-  const stored = (await listStored()).filter((s) => !o.skip?.(s.name));
+  const stored = [];
+  let released = 0;
+  for (const s of await listStored()) {
+    if (o.skip?.(s.name)) continue;
+    if (known[s.name]?.saved) {
+      // Saved to the browser's downloads before the reload cut its release
+      // short (row.js): released now, never offered for saving again.
+      await clearStored(s.name).catch(() => {});
+      remember(s.name, null);
+      released++;
+      continue;
+    }
+    stored.push(s);
+  }
+  if (released) o.changed(); // the storage figure drops by what was released
   // Downloads into a picked file: the file holds the chunks, IndexedDB the handle.
   for (const h of await listHandles()) {
     if (!stored.some((s) => s.name === h.name)) stored.push({ name: h.name, chunks: h.written.length, size: h.size, into: h.handle.name });

@@ -11,7 +11,7 @@
 
 import { clearStored, Download, FileHandleStore, formatBytes, RUNNING, sha256, TERMINAL, toHex } from '../chunkcast.js';
 import { ChunkMap } from './chunk-map.js';
-import { defaultRate, keepRate, RELEASE_AFTER_SAVE_MS, remember } from './downloads.js';
+import { defaultRate, keepRate, RELEASE_AFTER_SAVE_MS, remember, rememberSaved } from './downloads.js';
 import { changedText, formatEta, formatPercent, formatSpeed, plural, retryDeadline, stateText } from './format.js';
 import { isGrowing, liveLine, liveStats, markLive } from './live.js';
 import { Meter } from './meter.js';
@@ -462,6 +462,7 @@ export class Row {
       return;
     }
     this.say(`Saved to your downloads · the copy kept here is released in ${RELEASE_AFTER_SAVE_MS / 1000} s`);
+    rememberSaved(this.name); // a reload before then releases it (offers.js)
     clearTimeout(this.releaseTimer);
     this.releaseTimer = setTimeout(() => this.release(), RELEASE_AFTER_SAVE_MS);
   }
