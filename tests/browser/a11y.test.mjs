@@ -112,6 +112,26 @@ for (const scheme of /** @type {const} */ (['light', 'dark'])) {
   });
 }
 
+test("a file's ⋯ menu closes with Escape (focus back on ⋯) and when the focus moves on", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(srv.url);
+  await page.waitForSelector('button[data-file]');
+  const menu = 'details[data-menu="file-00.bin"]';
+  const isOpen = () => page.$eval(menu, (m) => /** @type {HTMLDetailsElement} */ (m).open);
+  await page.focus(`${menu} > summary`);
+  await page.keyboard.press('Enter');
+  assert.equal(await isOpen(), true, 'Enter opens it');
+  await page.keyboard.press('Escape');
+  assert.equal(await isOpen(), false, 'Escape closes it');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'More for file-00.bin');
+  // Tabbing through its items and on to the next row closes it.
+  await page.keyboard.press('Enter');
+  for (let k = 0; k < 6 && await page.evaluate((m) => !!document.activeElement?.closest(m), menu); k++) await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate((m) => !!document.activeElement?.closest(m), menu), false, 'the focus left the menu');
+  assert.equal(await isOpen(), false, 'and the menu closed behind it');
+  await page.close();
+});
+
 test('state changes are announced to screen readers, progress is not', async () => {
   const { page } = await openPage(browser.context, srv.url);
   assert.equal(await page.getAttribute('#announce', 'aria-live'), 'polite');

@@ -93,9 +93,19 @@ export class FileBrowser {
       const b = th.querySelector('button');
       if (b) b.onclick = () => this.sortBy(/** @type {SortKey} */ (/** @type {HTMLElement} */ (th).dataset.sort));
     }
-    // One menu open at a time; a click elsewhere closes it.
-    document.addEventListener('click', (e) => {
-      for (const m of document.querySelectorAll('details.menu[open]')) if (!m.contains(/** @type {Node} */ (e.target))) m.removeAttribute('open');
+    // One menu open at a time: a click or the focus elsewhere closes it, and
+    // Escape closes it with the focus back on its ⋯.
+    /** @param {EventTarget|null} at */
+    const closeOthers = (at) => {
+      for (const m of document.querySelectorAll('details.menu[open]')) if (!(at instanceof Node && m.contains(at))) m.removeAttribute('open');
+    };
+    document.addEventListener('click', (e) => closeOthers(e.target));
+    document.addEventListener('focusin', (e) => closeOthers(e.target));
+    document.addEventListener('keydown', (e) => {
+      const open = /** @type {HTMLDetailsElement|null} */ (document.querySelector('details.menu[open]'));
+      if (e.key !== 'Escape' || !open) return;
+      open.removeAttribute('open');
+      open.querySelector('summary')?.focus();
     });
   }
 
