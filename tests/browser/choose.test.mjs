@@ -114,7 +114,7 @@ test('the folder and the opened file live in the URL: Back, Forward and reload k
   });
 });
 
-test('an address that fails, opened in the browser, is a styled page that says so and leads back to the list', async () => {
+test('an address that fails, opened in the browser, is a styled page that says so and leads back to the list; so is a missing folder', async () => {
   const page = await env.browser.context.newPage();
   try {
     const res = await page.goto(`${env.srv.url}files/docs/gone 🌊.bin`);
@@ -126,6 +126,16 @@ test('an address that fails, opened in the browser, is a styled page that says s
     await page.click('text=Open the file list');
     await page.waitForSelector('button[data-file="a.bin"]');
     assert.equal(new URL(page.url()).pathname, '/');
+    // A folder that is not there says so in the list, with ways back up
+    // (the breadcrumbs and a link; no "Try again", which could not help).
+    await page.goto(`${env.srv.url}?dir=nowhere`);
+    await page.waitForSelector('#files[data-dir="nowhere"]');
+    assert.match(await page.textContent('#files tbody'), /There is no folder “nowhere” on the server\. Open all files/);
+    assert.equal(await page.isVisible('#alert'), false);
+    assert.equal(await page.textContent('a[data-crumb=""]'), 'All files');
+    await page.click('text=Open all files');
+    await page.waitForSelector('button[data-file="a.bin"]');
+    assert.equal(new URL(page.url()).search, '');
   } finally {
     await page.close();
   }

@@ -156,9 +156,31 @@ export class FileBrowser {
       this.draw();
       if (this.file && dirOf(this.file) === dir && !this.entries.some((f) => f.name === this.file)) this.o.onMissing(this.file);
     } catch (e) {
+      if (/** @type {{status?: number}} */ (e).status === 404 && dir) return this.noFolder(dir);
       this.body.innerHTML = '<tr><td colspan="4">The file list is unavailable.</td></tr>';
       this.o.onError(`Cannot load the file list: ${/** @type {Error} */ (e).message}.`, () => this.load(dir));
     }
+  }
+
+  /**
+   * A folder that is not (or no longer) on the server: said in the list,
+   * with the breadcrumbs and a link as ways back up; trying again would
+   * not help. @param {string} dir
+   */
+  noFolder(dir) {
+    this.dir = dir;
+    this.entries = [];
+    this.drawCrumbs();
+    const up = document.createElement('a');
+    up.textContent = 'Open all files';
+    up.href = pageUrl('', null);
+    up.onclick = (e) => { if (plain(e)) { e.preventDefault(); this.go(''); } };
+    this.body.replaceChildren();
+    const td = this.body.insertRow().insertCell();
+    td.colSpan = 4;
+    td.append(`There is no folder “${dir}” on the server. `, up);
+    this.o.table.dataset.shown = '0';
+    this.o.table.dataset.dir = dir;
   }
 
   /** @param {SortKey} key */
