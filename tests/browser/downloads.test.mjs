@@ -138,6 +138,8 @@ test('cancel removes the partial copy, and leaves no button that cannot work', a
   assert.match(await page.textContent(inCard('.dl-state', 'fifth.bin')), /Cancelled/);
   for (const b of ['.pause', '.resume', '.cancel']) assert.equal(await page.isDisabled(inCard(b, 'fifth.bin')), true, `${b} is disabled`);
   for (const b of ['.cancel', '.rate-line']) assert.equal(await page.isVisible(inCard(b, 'fifth.bin')), false, `${b} is shown`);
+  // The removed copy's figures and chunk map go with it: no "12% · 5 MiB of 40 MiB" under "Cancelled".
+  for (const b of ['.dl-stats', '.map-canvas', '.counts']) assert.equal(await page.isVisible(inCard(b, 'fifth.bin')), false, `${b} is shown`);
   assert.equal(await page.isVisible(inCard('.save', 'fifth.bin')), false, 'no Save without a file');
   const stored = await page.evaluate(async () => (await import('/chunkcast.js')).findStored('fifth.bin'));
   assert.equal(stored, null, 'nothing left in storage');
