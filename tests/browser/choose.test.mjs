@@ -141,6 +141,20 @@ test('an address that fails, opened in the browser, is a styled page that says s
   }
 });
 
+test('the columns stay put from folder to folder and when the filter matches nothing', async () => {
+  await onPage(async (page) => {
+    const columns = () => page.$$eval('#files thead th', (ths) => ths.map((t) => Math.round(t.getBoundingClientRect().left)));
+    const top = await columns();
+    await page.fill('input[type=search]', 'no such name');
+    await page.waitForFunction(() => /No name in this folder/.test(document.querySelector('#files tbody')?.textContent ?? ''));
+    assert.deepEqual(await columns(), top, 'the filter matches nothing');
+    await page.fill('input[type=search]', '');
+    await page.click('a[data-dir="docs"]');
+    await page.waitForSelector('#files[data-dir="docs"] button[data-file="docs/readme.txt"]');
+    assert.deepEqual(await columns(), top, 'in a folder with other names');
+  });
+});
+
 test('each download has its own reading pace in characters per second and its own bandwidth, never carried over', async () => {
   await onPage(async (page) => {
     await page.click('a[data-open="notes.txt"]');
