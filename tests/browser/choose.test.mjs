@@ -126,6 +126,11 @@ test('an address that fails, opened in the browser, is a styled page that says s
     await page.click('text=Open the file list');
     await page.waitForSelector('button[data-file="a.bin"]');
     assert.equal(new URL(page.url()).pathname, '/');
+    // A folder opened as a file (/files/docs/) is opened in the file list.
+    await page.goto(`${env.srv.url}files/docs/`);
+    assert.equal(await page.textContent('h2'), 'This is a folder');
+    await page.click('text=Open it in the file list');
+    await page.waitForSelector('#files[data-dir="docs"] button[data-file="docs/readme.txt"]');
     // A folder that is not there says so in the list, with ways back up
     // (the breadcrumbs and a link; no "Try again", which could not help).
     await page.goto(`${env.srv.url}?dir=nowhere`);

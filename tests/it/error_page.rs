@@ -38,6 +38,21 @@ fn a_missing_page_or_file_opened_in_a_browser_is_a_page_that_leads_back() {
     let html = assert_page(&navigate(&server, "/files/gone/away.bin"), 404, "Nothing here", "../../");
     assert!(html.contains("<code>/files/gone/away.bin</code>"), "{html}");
 
+    // A folder opened as a file: the page says so and opens it in the list.
+    for (path, link) in [
+        ("/files/nested", r#"<a href="../?dir=nested">Open it in the file list</a>"#),
+        ("/files/nested/", r#"<a href="../../?dir=nested">Open it in the file list</a>"#),
+        ("/files/nested/deeper", r#"<a href="../../?dir=nested/deeper">Open it in the file list</a>"#),
+    ] {
+        let res = navigate(&server, path);
+        let html = res.text();
+        assert_eq!(res.status, 404, "{path}: {html}");
+        assert!(html.contains("<h2>This is a folder</h2>") && html.contains(link), "{path}: {html}");
+    }
+    // A hidden folder is no folder to anyone.
+    std::fs::create_dir(root.path().join(".hidden-dir")).unwrap();
+    assert!(navigate(&server, "/files/.hidden-dir").text().contains("<h2>Nothing here</h2>"));
+
     // The client's text is shown, never run.
     let html = assert_page(&navigate(&server, "/%3Cscript%3Ealert(1)%3C%2Fscript%3E"), 404, "Nothing here", "./");
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");

@@ -18,7 +18,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 
 use super::json_errors::is_json;
+use crate::protocol::params::encode_query_value;
 use crate::protocol::ErrorBody;
+use crate::server::state::AppState;
 use crate::server::url::Mount;
 
 /// An API error body is a sentence and a code; anything longer is not one.
@@ -30,9 +32,9 @@ pub async fn for_people(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    let root = navigation_root(&req);
+    let nav = navigation(&req);
     let res = next.call(req).await?;
-    let Some(root) = root else { return Ok(res.map_into_left_body()) };
+    let Some(nav) = nav else { return Ok(res.map_into_left_body()) };
     let status = res.status();
     if !is_json(res.headers()) || !(status.is_client_error() || status.is_server_error()) {
         return Ok(res.map_into_left_body());
@@ -58,15 +60,23 @@ pub async fn for_people(
     new.insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self'"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    let html = render(status, &code, &sentence, req.path(), &root);
+    let folder = if code == "not_found" { folder_at(&req, &nav.route) } else { None };
+    let html = render(&Said { status, code: &code, sentence: &sentence, path: req.path() }, &nav.root, folder);
     let res = new.content_type("text/html; charset=utf-8").body(html);
     Ok(ServiceResponse::new(req, res).map_into_boxed_body().map_into_right_body())
 }
 
-/// For a browser's navigation to a page path: the relative URL of the file
-/// list from there (`./`, `../`, …, so it holds behind a proxy that strips a
-/// prefix too). `None` for anything else.
-fn navigation_root(req: &ServiceRequest) -> Option<String> {
+/// A browser's navigation to a page path.
+struct Navigation {
+    /// The file list's URL relative to the page (`./`, `../`, …, so it holds
+    /// behind a proxy that strips a prefix too).
+    root: String,
+    /// The path as the routes see it (decoded, without the mount prefix).
+    route: String,
+}
+
+/// The navigation `req` is, if it is one; `None` for anything else.
+fn navigation(req: &ServiceRequest) -> Option<Navigation> {
     if req.method() != Method::GET {
         return None;
     }
@@ -82,7 +92,24 @@ fn navigation_root(req: &ServiceRequest) -> Option<String> {
     let route = mount.route_path(req.path())?;
     let machine =
         route.starts_with("/api/") || route == "/events" || route.starts_with("/events/") || route == "/healthz";
-    (!machine).then(|| mount.root_from(req.path()))
+    (!machine).then(|| Navigation { root: mount.root_from(req.path()), route })
+}
+
+/// `/files/DIR` (or `/files/DIR/`) that misses because `DIR` is a folder:
+/// its name, so the page can open it in the file list instead.
+fn folder_at(req: &actix_web::HttpRequest, route: &str) -> Option<String> {
+    let dir = route.strip_prefix("/files/")?.trim_end_matches('/');
+    let state = req.app_data::<web::Data<AppState>>()?;
+    (!dir.is_empty() && state.catalog.listing(dir).is_ok()).then(|| dir.to_owned())
+}
+
+/// What the error said, and where.
+struct Said<'a> {
+    status: StatusCode,
+    code: &'a str,
+    sentence: &'a str,
+    /// The request's path, as sent.
+    path: &'a str,
 }
 
 /// What the page says for each kind of error: a heading, and whether the
@@ -99,11 +126,21 @@ fn heading(status: StatusCode, code: &str) -> (&'static str, bool) {
     }
 }
 
-fn render(status: StatusCode, code: &str, sentence: &str, path: &str, root: &str) -> String {
-    let (title, show_path) = heading(status, code);
+fn render(e: &Said, root: &str, folder: Option<String>) -> String {
+    let Said { status, code, sentence, path } = *e;
+    let (mut title, show_path) = heading(status, code);
     let mut said = String::new();
     let path = escape(&crate::server::url::decode_path(path).unwrap_or_else(|| path.to_owned()));
-    if code == "not_found" {
+    let root = escape(root);
+    let mut back = format!(r#"<a href="{root}">Open the file list</a>"#);
+    if let Some(dir) = folder {
+        title = "This is a folder";
+        said.push_str(&format!(
+            "<p><code>{}</code> is a folder; its files are downloaded one by one.</p>",
+            escape(&dir)
+        ));
+        back = format!(r#"<a href="{root}?dir={}">Open it in the file list</a>"#, escape(&encode_query_value(&dir)));
+    } else if code == "not_found" {
         said.push_str(&format!("<p>There is no file or page at <code>{path}</code> on this server.</p>"));
     } else if show_path {
         let why = escape(sentence.trim_end_matches('.'));
@@ -135,14 +172,13 @@ fn render(status: StatusCode, code: &str, sentence: &str, path: &str, root: &str
     <section class="error-page">
       <h2>{title}</h2>
       {said}
-      <p><a href="{root}">Open the file list</a></p>
+      <p>{back}</p>
       <p class="error-detail">HTTP {detail}</p>
     </section>
   </main>
 </body>
 </html>
-"#,
-        root = escape(root),
+"#
     )
 }
 
@@ -168,10 +204,14 @@ mod tests {
 
     #[test]
     fn what_a_client_sent_is_text_never_markup() {
-        let html = render(StatusCode::NOT_FOUND, "not_found", "no such file", "/<script>alert(1)</script>", "./");
+        let said = |status, code, sentence, path| Said { status, code, sentence, path };
+        let html =
+            render(&said(StatusCode::NOT_FOUND, "not_found", "no such file", "/<script>alert(1)</script>"), "./", None);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
-        let html = render(StatusCode::FORBIDDEN, "x\"><b>", "a \"quoted\" <i>sentence</i>", "/p", "./");
+        let html = render(&said(StatusCode::FORBIDDEN, "x\"><b>", "a \"quoted\" <i>sentence</i>", "/p"), "./", None);
+        assert!(!html.contains("<b>") && !html.contains("<i>"), "{html}");
+        let html = render(&said(StatusCode::NOT_FOUND, "not_found", "", "/files/a"), "../", Some("<a>&\"".into()));
         assert!(!html.contains("<b>") && !html.contains("<i>"), "{html}");
     }
 }
