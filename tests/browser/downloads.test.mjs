@@ -50,9 +50,12 @@ test('two downloads at once each keep their own progress and controls, and both 
   const firstBefore = Number(await data(page, 'verified', 'first.bin'));
   await waitData(page, 'verified', `Number(v) > ${firstBefore}`, 30000, 'first.bin');
 
-  // Pausing one leaves the other running.
+  // Pausing one leaves the other running (and its bar keeps its width as Pause becomes Resume).
+  const barWidth = () => page.$eval(inCard('.bar', 'first.bin'), (e) => e.getBoundingClientRect().width);
+  const running = await barWidth();
   await page.click(inCard('.pause', 'first.bin'));
   await waitData(page, 'state', 'v === "paused"', 10000, 'first.bin');
+  assert.equal(await barWidth(), running, 'the bar keeps its width');
   // A chunk already received when Pause was pressed is still verified and
   // kept (nothing received is thrown away): count once that has settled.
   let paused = Number(await data(page, 'verified', 'first.bin'));
