@@ -13,6 +13,11 @@ fn navigate(server: &TestServer, path: &str) -> crate::common::Resp {
     server.get_with(path, &[("Accept", NAVIGATION)])
 }
 
+/// Whether a `Vary` header of `res` names `Accept`.
+fn varies_on_accept(res: &crate::common::Resp) -> bool {
+    res.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("vary") && v.split(',').any(|t| t.trim() == "Accept"))
+}
+
 /// Asserts an error page: the status, HTML with no script allowed, the
 /// heading, and the link back to the list at `root`.
 fn assert_page(res: &crate::common::Resp, status: u16, heading: &str, root: &str) -> String {
@@ -68,13 +73,18 @@ fn scripts_tools_and_machine_endpoints_keep_the_json_error() {
     let server = TestServer::start(root.path(), &[]);
     // No `Accept: text/html`: fetch, EventSource, get, curl.
     server.get("/nowhere").assert_error(404, "not_found");
-    server.get("/files/gone.bin").assert_error(404, "not_found");
+    let json = server.get("/files/gone.bin");
+    json.assert_error(404, "not_found");
+    // Both answers of a page path say they depend on `Accept`, for caches.
+    assert!(varies_on_accept(&json) && varies_on_accept(&navigate(&server, "/files/gone.bin")), "{:?}", json.headers);
     server.get_with("/files/gone.bin", &[("Accept", "*/*")]).assert_error(404, "not_found");
     // The API answers JSON even to a browser's address bar.
     for path in ["/api/manifest?file=gone.bin", "/events?file=gone.bin", "/events/chunk/0/1?file=gone.bin"] {
         navigate(&server, path).assert_error(404, "not_found");
     }
-    navigate(&server, "/api/files?dir=gone").assert_error(404, "not_found");
+    let api = navigate(&server, "/api/files?dir=gone");
+    api.assert_error(404, "not_found");
+    assert!(!varies_on_accept(&api), "the API's answer never depends on Accept");
     // A file that is there is the file, whatever the browser accepts.
     let res = navigate(&server, "/files/story.txt");
     assert_eq!(res.status, 200);

@@ -32,11 +32,18 @@ pub async fn for_people(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    let nav = navigation(&req);
-    let res = next.call(req).await?;
-    let Some(nav) = nav else { return Ok(res.map_into_left_body()) };
+    let page = page_path(&req);
+    let wants_html = accepts_html(&req);
+    let mut res = next.call(req).await?;
+    let Some(nav) = page else { return Ok(res.map_into_left_body()) };
     let status = res.status();
     if !is_json(res.headers()) || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res.map_into_left_body());
+    }
+    // The answer depends on `Accept` from here on: a cache must not hand
+    // the JSON to a browser's navigation, nor the page to a script.
+    res.headers_mut().append(header::VARY, HeaderValue::from_static("Accept"));
+    if !wants_html {
         return Ok(res.map_into_left_body());
     }
     let (req, old) = res.into_parts();
@@ -66,7 +73,7 @@ pub async fn for_people(
     Ok(ServiceResponse::new(req, res).map_into_boxed_body().map_into_right_body())
 }
 
-/// A browser's navigation to a page path.
+/// A request for a page path.
 struct Navigation {
     /// The file list's URL relative to the page (`./`, `../`, …, so it holds
     /// behind a proxy that strips a prefix too).
@@ -75,17 +82,10 @@ struct Navigation {
     route: String,
 }
 
-/// The navigation `req` is, if it is one; `None` for anything else.
-fn navigation(req: &ServiceRequest) -> Option<Navigation> {
+/// A `GET` of a page path (not `/api/`, `/events` or `/healthz`, which
+/// always answer JSON); `None` for anything else.
+fn page_path(req: &ServiceRequest) -> Option<Navigation> {
     if req.method() != Method::GET {
-        return None;
-    }
-    let accepts_html = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/html")));
-    if !accepts_html {
         return None;
     }
     let mount = req.app_data::<web::Data<Mount>>()?;
@@ -93,6 +93,14 @@ fn navigation(req: &ServiceRequest) -> Option<Navigation> {
     let machine =
         route.starts_with("/api/") || route == "/events" || route.starts_with("/events/") || route == "/healthz";
     (!machine).then(|| Navigation { root: mount.root_from(req.path()), route })
+}
+
+/// Whether the request is a browser's navigation: `text/html` in `Accept`.
+fn accepts_html(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/html")))
 }
 
 /// `/files/DIR` (or `/files/DIR/`) that misses because `DIR` is a folder:

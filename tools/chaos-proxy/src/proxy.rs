@@ -211,6 +211,27 @@ struct Shared {
     feed_size: AtomicUsize,
     events: Option<Sink>,
     verbose: bool,
+    /// Writes to clients whose bytes are not in the books yet (between
+    /// `write_all` and the counters): the books wait for them (see
+    /// [`Proxy::books`]), so a client that has its chunks finds them there.
+    writing: AtomicUsize,
+}
+
+/// One write to a client and its booking, counted in [`Shared::writing`]
+/// for as long as it lives.
+struct Writing<'a>(&'a AtomicUsize);
+
+impl<'a> Writing<'a> {
+    fn start(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, SeqCst);
+        Writing(n)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
 }
 
 impl Shared {
@@ -266,6 +287,7 @@ impl Proxy {
             feed_size: AtomicUsize::new(o.feed_size),
             events: o.events,
             verbose: o.verbose,
+            writing: AtomicUsize::new(0),
         });
         let s = shared.clone();
         let accept = std::thread::spawn(move || accept_loop(listener, s));
@@ -364,7 +386,17 @@ impl Proxy {
         }
     }
 
+    /// Waits (at most 200 ms: a write to a client that stopped reading may
+    /// never end) until every write has booked what it wrote.
+    fn books(&self) {
+        let started = Instant::now();
+        while self.shared.writing.load(SeqCst) > 0 && started.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     pub fn stats(&self) -> Stats {
+        self.books();
         let c = &self.shared.counters;
         Stats {
             connections: c.connections.load(SeqCst),
@@ -408,6 +440,7 @@ impl Proxy {
 
     /// The ledger so far, leaving an empty one in its place.
     pub fn take_ledger(&self) -> Ledger {
+        self.books();
         std::mem::take(&mut *self.shared.ledger.lock().unwrap())
     }
 }
@@ -591,6 +624,7 @@ fn downstream(id: u64, mut client: &TcpStream, mut server: &TcpStream, plan: Pla
         }
         ctl.mid_response.store(!scan.between_responses(), SeqCst);
         let upto = stop.map_or(release, |(at, _)| at);
+        let writing = Writing::start(&shared.writing);
         if client.write_all(&work[..upto]).is_err() {
             return;
         }
@@ -598,6 +632,7 @@ fn downstream(id: u64, mut client: &TcpStream, mut server: &TcpStream, plan: Pla
         c.wire_bytes.fetch_add(upto as u64, SeqCst);
         c.corruptions.fetch_add(std::mem::take(&mut scan.flipped), SeqCst);
         record(id, shared, &done);
+        drop(writing);
         if std::mem::take(&mut scan.range_ended) && ctl.range_open.swap(false, SeqCst) {
             shared.ranges(-1);
         }
@@ -640,6 +675,7 @@ fn downstream_blind(
         }
         let stop = framer.feed(&mut buf[..n]);
         let upto = stop.map_or(n, |(at, _)| at);
+        let writing = Writing::start(&shared.writing);
         if client.write_all(&buf[..upto]).is_err() {
             return;
         }
@@ -647,6 +683,7 @@ fn downstream_blind(
         c.corruptions.fetch_add(std::mem::take(&mut framer.flipped), SeqCst);
         c.records.fetch_add(std::mem::take(&mut framer.records), SeqCst);
         c.records_corrupted.fetch_add(std::mem::take(&mut framer.corrupted), SeqCst);
+        drop(writing);
         let Some((_, kind)) = stop else { continue };
         let place = framer.plan.fault.map(|(_, s)| (&c.blind_at[s.index()], BLIND_WHERE[s.index()]));
         return hit(id, kind, place, "", shared, ctl);
