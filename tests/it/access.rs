@@ -220,23 +220,30 @@ fn chunkcast_link_with_a_new_key_file_says_so_in_plain_lines() {
     assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
 }
 
+/// Asserts a `link` refused with one plain line saying `said` (status 1,
+/// not a panic's 101), and no link printed; `case` names the input.
+#[track_caller]
+fn refused_in_one_line(out: &std::process::Output, said: &str, case: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{case}: a plain error, not a panic (101): {stderr}");
+    assert!(out.stdout.is_empty(), "{case}: no link printed");
+    assert!(stderr.contains(said), "{case}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{case}: one line: {stderr}");
+}
+
+/// `chunkcast link ARGS --key-file KEY_FILE`, run to its exit.
+fn link_cli(key_file: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"));
+    command.arg("link").args(args).arg("--key-file").arg(key_file).output().unwrap()
+}
+
 #[test]
 fn a_link_expiry_of_zero_or_past_ten_years_is_refused_without_a_panic() {
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("link-key");
-    let link = |expires: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-            .args(["link", "http://host:8080", "a.txt", "--expires", expires, "--key-file", key_file.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
+    let link = |expires: &str| link_cli(&key_file, &["http://host:8080", "a.txt", "--expires", expires]);
     for expires in ["0s", "3651days", "18446744073709551615s", "1000000000years"] {
-        let out = link(expires);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{expires}: a plain error, not a panic (101): {stderr}");
-        assert!(out.stdout.is_empty(), "{expires}: no link printed");
-        assert!(stderr.contains("--expires must be between 1 second and 3650 days"), "{expires}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{expires}: one line: {stderr}");
+        refused_in_one_line(&link(expires), "--expires must be between 1 second and 3650 days", expires);
     }
     let out = link("3650days");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -280,19 +287,9 @@ fn get_with_an_expired_or_foreign_link_says_why_in_one_line() {
 fn a_base_url_without_its_scheme_is_refused_in_one_line() {
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("link-key");
-    let link = |base: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chunkcast"))
-            .args(["link", base, "a.txt", "--key-file", key_file.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
+    let link = |base: &str| link_cli(&key_file, &[base, "a.txt"]);
     for base in ["nas.lan", "nas.lan:8443", "ftp://nas.lan", "https://", "http:///x", "https://nas.lan/?file=b.txt"] {
-        let out = link(base);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{base}: {stderr}");
-        assert!(out.stdout.is_empty(), "{base}: no link printed");
-        assert!(stderr.contains("BASE_URL must be the server's address with its scheme"), "{base}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{base}: {stderr}");
+        refused_in_one_line(&link(base), "BASE_URL must be the server's address with its scheme", base);
     }
     for base in ["https://nas.lan:8443/", "HTTP://127.0.0.1:8080", "https://example.com/chunkcast"] {
         let out = link(base);
