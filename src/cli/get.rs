@@ -8,13 +8,14 @@ use clap::Args;
 use super::connect::{stall_timeout, ConnectArgs};
 use super::size::parse_size;
 use crate::client::{target, ClientError, Connect, GetConfig, Output, Transport};
+use crate::protocol::limits::MAX_STREAMS_PER_CONNECTION;
 
 /// `--retries` when not given.
 const DEFAULT_RETRIES: u32 = 10;
 
 /// The most `--parallel` range requests: what one HTTP/2 connection may hold
-/// open on the server (its per-connection stream limit).
-const MAX_PARALLEL: usize = 128;
+/// open on the server.
+const MAX_PARALLEL: usize = MAX_STREAMS_PER_CONNECTION;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\

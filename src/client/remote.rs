@@ -90,18 +90,23 @@ pub fn backoff_delay(retry_ms: Option<u64>, failures: u32) -> Duration {
 /// A server's error answer in words for the terminal, its text escaped (a
 /// server must not set the window title or clear the screen).
 pub fn error_message(status: u16, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body).ok().map(|e| e.error) {
-        Some(msg) => format!("{status}: {}", Esc(&msg)),
+    match error_body(body) {
+        Some(e) => format!("{status}: {}", Esc(&e.error)),
         None => format!("HTTP {status}"),
     }
 }
 
-/// A 403's sentence (escaped), or a plain one when the body has none.
+/// A 403's sentence and code (escaped), or a plain one when the body has none.
 pub fn refusal(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body).ok() {
+    match error_body(body) {
         Some(e) => format!("{} ({})", Esc(&e.error), Esc(&e.code)),
         None => "403 Forbidden".into(),
     }
+}
+
+/// The protocol's JSON error body, if that is what `body` is.
+fn error_body(body: &[u8]) -> Option<ErrorBody<'_>> {
+    serde_json::from_slice(body).ok()
 }
 
 /// Reads an event's data as its wire type.

@@ -407,9 +407,6 @@ fn delta_line(s: &Summary) -> Option<String> {
     Some(format!("{}; fetched {} ({})", parts.join("; "), s.fetched_chunks, size(s.fetched_bytes)))
 }
 
-/// What `get` proved, in the words of the summary: the whole file's SHA-256
-/// when it computed one (`--verify-sha256`), else the root its chunk
-/// digests hash to. Never a digest it only read from the server.
 /// Where the bytes went, as a person reads it: `-` is standard output.
 fn shown(path: &std::path::Path) -> String {
     if path.as_os_str() == "-" {
@@ -419,6 +416,9 @@ fn shown(path: &std::path::Path) -> String {
     }
 }
 
+/// What `get` proved, in the words of the summary: the whole file's SHA-256
+/// when it computed one (`--verify-sha256`), else the root its chunk
+/// digests hash to. Never a digest it only read from the server.
 fn proof(s: &Summary) -> String {
     match &s.sha256 {
         Some(sha) => format!("sha256 {sha}"),

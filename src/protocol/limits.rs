@@ -22,6 +22,11 @@ pub const MAX_RANGE: u64 = 1 << 32;
 /// this still lets a client name hundreds of gaps in one request.
 pub const MAX_NEED_LEN: usize = 8192;
 
+/// Responses holding a file that one connection may have open at once
+/// (HTTP/2 multiplexes them; HTTP/1.1 holds one): beyond it the server
+/// answers 503 `busy`, and `get --parallel` asks for no more.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 128;
+
 /// The largest manifest a client reads. A whole manifest lists ~81 bytes
 /// per chunk (digest and offset), so 64 MiB holds some 800,000 chunks: a
 /// 12 TiB file at 16 MiB chunks, 3 GiB at the smallest. A server that sends

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Responses one connection may hold at once (HTTP/1.1 holds at most one).
-pub const PER_CONNECTION: usize = 128;
+pub const PER_CONNECTION: usize = crate::protocol::limits::MAX_STREAMS_PER_CONNECTION;
 
 /// The count of responses holding a file, and its bound (`--max-connections`).
 pub struct Slots {

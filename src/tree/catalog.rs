@@ -197,6 +197,12 @@ impl Catalog {
         }
     }
 
+    /// Whether `dir` is a folder the list would show (not hidden, inside
+    /// the root): one open, no names read.
+    pub fn is_dir(&self, dir: &str) -> bool {
+        !dir.is_empty() && is_safe_name(dir) && self.fs.open_under(dir, Want::Dir).is_some()
+    }
+
     /// [`Catalog::list_dir`] a page at a time: the directory opened and its
     /// (cached, shared) names read, each entry examined only when its page
     /// is asked for. A response that streams it holds one page, not the

@@ -108,7 +108,7 @@ fn accepts_html(req: &ServiceRequest) -> bool {
 fn folder_at(req: &actix_web::HttpRequest, route: &str) -> Option<String> {
     let dir = route.strip_prefix("/files/")?.trim_end_matches('/');
     let state = req.app_data::<web::Data<AppState>>()?;
-    (!dir.is_empty() && state.catalog.listing(dir).is_ok()).then(|| dir.to_owned())
+    state.catalog.is_dir(dir).then(|| dir.to_owned())
 }
 
 /// What the error said, and where.
